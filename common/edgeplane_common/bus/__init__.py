@@ -1,0 +1,58 @@
+"""The message-bus seam: EdgeX message envelopes over publish/subscribe/request.
+
+`MessageBus` is the port; `edgeplane_common.bus.nats.NatsMessageBus` is the real adapter and
+`edgeplane_common.bus.memory.InMemoryBus` the unit-test fake (both pass tests/contract/test_bus_contract.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from edgeplane_common.bus.envelope import MessageEnvelope
+from edgeplane_common.bus.topics import Topics, escape, subject
+
+Handler = Callable[[MessageEnvelope], Awaitable["MessageEnvelope | None"]]
+"""A subscription handler. For a request, the returned envelope is the reply; exceptions are logged
+and never end the subscription."""
+
+
+class Subscription(Protocol):
+    async def unsubscribe(self) -> None: ...
+
+
+class MessageBus(Protocol):
+    async def connect(self) -> None: ...
+
+    async def publish(self, topic: str, envelope: MessageEnvelope) -> None:
+        """Fire-and-forget publish on core NATS (at-most-once)."""
+        ...
+
+    async def publish_durable(self, topic: str, envelope: MessageEnvelope) -> None:
+        """Publish into a JetStream stream and wait for the server's ack (the message is stored)."""
+        ...
+
+    async def subscribe(self, topic: str, handler: Handler, *, queue: str | None = None) -> Subscription:
+        """Subscribe to a subject (wildcards `*`, `>` allowed); `queue` shares messages in a group.
+        A handler's returned envelope is sent as the reply when the message was a request."""
+        ...
+
+    async def request(self, topic: str, envelope: MessageEnvelope, *, timeout: float = 5.0) -> MessageEnvelope:
+        """Request/reply. Raises ServiceUnavailable when nobody listens (at once) or on timeout."""
+        ...
+
+    async def ensure_stream(self, name: str, subjects: list[str], *, max_age_s: float | None = None) -> None:
+        """Create or update a JetStream stream capturing `subjects`."""
+        ...
+
+    async def consume(
+        self, stream: str, durable: str, topic: str, handler: Handler, *, batch: int = 100
+    ) -> Subscription:
+        """Durable pull consumer: each message is acked only after `handler` returns without raising,
+        so a crash redelivers it. Several consumers with the same durable name share the load."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+__all__ = ["Handler", "MessageBus", "MessageEnvelope", "Subscription", "Topics", "escape", "subject"]

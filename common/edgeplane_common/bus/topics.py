@@ -1,0 +1,59 @@
+"""EdgeX topics mapped to NATS subjects: `/` becomes `.`, and names inside a subject are escaped."""
+
+from __future__ import annotations
+
+# Characters NATS gives meaning to inside a subject token, plus `%` (our escape character).
+_ESCAPES = {"%": "%25", ".": "%2E", "*": "%2A", ">": "%3E", " ": "%20", "\t": "%09"}
+
+
+def escape(name: str) -> str:
+    """Escape a device/profile/service/resource name so it is exactly one NATS subject token."""
+    return "".join(_ESCAPES.get(ch, ch) for ch in name)
+
+
+def unescape(token: str) -> str:
+    out = token
+    for ch, esc in reversed(list(_ESCAPES.items())):
+        out = out.replace(esc, ch)
+    return out
+
+
+def subject(*parts: str) -> str:
+    """Join already-escaped tokens (or wildcards) into a subject."""
+    return ".".join(parts)
+
+
+class Topics:
+    """The EdgeX v3 topic scheme with the `edgex` base topic."""
+
+    BASE = "edgex"
+    EVENTS_STREAM = "EDGEX_EVENTS"
+
+    @staticmethod
+    def events(service: str, profile: str, device: str, source: str) -> str:
+        return subject("edgex", "events", "device", escape(service), escape(profile), escape(device),
+                       escape(source))
+
+    EVENTS_ALL = "edgex.events.device.>"
+
+    @staticmethod
+    def system_event(source: str, type_: str, action: str, owner: str, profile: str | None = None) -> str:
+        parts = ["edgex", "system-events", escape(source), type_, action, escape(owner)]
+        if profile:
+            parts.append(escape(profile))
+        return subject(*parts)
+
+    SYSTEM_EVENTS_ALL = "edgex.system-events.>"
+
+    @staticmethod
+    def command_request(service: str, device: str, command: str, method: str) -> str:
+        return subject("edgex", "device", "command", "request", escape(service), escape(device),
+                       escape(command), method.lower())
+
+    @staticmethod
+    def command_request_all(service: str) -> str:
+        return subject("edgex", "device", "command", "request", escape(service), ">")
+
+    @staticmethod
+    def device_validation(service: str) -> str:
+        return subject("edgex", "device", "validate", escape(service))

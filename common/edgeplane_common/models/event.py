@@ -1,0 +1,53 @@
+"""EdgeX v3 events and readings (simple, binary, object)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from pydantic import Field
+
+from edgeplane_common import API_VERSION
+from edgeplane_common.models.base import ContractModel, Str
+from edgeplane_common.models.enums import ValueTypeField
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Reading(ContractModel):
+    id: str = Field(default_factory=new_id)
+    origin: int = Field(default_factory=now_ns)
+    device_name: str
+    resource_name: str
+    profile_name: str
+    value_type: ValueTypeField
+    units: str | None = None
+    tags: dict[str, Any] | None = None
+    value: Str | None = None
+    binary_value: bytes | None = None
+    media_type: str | None = None
+    object_value: Any = None
+
+
+class Event(ContractModel):
+    api_version: str = API_VERSION
+    id: str = Field(default_factory=new_id)
+    device_name: str
+    profile_name: str
+    source_name: str
+    origin: int = Field(default_factory=now_ns)
+    readings: list[Reading] = Field(default_factory=list)
+    tags: dict[str, Any] | None = None
+
+
+class AddEventRequest(ContractModel):
+    api_version: str = API_VERSION
+    request_id: str | None = None
+    event: Event
