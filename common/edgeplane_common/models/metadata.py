@@ -105,6 +105,7 @@ class DeviceProfile(ContractModel):
     device_commands: list[DeviceCommand] = Field(default_factory=list)
     created: int | None = None
     modified: int | None = None
+    linked_device_count: int | None = None  # computed on read, never stored
 
     @field_validator("name")
     @classmethod
@@ -126,6 +127,16 @@ class DeviceProfile(ContractModel):
 class DeviceProfileBasicInfo(ContractModel):
     id: str | None = None
     name: str
+    description: str | None = None
+    manufacturer: Str | None = None
+    model: Str | None = None
+    labels: list[Str] | None = None
+    linked_device_count: int | None = None
+
+
+class UpdateDeviceProfileBasicInfo(ContractModel):
+    id: str | None = None
+    name: str | None = None
     description: str | None = None
     manufacturer: Str | None = None
     model: Str | None = None
@@ -327,6 +338,7 @@ __all__ = [
     "Retention",
     "UpdateDevice",
     "UpdateDeviceCommand",
+    "UpdateDeviceProfileBasicInfo",
     "UpdateDeviceResource",
     "UpdateDeviceService",
     "UpdateProvisionWatcher",

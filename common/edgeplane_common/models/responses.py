@@ -23,6 +23,7 @@ from edgeplane_common.models.metadata import (
     ProvisionWatcher,
     UpdateDevice,
     UpdateDeviceCommand,
+    UpdateDeviceProfileBasicInfo,
     UpdateDeviceResource,
     UpdateDeviceService,
     UpdateProvisionWatcher,
@@ -46,7 +47,7 @@ class UpdateDeviceProfileRequest(BaseRequest):
 
 
 class DeviceProfileBasicInfoRequest(BaseRequest):
-    basic_info: dict[str, Any] = Field(alias="basicinfo")
+    basic_info: UpdateDeviceProfileBasicInfo = Field(alias="basicinfo")
 
 
 class UpdateTags(ContractModel):

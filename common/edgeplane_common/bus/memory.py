@@ -1,0 +1,317 @@
+"""An in-process `MessageBus` for unit tests of logic. It passes the same contract suite as
+`NatsMessageBus` (tests/contract/test_bus_contract.py): NATS subject wildcards, queue groups, request/reply
+with immediate "no responders", and durable streams with at-least-once ack/nak semantics.
+
+Messages go through `encode()`/`decode()` as on the wire, so a test catches what would not serialise.
+Never use it in a service: it has no persistence and no other process can see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+from edgeplane_common.bus import Handler, Subscription
+from edgeplane_common.bus.envelope import MessageEnvelope
+from edgeplane_common.bus.nats import decode_message, dispatch, error_envelope
+from edgeplane_common.errors import ContractInvalid, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+_DRAIN_TIMEOUT_S = 5.0
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS matching: `*` is exactly one token, a final `>` is one or more tokens."""
+    p_tokens = pattern.split(".")
+    s_tokens = subject.split(".")
+    for i, tok in enumerate(p_tokens):
+        if tok == ">" and i == len(p_tokens) - 1:
+            return len(s_tokens) > i
+        if i >= len(s_tokens) or (tok != "*" and tok != s_tokens[i]):
+            return False
+    return len(s_tokens) == len(p_tokens)
+
+
+# A queued delivery: the encoded message, its subject, and where to send the reply (None: no reply wanted).
+_Delivery = tuple[bytes, str, "asyncio.Future[bytes] | None"]
+
+
+class _CoreSub:
+    def __init__(self, bus: InMemoryBus, pattern: str, handler: Handler, queue: str | None) -> None:
+        self.bus = bus
+        self.pattern = pattern
+        self.queue = queue
+        self._handler = handler
+        self._inbox: asyncio.Queue[_Delivery] = asyncio.Queue()
+        # One worker per subscription: messages are handled in order, one at a time, as nats-py does.
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"subscription {pattern}")
+
+    def deliver(self, data: bytes, subject: str, reply: asyncio.Future[bytes] | None) -> None:
+        self._inbox.put_nowait((data, subject, reply))
+
+    async def _run(self) -> None:
+        while True:
+            data, subject, reply_to = await self._inbox.get()
+            try:
+                await self._handle(data, subject, reply_to)
+            finally:
+                self._inbox.task_done()
+
+    async def _handle(self, data: bytes, subject: str, reply_to: asyncio.Future[bytes] | None) -> None:
+        try:
+            envelope = decode_message(data, subject)
+        except ContractInvalid as err:
+            logger.warning("%s", err)
+            if reply_to is not None and not reply_to.done():
+                reply_to.set_result(error_envelope(MessageEnvelope(), err).encode())
+            return
+        reply = await dispatch(self._handler, envelope, subject)
+        if reply_to is not None and reply is not None and not reply_to.done():
+            reply_to.set_result(reply.encode())
+
+    async def drain(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_DRAIN_TIMEOUT_S):
+                await self._inbox.join()
+        await self.stop()
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def unsubscribe(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.bus._subs.remove(self)
+        await self.stop()
+
+
+@dataclass
+class _Stored:
+    seq: int
+    subject: str
+    data: bytes
+    stored_at: float
+
+
+@dataclass
+class _Stream:
+    name: str
+    subjects: list[str]
+    max_age_s: float | None
+    messages: list[_Stored] = field(default_factory=list)
+
+    def captures(self, subject: str) -> bool:
+        return any(subject_matches(p, subject) for p in self.subjects)
+
+    def expire(self, now: float) -> None:
+        if self.max_age_s:
+            cutoff = now - self.max_age_s
+            self.messages = [m for m in self.messages if m.stored_at >= cutoff]
+
+
+@dataclass
+class _Durable:
+    """A durable consumer's state, shared by every member: which messages are acked or out for delivery."""
+
+    stream: _Stream
+    filter: str
+    acked: set[int] = field(default_factory=set)
+    in_flight: set[int] = field(default_factory=set)
+    not_before: dict[int, float] = field(default_factory=dict)
+
+    def next_ready(self, now: float) -> tuple[_Stored | None, float | None]:
+        """The next message to hand out, or None and how long until a nak'ed message is due again."""
+        wait: float | None = None
+        for msg in self.stream.messages:
+            if (
+                msg.seq in self.acked
+                or msg.seq in self.in_flight
+                or not subject_matches(self.filter, msg.subject)
+            ):
+                continue
+            due = self.not_before.get(msg.seq, 0.0)
+            if due <= now:
+                return msg, None
+            wait = due - now if wait is None else min(wait, due - now)
+        return None, wait
+
+
+class _Consumer:
+    def __init__(self, bus: InMemoryBus, durable: _Durable, handler: Handler, name: str) -> None:
+        self._bus = bus
+        self._durable = durable
+        self._handler = handler
+        self._name = name
+        self._stopping = False
+        self._busy = False
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"consume {name}")
+
+    async def _run(self) -> None:
+        cond = self._bus._changed
+        while not self._stopping:
+            async with cond:
+                msg, wait = self._durable.next_ready(time.monotonic())
+                if msg is None:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await cond.wait()
+                    continue
+                self._durable.in_flight.add(msg.seq)
+                self._busy = True
+            try:
+                acked = await self._handle(msg)
+            finally:
+                self._busy = False
+            async with cond:
+                self._durable.in_flight.discard(msg.seq)
+                if acked:
+                    self._durable.acked.add(msg.seq)
+                    self._durable.not_before.pop(msg.seq, None)
+                else:
+                    self._durable.not_before[msg.seq] = time.monotonic() + self._bus.redelivery_delay
+                cond.notify_all()
+
+    async def _handle(self, msg: _Stored) -> bool:
+        try:
+            envelope = decode_message(msg.data, msg.subject)
+        except ContractInvalid as err:
+            logger.error("dropping message on %s: %s", msg.subject, err)
+            return True  # as `term`: never redelivered
+        try:
+            await self._handler(envelope)
+        except Exception:
+            logger.exception("consumer %s failed on %s; message will be redelivered", self._name, msg.subject)
+            return False
+        return True
+
+    async def unsubscribe(self) -> None:
+        self._bus._consumers.discard(self)
+        self._stopping = True
+        if not self._busy:
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class InMemoryBus:
+    """`MessageBus` in one process. `redelivery_delay` is how long a nak'ed durable message waits."""
+
+    def __init__(self, *, redelivery_delay: float = 1.0, request_timeout: float = 5.0) -> None:
+        self.redelivery_delay = redelivery_delay
+        self._request_timeout = request_timeout
+        self._connected = False
+        self._subs: list[_CoreSub] = []
+        self._streams: dict[str, _Stream] = {}
+        self._durables: dict[tuple[str, str], _Durable] = {}
+        self._consumers: set[_Consumer] = set()
+        self._seq = 0
+        self._changed = asyncio.Condition()
+
+    async def connect(self) -> None:
+        self._connected = True
+
+    async def close(self) -> None:
+        self._connected = False
+        for consumer in list(self._consumers):
+            await consumer.unsubscribe()
+        subs, self._subs = self._subs, []
+        for sub in subs:
+            await sub.drain()
+
+    def _check(self) -> None:
+        if not self._connected:
+            raise ServiceUnavailable("in-memory bus is not connected")
+
+    def _targets(self, subject: str) -> list[_CoreSub]:
+        """Every plain subscriber, plus one member of each queue group (NATS picks one at random)."""
+        plain: list[_CoreSub] = []
+        groups: dict[str, list[_CoreSub]] = {}
+        for sub in self._subs:
+            if subject_matches(sub.pattern, subject):
+                if sub.queue:
+                    groups.setdefault(sub.queue, []).append(sub)
+                else:
+                    plain.append(sub)
+        return plain + [random.choice(members) for members in groups.values()]
+
+    async def publish(self, topic: str, envelope: MessageEnvelope) -> None:
+        self._check()
+        data = envelope.encode()
+        for sub in self._targets(topic):
+            sub.deliver(data, topic, None)
+
+    async def subscribe(self, topic: str, handler: Handler, *, queue: str | None = None) -> Subscription:
+        self._check()
+        sub = _CoreSub(self, topic, handler, queue)
+        self._subs.append(sub)
+        return sub
+
+    async def request(
+        self,
+        topic: str,
+        envelope: MessageEnvelope,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 -- the MessageBus signature
+    ) -> MessageEnvelope:
+        self._check()
+        targets = self._targets(topic)
+        if not targets:
+            raise ServiceUnavailable(f"no service is listening on {topic}")
+        wait = self._request_timeout if timeout is None else timeout
+        reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        data = envelope.encode()
+        for sub in targets:
+            sub.deliver(data, topic, reply)
+        try:
+            async with asyncio.timeout(wait):
+                raw = await reply
+        except TimeoutError as err:
+            raise ServiceUnavailable(f"no reply on {topic} within {wait:g}s") from err
+        return decode_message(raw, "_INBOX.memory")
+
+    async def ensure_stream(self, name: str, subjects: list[str], *, max_age_s: float | None = None) -> None:
+        self._check()
+        stream = self._streams.get(name)
+        if stream is None:
+            self._streams[name] = _Stream(name, list(subjects), max_age_s)
+        else:
+            stream.subjects = list(subjects)
+            stream.max_age_s = max_age_s
+
+    async def publish_durable(self, topic: str, envelope: MessageEnvelope) -> None:
+        self._check()
+        stream = next((s for s in self._streams.values() if s.captures(topic)), None)
+        if stream is None:
+            raise ServiceUnavailable(f"no JetStream stream captures {topic}")
+        data = envelope.encode()
+        now = time.monotonic()
+        async with self._changed:
+            self._seq += 1
+            stream.expire(now)
+            stream.messages.append(_Stored(self._seq, topic, data, now))
+            self._changed.notify_all()
+        # A JetStream publish is also an ordinary message on its subject (no reply expected).
+        for sub in self._targets(topic):
+            sub.deliver(data, topic, None)
+
+    async def consume(
+        self, stream: str, durable: str, topic: str, handler: Handler, *, batch: int = 100
+    ) -> Subscription:
+        self._check()
+        found = self._streams.get(stream)
+        if found is None:
+            raise ServiceUnavailable(f"stream {stream} does not exist")
+        # Like a JetStream durable: the first member fixes the filter, later members share its state.
+        state = self._durables.setdefault((stream, durable), _Durable(found, topic))
+        consumer = _Consumer(self, state, handler, f"{stream}/{durable}")
+        self._consumers.add(consumer)
+        return consumer
+
+
+__all__ = ["InMemoryBus", "subject_matches"]

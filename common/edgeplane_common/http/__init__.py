@@ -1,0 +1,14 @@
+"""HTTP plumbing shared by every service."""
+
+from edgeplane_common.http.app import API_PREFIX, create_service_app, validation_message
+from edgeplane_common.http.responses import EdgeJSONResponse, error_body, error_response, json_response
+
+__all__ = [
+    "API_PREFIX",
+    "EdgeJSONResponse",
+    "create_service_app",
+    "error_body",
+    "error_response",
+    "json_response",
+    "validation_message",
+]

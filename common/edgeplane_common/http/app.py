@@ -1,0 +1,156 @@
+"""The HTTP app factory every service uses: common routes, errors as EdgeX BaseResponse, middleware."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from edgeplane_common import API_VERSION
+from edgeplane_common.errors import EdgeError
+from edgeplane_common.http.middleware import Metrics, ServiceMiddleware
+from edgeplane_common.http.responses import EdgeJSONResponse, error_body, error_response, json_response
+from edgeplane_common.models.base import BaseRequest, BaseResponse, ContractModel
+from edgeplane_common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/v3"
+
+
+class PingResponse(ContractModel):
+    api_version: str = API_VERSION
+    timestamp: str
+    service_name: str
+
+
+class VersionResponse(ContractModel):
+    api_version: str = API_VERSION
+    version: str
+    service_name: str
+
+
+class ConfigResponse(ContractModel):
+    api_version: str = API_VERSION
+    service_name: str
+    config: dict[str, Any]
+
+
+class SecretDataKeyValue(ContractModel):
+    key: str = Field(min_length=1)
+    value: str
+
+
+class SecretRequest(BaseRequest):
+    secret_name: str = Field(min_length=1)
+    secret_data: list[SecretDataKeyValue] = Field(min_length=1)
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """Say what is wrong in the user's terms: where (body[0].device.name) and why."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        where = ".".join(loc)
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if not where and err.get("type") == "list_type":
+            msg = "the request body must be a JSON array of request objects"
+        elif not where:
+            where = "request body"
+        if err.get("type") == "json_invalid":
+            msg = f"request body is not valid JSON ({err.get('ctx', {}).get('error', msg)})"
+            where = ""
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts) or "invalid request"
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    version: str,
+    title: str,
+    routers: list[APIRouter],
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title=title,
+        version=version,
+        lifespan=lifespan,
+        default_response_class=EdgeJSONResponse,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.secrets = {}
+    registry = CollectorRegistry()
+    token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
+    app.add_middleware(
+        ServiceMiddleware, token=token, max_body=settings.http.max_request_size, metrics=Metrics(registry)
+    )
+
+    @app.exception_handler(EdgeError)
+    async def _edge_error(_: Request, exc: EdgeError) -> Response:
+        if exc.status_code >= 500:
+            log.warning("request failed: %s", exc.message)
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        return error_body(400, validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = "no such route; see /api/v3/openapi.json for the API"
+        return error_body(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_body(500, f"internal error: {type(exc).__name__}")
+
+    common = APIRouter(prefix=API_PREFIX, tags=["system"])
+
+    @common.get("/ping", response_model=PingResponse)
+    async def ping() -> Response:
+        now = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime())
+        return json_response(PingResponse(timestamp=now, service_name=settings.service_name))
+
+    @common.get("/version", response_model=VersionResponse)
+    async def get_version() -> Response:
+        return json_response(VersionResponse(version=version, service_name=settings.service_name))
+
+    @common.get("/config", response_model=ConfigResponse)
+    async def get_config() -> Response:
+        return json_response(ConfigResponse(service_name=settings.service_name, config=settings.redacted()))
+
+    @common.post("/secret", status_code=201, response_model=BaseResponse)
+    async def post_secret(body: SecretRequest) -> Response:
+        # Kept in process memory only: secrets never reach Redis or logs.
+        app.state.secrets[body.secret_name] = {kv.key: kv.value for kv in body.secret_data}
+        return json_response(BaseResponse(request_id=body.request_id, status_code=201), 201)
+
+    app.include_router(common)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+async def noop_lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield

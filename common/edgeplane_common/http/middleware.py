@@ -1,0 +1,105 @@
+"""One pure-ASGI middleware for what every request needs: correlation id, bearer token, body limit,
+content-type check and Prometheus metrics. Pure ASGI keeps the per-request cost to a few dict lookups."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from edgeplane_common.http.responses import error_body
+from edgeplane_common.logging import correlation_id
+
+CORRELATION_HEADER = b"x-correlation-id"
+OPEN_PATHS = frozenset({"/api/v3/ping"})
+_BODY_TYPES = (b"application/json", b"multipart/form-data", b"application/x-yaml", b"application/yaml",
+               b"text/yaml", b"application/cbor")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "http_requests_total", "HTTP requests by method, route and status", ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds", "HTTP request latency by route", ["method", "route"],
+            registry=registry,
+        )
+
+
+class ServiceMiddleware:
+    def __init__(self, app: ASGIApp, *, token: str | None, max_body: int, metrics: Metrics) -> None:
+        self.app = app
+        self.token = f"Bearer {token}".encode() if token else None
+        self.max_body = max_body
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        cid = headers.get(CORRELATION_HEADER, b"").decode("latin-1") or str(uuid.uuid4())
+        token_ctx = correlation_id.set(cid)
+        start = time.perf_counter()
+        status_holder = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), (CORRELATION_HEADER, cid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            rejection = self._reject(scope, headers)
+            if rejection is not None:
+                await rejection(scope, receive, send_wrapper)
+                return
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body:
+                        # FastAPI re-raises HTTPException from body reading; the app renders it as 413.
+                        raise HTTPException(413, self._too_large_message())
+                return message
+
+            await self.app(scope, limited_receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(method, path, str(status_holder[0])).inc()
+            self.metrics.latency.labels(method, path).observe(time.perf_counter() - start)
+            correlation_id.reset(token_ctx)
+
+    def _too_large_message(self) -> str:
+        return f"request body exceeds the maximum of {self.max_body} bytes"
+
+    def _reject(self, scope: Scope, headers: dict[bytes, bytes]) -> Any:
+        if self.token is not None and scope["path"] not in OPEN_PATHS:
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.token):
+                return error_body(401, "missing or invalid bearer token (Authorization: Bearer <token>)")
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body:
+                return error_body(413, self._too_large_message())
+            ctype = headers.get(b"content-type")
+            if ctype and not ctype.split(b";")[0].strip().lower().startswith(_BODY_TYPES) and not ctype.split(
+                b";"
+            )[0].strip().lower().endswith(b"+json"):
+                return error_body(
+                    415, f"unsupported Content-Type {ctype.decode('latin-1')!r}: send application/json"
+                    " (or multipart/form-data for file uploads)"
+                )
+        return None

@@ -1,0 +1,93 @@
+"""The Redis client every store adapter shares: one bounded pool, retries on connection trouble.
+
+Services start before Redis in compose and must ride out Redis restarts: connection errors and timeouts
+are retried with capped exponential backoff by redis-py itself (`Retry`), idle connections are checked
+before reuse (`health_check_interval`), and `wait_for_redis` holds start-up until Redis answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from edgeplane_common.errors import ServiceUnavailable
+from edgeplane_common.settings import RedisSettings
+
+logger = logging.getLogger(__name__)
+
+HEALTH_CHECK_INTERVAL_S = 15
+"""A connection idle for longer is PINGed before reuse, so a Redis restart is noticed before a command."""
+CONNECT_TIMEOUT_S = 5.0
+POOL_WAIT_S = 10.0
+"""How long a command waits for a free pooled connection before failing."""
+COMMAND_RETRIES = 3
+
+
+def create_redis(settings: RedisSettings) -> aioredis.Redis:
+    """A client owning a blocking pool of `settings.max_connections` connections.
+
+    Blocking pool: under load callers wait for a connection instead of failing with "too many connections".
+    Close it with `await client.aclose()`."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.url.get_secret_value(),
+        max_connections=settings.max_connections,
+        timeout=POOL_WAIT_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        retry=Retry(
+            ExponentialBackoff(cap=2.0, base=0.1),
+            COMMAND_RETRIES,
+            supported_errors=(RedisConnectionError, RedisTimeoutError),
+        ),
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
+def redis_address(client: aioredis.Redis) -> str:
+    """`host:port/db` of the client's server, never the password (the URL may carry one)."""
+    kw = client.connection_pool.connection_kwargs
+    if "path" in kw:
+        return f"unix:{kw['path']}"
+    return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+
+async def wait_for_redis(client: aioredis.Redis, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    """PING until Redis answers (it may still be starting, or loading its data) or `timeout` passes.
+
+    Raises ServiceUnavailable naming host:port when it gives up. Logs the wait once, not once per try."""
+    where = redis_address(client)
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    logged = False
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            # Each PING is bounded by what is left of the deadline; the pool discards a cancelled connection.
+            async with asyncio.timeout(max(remaining, 0.1)):
+                await client.ping()
+        except (RedisError, OSError, TimeoutError) as err:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServiceUnavailable(
+                    f"Redis at {where} did not answer within {timeout:g}s: {err}"
+                ) from err
+            if not logged:
+                logger.warning("waiting for Redis at %s (%s)", where, err or type(err).__name__)
+                logged = True
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
+            continue
+        if logged:
+            logger.info("Redis at %s is available", where)
+        return
+
+
+__all__ = ["create_redis", "redis_address", "wait_for_redis"]

@@ -1,0 +1,3 @@
+from core_metadata.main import run
+
+run()

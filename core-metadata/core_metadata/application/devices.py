@@ -1,0 +1,130 @@
+"""Devices: instances of a profile, owned by a device service."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from core_metadata.application.base import UseCase
+from core_metadata.application.pagination import check_range, page_limit
+from core_metadata.application.ports import DeviceValidator, Kind, MetadataStore, Query, SystemEventPublisher
+from edgeplane_common.errors import ContractInvalid, DuplicateName, NotFound
+from edgeplane_common.models import Device, DeviceProfile
+from edgeplane_common.models.metadata import UpdateDevice
+from edgeplane_common.models.system_event import SystemEventAction
+
+log = logging.getLogger(__name__)
+K = Kind.DEVICE
+
+
+class DeviceManager(UseCase):
+    def __init__(
+        self, store: MetadataStore, publisher: SystemEventPublisher, validator: DeviceValidator, **kw: Any
+    ) -> None:
+        super().__init__(store, publisher, **kw)
+        self.validator = validator
+
+    async def add(self, device: Device, *, force: bool = False, bypass_validation: bool = False) -> tuple[Device, str | None]:
+        """Add (or, with `force`, replace) a device. Returns it and a note for the caller, if any."""
+        await self._check_references(device)
+        note = None if bypass_validation else await self.validator.validate(device)
+        async with self.lock:
+            if await self.store.exists(K, device.name):
+                if not force:
+                    raise DuplicateName(f"device name {device.name!r} already exists")
+                old = await self.store.get(K, device.name)
+                device = self.stamp_update(device, old)
+                await self.store.replace(K, device, old_name=old.name)
+                action = SystemEventAction.UPDATE
+            else:
+                device = self.stamp_new(device)
+                await self.store.add(K, device)
+                action = SystemEventAction.ADD
+        await self.emit(K, action, device)
+        return device, note
+
+    async def patch(self, update: UpdateDevice, *, bypass_validation: bool = False) -> tuple[Device, str | None]:
+        old = await self._find(update.id, update.name)
+        changes = update.model_dump(exclude_unset=True, exclude={"id"})
+        if update.id is None:
+            changes.pop("name", None)
+        merged = Device.model_validate({**old.model_dump(), **changes})
+        await self._check_references(merged)
+        note = None if bypass_validation else await self.validator.validate(merged)
+        async with self.lock:
+            current = await self._find(update.id, old.name)
+            if merged.name != current.name and await self.store.exists(K, merged.name):
+                raise DuplicateName(f"device name {merged.name!r} already exists")
+            merged = self.stamp_update(merged, current)
+            await self.store.replace(K, merged, old_name=current.name)
+        await self.emit(K, SystemEventAction.UPDATE, merged)
+        return merged, note
+
+    async def get(self, name: str) -> Device:
+        return cast(Device, await self.store.get(K, name))
+
+    async def get_by_id(self, device_id: str) -> Device:
+        return cast(Device, await self.store.get_by_id(K, device_id))
+
+    async def exists(self, name: str) -> bool:
+        return await self.store.exists(K, name)
+
+    async def query(self, query: Query, offset: int, limit: int) -> tuple[list[Device], int]:
+        items, total = await self.page(K, query, offset, limit)
+        return cast(list[Device], items), total
+
+    async def descendants(
+        self, parent: str, labels: list[str], max_levels: int, offset: int, limit: int
+    ) -> tuple[list[Device], int]:
+        """Devices below `parent` in the parent tree, up to `max_levels` (0 = all levels)."""
+        limit = page_limit(offset, limit, self.max_result_count)
+        every, _ = await self.store.query(K, Query(labels=labels))
+        children: dict[str, list[Device]] = {}
+        for d in cast(list[Device], every):
+            if d.parent:
+                children.setdefault(d.parent, []).append(d)
+        found: list[Device] = []
+        level, frontier = 1, [parent]
+        while frontier and (max_levels == 0 or level <= max_levels):
+            nxt = [c for p in frontier for c in children.get(p, [])]
+            found.extend(nxt)
+            frontier = [c.name for c in nxt]
+            level += 1
+        found.sort(key=lambda d: d.name)
+        check_range(offset, len(found))
+        return found[offset : offset + limit], len(found)
+
+    async def delete(self, name: str) -> None:
+        async with self.lock:
+            device = await self.store.delete(K, name)
+        await self.emit(K, SystemEventAction.DELETE, device)
+
+    async def _find(self, device_id: str | None, name: str | None) -> Device:
+        if device_id:
+            return await self.get_by_id(device_id)
+        if name:
+            return await self.get(name)
+        raise ContractInvalid("the update names neither a device id nor a device name")
+
+    async def _check_references(self, device: Device) -> None:
+        if not await self.store.exists(Kind.SERVICE, device.service_name):
+            raise ContractInvalid(f"device {device.name!r}: device service {device.service_name!r} does not exist")
+        if device.parent and device.parent != device.name and not await self.store.exists(K, device.parent):
+            raise ContractInvalid(f"device {device.name!r}: parent device {device.parent!r} does not exist")
+        if not device.profile_name:
+            if device.auto_events:
+                raise ContractInvalid(f"device {device.name!r}: autoEvents need a profileName")
+            return
+        try:
+            profile = cast(DeviceProfile, await self.store.get(Kind.PROFILE, device.profile_name))
+        except NotFound:
+            raise ContractInvalid(
+                f"device {device.name!r}: device profile {device.profile_name!r} does not exist"
+            ) from None
+        sources = {r.name for r in profile.device_resources} | {c.name for c in profile.device_commands}
+        for ae in device.auto_events:
+            if ae.source_name not in sources:
+                raise ContractInvalid(
+                    f"device {device.name!r}: autoEvent sourceName {ae.source_name!r} is neither a device "
+                    f"resource nor a device command of profile {profile.name!r}"
+                )

@@ -1,0 +1,69 @@
+"""Provision watchers: rules that turn discovered devices into provisioned ones."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from core_metadata.application.base import UseCase
+from core_metadata.application.ports import Kind, Query
+from edgeplane_common.errors import ContractInvalid
+from edgeplane_common.models import ProvisionWatcher
+from edgeplane_common.models.metadata import UpdateProvisionWatcher
+from edgeplane_common.models.system_event import SystemEventAction
+
+K = Kind.WATCHER
+
+
+class ProvisionWatcherManager(UseCase):
+    async def add(self, watcher: ProvisionWatcher) -> ProvisionWatcher:
+        await self._check_references(watcher)
+        async with self.lock:
+            watcher = self.stamp_new(watcher)
+            await self.store.add(K, watcher)
+        await self.emit(K, SystemEventAction.ADD, watcher)
+        return watcher
+
+    async def patch(self, update: UpdateProvisionWatcher) -> ProvisionWatcher:
+        async with self.lock:
+            if update.id:
+                old = cast(ProvisionWatcher, await self.store.get_by_id(K, update.id))
+            elif update.name:
+                old = cast(ProvisionWatcher, await self.store.get(K, update.name))
+            else:
+                raise ContractInvalid("the update names neither a provision watcher id nor a name")
+            changes: dict[str, Any] = update.model_dump(exclude_unset=True, exclude={"id"})
+            if update.id is None:
+                changes.pop("name", None)
+            base = old.model_dump()
+            if "discovered_device" in changes:
+                changes["discovered_device"] = {**base["discovered_device"], **(changes["discovered_device"] or {})}
+            merged = ProvisionWatcher.model_validate({**base, **changes})
+            await self._check_references(merged)
+            merged = self.stamp_update(merged, old)
+            await self.store.replace(K, merged, old_name=old.name)
+        await self.emit(K, SystemEventAction.UPDATE, merged)
+        return merged
+
+    async def get(self, name: str) -> ProvisionWatcher:
+        return cast(ProvisionWatcher, await self.store.get(K, name))
+
+    async def query(self, query: Query, offset: int, limit: int) -> tuple[list[ProvisionWatcher], int]:
+        items, total = await self.page(K, query, offset, limit)
+        return cast(list[ProvisionWatcher], items), total
+
+    async def delete(self, name: str) -> None:
+        async with self.lock:
+            watcher = await self.store.delete(K, name)
+        await self.emit(K, SystemEventAction.DELETE, watcher)
+
+    async def _check_references(self, watcher: ProvisionWatcher) -> None:
+        if not await self.store.exists(Kind.SERVICE, watcher.service_name):
+            raise ContractInvalid(
+                f"provision watcher {watcher.name!r}: device service {watcher.service_name!r} does not exist"
+            )
+        profile = watcher.discovered_device.profile_name
+        if profile and not await self.store.exists(Kind.PROFILE, profile):
+            raise ContractInvalid(f"provision watcher {watcher.name!r}: device profile {profile!r} does not exist")
+
+
+__all__ = ["ProvisionWatcherManager"]

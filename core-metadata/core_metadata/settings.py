@@ -1,0 +1,34 @@
+"""core-metadata settings: env vars `CORE_METADATA_*`, falling back to `EDGEPLANE_*`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+
+from edgeplane_common.settings import HttpSettings, ServiceSettings
+
+
+class ValidationSettings(BaseModel):
+    timeout: float = Field(5.0, description="Seconds to wait for a device service to validate a device.")
+    reject_when_unavailable: bool = Field(
+        False,
+        description="Answer 503 when the owning device service is not running, instead of storing the "
+        "device unvalidated.",
+    )
+
+
+class CoreMetadataSettings(ServiceSettings):
+    env_prefix: ClassVar[str] = "CORE_METADATA_"
+
+    service_name: str = Field("core-metadata", description="Name the service registers and logs under.")
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=59881))
+    max_result_count: int = Field(1024, description="Most items one GET returns (limit=-1 means this many).")
+    strict_profile_changes: bool = Field(
+        False, description="Refuse (423) changes to, or deletion of, profiles that devices use."
+    )
+    max_upload_size: int = Field(
+        2 * 1024 * 1024, description="Largest device-profile file accepted by uploadfile, in bytes."
+    )
+    uom_file: str | None = Field(None, description="Units-of-measure YAML served by /api/v3/uom (built-in default).")
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
