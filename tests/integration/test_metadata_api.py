@@ -1,0 +1,356 @@
+"""core-metadata against real NATS and Redis: semantics, bad input, persistence, system events, validation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from edgeplane_common.bus import MessageEnvelope
+from edgeplane_common.bus.nats import NatsMessageBus
+from edgeplane_common.settings import NatsSettings
+from tests.support.metadata import SAMPLES, add_service, upload_profile
+
+MODBUS_PROFILE = SAMPLES / "modbus" / "modbus.test.device.profile.yml"
+PROFILE_NAME = "Test-Device-Modbus-Profile"
+
+
+def device_body(name: str, **extra: Any) -> dict[str, Any]:
+    return {"apiVersion": "v3", "device": {
+        "name": name, "serviceName": "device-modbus", "profileName": PROFILE_NAME, "adminState": "UNLOCKED",
+        "operatingState": "UP", "protocols": {"modbus-tcp": {"Address": "127.0.0.1", "Port": 1502, "UnitID": 1}},
+        **extra}}
+
+
+async def seed(client: httpx.AsyncClient) -> None:
+    await add_service(client)
+    r = await upload_profile(client, MODBUS_PROFILE)
+    assert r.status_code == 201, r.text
+
+
+async def snapshot(client: httpx.AsyncClient) -> dict[str, Any]:
+    """Everything stored, to prove bad input changed nothing."""
+    out = {}
+    for path in ("device/all", "deviceprofile/all", "deviceservice/all", "provisionwatcher/all"):
+        r = await client.get(f"/api/v3/{path}", params={"limit": -1})
+        assert r.status_code == 200
+        out[path] = r.json()
+    return out
+
+
+async def test_devices_are_added_in_order_with_per_element_status(metadata: httpx.AsyncClient) -> None:
+    await seed(metadata)
+    r = await metadata.post("/api/v3/device", params={"bypassValidation": "true"}, json=[
+        device_body("d1"),
+        device_body("d2", profileName="NoSuchProfile"),
+        device_body("d3", serviceName="no-such-service"),
+        device_body("d1"),
+        device_body("d4", autoEvents=[{"interval": "1s", "sourceName": "NotAResource"}]),
+    ])
+    assert r.status_code == 207
+    codes = [e["statusCode"] for e in r.json()]
+    assert codes == [201, 400, 400, 409, 400]
+    assert "NoSuchProfile" in r.json()[1]["message"]
+    assert "no-such-service" in r.json()[2]["message"]
+    assert "NotAResource" in r.json()[4]["message"]
+    assert uuid.UUID(r.json()[0]["id"])
+    got = await metadata.get("/api/v3/device/name/d1")
+    assert got.json()["device"]["protocols"]["modbus-tcp"]["Port"] == 1502
+
+
+async def test_force_replaces_an_existing_device(metadata: httpx.AsyncClient) -> None:
+    await seed(metadata)
+    await metadata.post("/api/v3/device?bypassValidation=true", json=[device_body("d1", labels=["old"])])
+    r = await metadata.post("/api/v3/device?bypassValidation=true&force=true",
+                            json=[device_body("d1", labels=["new"])])
+    assert r.json()[0]["statusCode"] == 201
+    assert (await metadata.get("/api/v3/device/name/d1")).json()["device"]["labels"] == ["new"]
+
+
+async def test_patch_applies_only_given_fields(metadata: httpx.AsyncClient) -> None:
+    await seed(metadata)
+    await metadata.post("/api/v3/device?bypassValidation=true", json=[device_body("d1", labels=["x"])])
+    r = await metadata.patch("/api/v3/device?bypassValidation=true",
+                             json=[{"apiVersion": "v3", "device": {"name": "d1", "adminState": "LOCKED"}},
+                                   {"apiVersion": "v3", "device": {"name": "ghost", "adminState": "LOCKED"}}])
+    assert [e["statusCode"] for e in r.json()] == [200, 404]
+    dev = (await metadata.get("/api/v3/device/name/d1")).json()["device"]
+    assert dev["adminState"] == "LOCKED"
+    assert dev["labels"] == ["x"]
+    assert dev["modified"] >= dev["created"]
+
+
+async def test_in_use_profile_and_service_cannot_be_deleted(metadata: httpx.AsyncClient) -> None:
+    await seed(metadata)
+    await metadata.post("/api/v3/device?bypassValidation=true", json=[device_body("d1")])
+    r = await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}")
+    assert r.status_code == 409
+    assert "in use" in r.json()["message"]
+    r = await metadata.delete("/api/v3/deviceservice/name/device-modbus")
+    assert r.status_code == 409
+    assert (await metadata.delete("/api/v3/device/name/d1")).status_code == 200
+    assert (await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}")).status_code == 200
+    assert (await metadata.delete("/api/v3/deviceservice/name/device-modbus")).status_code == 200
+    assert (await metadata.get(f"/api/v3/deviceprofile/name/{PROFILE_NAME}")).status_code == 404
+
+
+async def test_pagination_follows_edgex(metadata: httpx.AsyncClient) -> None:
+    await seed(metadata)
+    await metadata.post("/api/v3/device?bypassValidation=true", json=[device_body(f"d{i:02d}") for i in range(25)])
+    r = await metadata.get("/api/v3/device/all")
+    assert (len(r.json()["devices"]), r.json()["totalCount"]) == (20, 25)
+    r = await metadata.get("/api/v3/device/all", params={"limit": -1})
+    assert len(r.json()["devices"]) == 25
+    r = await metadata.get("/api/v3/device/all", params={"offset": 20, "limit": 10})
+    assert [d["name"] for d in r.json()["devices"]] == [f"d{i}" for i in range(20, 25)]
+    assert (await metadata.get("/api/v3/device/all", params={"offset": 25})).status_code == 416
+    assert (await metadata.get("/api/v3/device/all", params={"offset": -1})).status_code == 400
+    assert (await metadata.get("/api/v3/device/all", params={"limit": "abc"})).status_code == 400
+
+
+async def test_profile_resource_and_command_edits(metadata: httpx.AsyncClient) -> None:
+    await seed(metadata)
+    new_res = {"name": "Humidity", "properties": {"valueType": "uint16", "readWrite": "R", "units": "%"},
+               "attributes": {"primaryTable": "INPUT_REGISTERS", "startingAddress": 20}}
+    r = await metadata.post("/api/v3/deviceprofile/resource",
+                            json=[{"apiVersion": "v3", "profileName": PROFILE_NAME, "resource": new_res}])
+    assert r.json()[0]["statusCode"] == 201
+    cmd = {"name": "ReadHumidity", "readWrite": "R", "resourceOperations": [{"deviceResource": "Humidity"}]}
+    r = await metadata.post("/api/v3/deviceprofile/deviceCommand",
+                            json=[{"apiVersion": "v3", "profileName": PROFILE_NAME, "deviceCommand": cmd}])
+    assert r.json()[0]["statusCode"] == 201
+    bad = {**cmd, "name": "WriteHumidity", "readWrite": "W"}
+    r = await metadata.post("/api/v3/deviceprofile/deviceCommand",
+                            json=[{"apiVersion": "v3", "profileName": PROFILE_NAME, "deviceCommand": bad}])
+    assert r.json()[0]["statusCode"] == 400
+    r = await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}/resource/Humidity")
+    assert r.status_code == 409
+    assert "ReadHumidity" in r.json()["message"]
+    r = await metadata.get(f"/api/v3/deviceresource/profile/{PROFILE_NAME}/resource/Humidity")
+    assert r.json()["resource"]["properties"]["valueType"] == "Uint16"
+    assert (await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}/deviceCommand/ReadHumidity")
+            ).status_code == 200
+    assert (await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}/resource/Humidity")
+            ).status_code == 200
+    r = await metadata.get(f"/api/v3/deviceresource/profile/{PROFILE_NAME}/resource/Humidity")
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"name: x\ndeviceResources:\n  - name: a\n   properties: [\n", "line 4"),
+        (b"name: p2\ndeviceResources:\n  - name: Pressure\n    properties: {valueType: Float128, readWrite: R}\n",
+         "Pressure"),
+        (b"- just\n- a list\n", "mapping"),
+        (b"\xff\xfe\x00garbage", "YAML"),
+        (b"", "empty"),
+    ],
+)
+async def test_bad_profile_files_are_clear_400s_and_change_nothing(
+    metadata: httpx.AsyncClient, content: bytes, expected: str
+) -> None:
+    await seed(metadata)
+    before = await snapshot(metadata)
+    r = await metadata.post("/api/v3/deviceprofile/uploadfile", files={"file": ("p.yaml", content)})
+    assert r.status_code == 400, r.text
+    assert expected in r.json()["message"]
+    assert r.headers["content-type"] == "application/json"
+    assert await snapshot(metadata) == before
+
+
+async def test_duplicate_upload_is_409_and_put_replaces(metadata: httpx.AsyncClient) -> None:
+    await seed(metadata)
+    assert (await upload_profile(metadata, MODBUS_PROFILE)).status_code == 409
+    text = MODBUS_PROFILE.read_text().replace('model: "CoolMasterNet"', 'model: "CoolMasterNet-2"')
+    r = await metadata.put("/api/v3/deviceprofile/uploadfile", files={"file": ("p.yml", text.encode())})
+    assert r.status_code == 200, r.text
+    got = (await metadata.get(f"/api/v3/deviceprofile/name/{PROFILE_NAME}")).json()["profile"]
+    assert got["model"] == "CoolMasterNet-2"
+
+
+async def test_bad_request_bodies_are_4xx_and_change_nothing(metadata: httpx.AsyncClient) -> None:
+    await seed(metadata)
+    before = await snapshot(metadata)
+    cases = [
+        (dict(json={"device": {"name": "x"}}), 400, "JSON array"),
+        (dict(json=[]), 400, "empty array"),
+        (dict(content=b"[{", headers={"content-type": "application/json"}), 400, "not valid JSON"),
+        (dict(content=b"name=x", headers={"content-type": "text/plain"}), 415, "Content-Type"),
+        (dict(json=[{"apiVersion": "v3", "device": {"name": "bad name", "serviceName": "device-modbus"}}]), 400,
+         "device name"),
+        (dict(json=[{"apiVersion": "v3"}]), 400, "device"),
+    ]
+    for kwargs, status, needle in cases:
+        r = await metadata.post("/api/v3/device", **kwargs)  # type: ignore[arg-type]
+        assert r.status_code == status, (kwargs, r.text)
+        assert needle in r.json()["message"], (kwargs, r.text)
+    big = b"[" + b" " * (5 * 1024 * 1024) + b"]"
+    r = await metadata.post("/api/v3/device", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert "maximum" in r.json()["message"]
+    assert await snapshot(metadata) == before
+
+
+async def test_oversized_profile_file_is_413(metadata_app_factory: Any) -> None:
+    client = await metadata_app_factory(max_upload_size=1000)
+    r = await client.post("/api/v3/deviceprofile/uploadfile", files={"file": ("p.yaml", b"#" * 2000)})
+    assert r.status_code == 413
+
+
+async def test_json_content_type_is_exact_and_correlation_id_flows(metadata: httpx.AsyncClient) -> None:
+    r = await metadata.get("/api/v3/ping", headers={"X-Correlation-ID": "abc-123"})
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["x-correlation-id"] == "abc-123"
+    r = await metadata.get("/api/v3/device/name/none")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/json"
+    assert uuid.UUID(r.headers["x-correlation-id"])
+    assert r.json() == {"apiVersion": "v3", "statusCode": 404, "message": "device 'none' does not exist"}
+
+
+async def test_bearer_token_guards_everything_but_ping(metadata_app_factory: Any) -> None:
+    client = await metadata_app_factory(http={"port": 59881, "auth_token": "s3cret"})
+    assert (await client.get("/api/v3/ping")).status_code == 200
+    r = await client.get("/api/v3/device/all")
+    assert r.status_code == 401
+    assert "bearer token" in r.json()["message"]
+    r = await client.get("/api/v3/device/all", headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 401
+    r = await client.get("/api/v3/device/all", headers={"Authorization": "Bearer s3cret"})
+    assert r.status_code == 200
+    cfg = (await client.get("/api/v3/config", headers={"Authorization": "Bearer s3cret"})).json()
+    assert "s3cret" not in str(cfg)
+    assert cfg["config"]["redis"]["url"] == "**********"
+
+
+async def test_metrics_count_requests(metadata: httpx.AsyncClient) -> None:
+    await metadata.get("/api/v3/device/all")
+    text = (await metadata.get("/metrics")).text
+    assert 'http_requests_total{method="GET",route="/api/v3/device/all",status="200"}' in text
+
+
+async def test_metadata_survives_a_core_metadata_restart(metadata_app_factory: Any, redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    r = aioredis.from_url(redis_url)
+    await r.flushdb()
+    await r.aclose()
+    first = await metadata_app_factory()
+    await seed(first)
+    await first.post("/api/v3/device?bypassValidation=true", json=[device_body("keep-me", labels=["l1"])])
+    before = await snapshot(first)
+    second = await metadata_app_factory()
+    assert await snapshot(second) == before
+    assert (await second.get("/api/v3/device/all", params={"labels": "l1"})).json()["totalCount"] == 1
+
+
+async def test_system_events_are_published_on_edgex_subjects(metadata: httpx.AsyncClient, nats_url: str) -> None:
+    bus = NatsMessageBus(NatsSettings(url=nats_url), name="test-listener")
+    await bus.connect()
+    got: list[tuple[str, dict[str, Any]]] = []
+
+    async def on_event(env: MessageEnvelope) -> None:
+        got.append((env.received_topic or "", env.payload))
+
+    sub = await bus.subscribe("edgex.system-events.>", on_event)
+    try:
+        await seed(metadata)
+        await metadata.post("/api/v3/device?bypassValidation=true", json=[device_body("ev.1")])
+        await metadata.patch("/api/v3/device?bypassValidation=true",
+                             json=[{"apiVersion": "v3", "device": {"name": "ev.1", "adminState": "LOCKED"}}])
+        await metadata.delete("/api/v3/device/name/ev.1")
+        for _ in range(50):
+            if len(got) >= 5:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await sub.unsubscribe()
+        await bus.close()
+    subjects = [s for s, _ in got]
+    assert subjects == [
+        "edgex.system-events.core-metadata.deviceservice.add.device-modbus",
+        f"edgex.system-events.core-metadata.deviceprofile.add.core-metadata.{PROFILE_NAME}",
+        f"edgex.system-events.core-metadata.device.add.device-modbus.{PROFILE_NAME}",
+        f"edgex.system-events.core-metadata.device.update.device-modbus.{PROFILE_NAME}",
+        f"edgex.system-events.core-metadata.device.delete.device-modbus.{PROFILE_NAME}",
+    ]
+    add_event = got[2][1]
+    assert add_event["type"] == "device"
+    assert add_event["action"] == "add"
+    assert add_event["owner"] == "device-modbus"
+    assert add_event["details"]["name"] == "ev.1"
+    assert got[3][1]["details"]["adminState"] == "LOCKED"
+
+
+class _FakeDeviceService:
+    """Answers device-validation requests on the bus as a device service would."""
+
+    def __init__(self, nats_url: str, verdict: str) -> None:
+        self.bus = NatsMessageBus(NatsSettings(url=nats_url), name="fake-device-service")
+        self.verdict = verdict
+        self.seen: list[str] = []
+
+    async def __aenter__(self) -> _FakeDeviceService:
+        await self.bus.connect()
+        self.sub = await self.bus.subscribe("edgex.device.validate.device-modbus", self.handle)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.sub.unsubscribe()
+        await self.bus.close()
+
+    async def handle(self, env: MessageEnvelope) -> MessageEnvelope:
+        self.seen.append(env.payload["name"])
+        if self.verdict == "slow":
+            await asyncio.sleep(2)
+        if self.verdict == "reject":
+            return env.reply({"message": "Port 1502 is not reachable", "statusCode": 400}, error_code=1)
+        return env.reply(None)
+
+
+async def test_device_service_validation_accepts_and_rejects(metadata: httpx.AsyncClient, nats_url: str) -> None:
+    await seed(metadata)
+    async with _FakeDeviceService(nats_url, "accept") as ds:
+        r = await metadata.post("/api/v3/device", json=[device_body("ok-dev")])
+        assert r.json()[0]["statusCode"] == 201
+        assert "message" not in r.json()[0]
+        assert ds.seen == ["ok-dev"]
+    async with _FakeDeviceService(nats_url, "reject") as ds:
+        r = await metadata.post("/api/v3/device", json=[device_body("bad-dev")])
+        assert r.json()[0]["statusCode"] == 400
+        assert "Port 1502 is not reachable" in r.json()[0]["message"]
+        r = await metadata.post("/api/v3/device?bypassValidation=true", json=[device_body("bypassed")])
+        assert r.json()[0]["statusCode"] == 201
+        assert ds.seen == ["bad-dev"]
+    assert (await metadata.get("/api/v3/device/check/name/bad-dev")).status_code == 404
+    assert (await metadata.get("/api/v3/device/check/name/bypassed")).status_code == 200
+
+
+async def test_absent_device_service_does_not_hang(metadata_app_factory: Any, metadata: httpx.AsyncClient) -> None:
+    await seed(metadata)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    r = await metadata.post("/api/v3/device", json=[device_body("deferred")])
+    assert loop.time() - start < 1.0
+    assert r.json()[0]["statusCode"] == 201
+    assert "not running" in r.json()[0]["message"]
+    strict = await metadata_app_factory(validation={"reject_when_unavailable": True})
+    start = loop.time()
+    r = await strict.post("/api/v3/device", json=[device_body("refused")])
+    assert loop.time() - start < 1.0
+    assert r.json()[0]["statusCode"] == 503
+    assert "no service is listening" in r.json()[0]["message"]
+
+
+async def test_slow_device_service_times_out_with_503(metadata_app_factory: Any, nats_url: str,
+                                                      metadata: httpx.AsyncClient) -> None:
+    await seed(metadata)
+    client = await metadata_app_factory(validation={"timeout": 0.3})
+    async with _FakeDeviceService(nats_url, "slow"):
+        r = await client.post("/api/v3/device", json=[device_body("slowpoke")])
+    assert r.json()[0]["statusCode"] == 503
+    assert "within" in r.json()[0]["message"]
