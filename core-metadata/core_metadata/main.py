@@ -106,5 +106,9 @@ def run() -> None:
     settings = CoreMetadataSettings()
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
     uvicorn.run(
-        create_app(settings), host=settings.http.host, port=settings.http.port, log_config=None, access_log=False
+        create_app(settings),
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,
+        access_log=False,
     )

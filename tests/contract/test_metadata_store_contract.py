@@ -26,8 +26,14 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[MetadataStore]:
     await s.close()
 
 
-def device(name: str, *, service: str = "svc", profile: str | None = "prof", labels: list[str] | None = None,
-           id_: str | None = None) -> Device:
+def device(
+    name: str,
+    *,
+    service: str = "svc",
+    profile: str | None = "prof",
+    labels: list[str] | None = None,
+    id_: str | None = None,
+) -> Device:
     return Device(name=name, service_name=service, profile_name=profile, labels=labels or [], id=id_ or f"id-{name}")
 
 

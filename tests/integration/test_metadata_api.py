@@ -19,10 +19,18 @@ PROFILE_NAME = "Test-Device-Modbus-Profile"
 
 
 def device_body(name: str, **extra: Any) -> dict[str, Any]:
-    return {"apiVersion": "v3", "device": {
-        "name": name, "serviceName": "device-modbus", "profileName": PROFILE_NAME, "adminState": "UNLOCKED",
-        "operatingState": "UP", "protocols": {"modbus-tcp": {"Address": "127.0.0.1", "Port": 1502, "UnitID": 1}},
-        **extra}}
+    return {
+        "apiVersion": "v3",
+        "device": {
+            "name": name,
+            "serviceName": "device-modbus",
+            "profileName": PROFILE_NAME,
+            "adminState": "UNLOCKED",
+            "operatingState": "UP",
+            "protocols": {"modbus-tcp": {"Address": "127.0.0.1", "Port": 1502, "UnitID": 1}},
+            **extra,
+        },
+    }
 
 
 async def seed(client: httpx.AsyncClient) -> None:
@@ -43,13 +51,17 @@ async def snapshot(client: httpx.AsyncClient) -> dict[str, Any]:
 
 async def test_devices_are_added_in_order_with_per_element_status(metadata: httpx.AsyncClient) -> None:
     await seed(metadata)
-    r = await metadata.post("/api/v3/device", params={"bypassValidation": "true"}, json=[
-        device_body("d1"),
-        device_body("d2", profileName="NoSuchProfile"),
-        device_body("d3", serviceName="no-such-service"),
-        device_body("d1"),
-        device_body("d4", autoEvents=[{"interval": "1s", "sourceName": "NotAResource"}]),
-    ])
+    r = await metadata.post(
+        "/api/v3/device",
+        params={"bypassValidation": "true"},
+        json=[
+            device_body("d1"),
+            device_body("d2", profileName="NoSuchProfile"),
+            device_body("d3", serviceName="no-such-service"),
+            device_body("d1"),
+            device_body("d4", autoEvents=[{"interval": "1s", "sourceName": "NotAResource"}]),
+        ],
+    )
     assert r.status_code == 207
     codes = [e["statusCode"] for e in r.json()]
     assert codes == [201, 400, 400, 409, 400]
@@ -64,8 +76,7 @@ async def test_devices_are_added_in_order_with_per_element_status(metadata: http
 async def test_force_replaces_an_existing_device(metadata: httpx.AsyncClient) -> None:
     await seed(metadata)
     await metadata.post("/api/v3/device?bypassValidation=true", json=[device_body("d1", labels=["old"])])
-    r = await metadata.post("/api/v3/device?bypassValidation=true&force=true",
-                            json=[device_body("d1", labels=["new"])])
+    r = await metadata.post("/api/v3/device?bypassValidation=true&force=true", json=[device_body("d1", labels=["new"])])
     assert r.json()[0]["statusCode"] == 201
     assert (await metadata.get("/api/v3/device/name/d1")).json()["device"]["labels"] == ["new"]
 
@@ -73,9 +84,13 @@ async def test_force_replaces_an_existing_device(metadata: httpx.AsyncClient) ->
 async def test_patch_applies_only_given_fields(metadata: httpx.AsyncClient) -> None:
     await seed(metadata)
     await metadata.post("/api/v3/device?bypassValidation=true", json=[device_body("d1", labels=["x"])])
-    r = await metadata.patch("/api/v3/device?bypassValidation=true",
-                             json=[{"apiVersion": "v3", "device": {"name": "d1", "adminState": "LOCKED"}},
-                                   {"apiVersion": "v3", "device": {"name": "ghost", "adminState": "LOCKED"}}])
+    r = await metadata.patch(
+        "/api/v3/device?bypassValidation=true",
+        json=[
+            {"apiVersion": "v3", "device": {"name": "d1", "adminState": "LOCKED"}},
+            {"apiVersion": "v3", "device": {"name": "ghost", "adminState": "LOCKED"}},
+        ],
+    )
     assert [e["statusCode"] for e in r.json()] == [200, 404]
     dev = (await metadata.get("/api/v3/device/name/d1")).json()["device"]
     assert dev["adminState"] == "LOCKED"
@@ -113,28 +128,37 @@ async def test_pagination_follows_edgex(metadata: httpx.AsyncClient) -> None:
 
 async def test_profile_resource_and_command_edits(metadata: httpx.AsyncClient) -> None:
     await seed(metadata)
-    new_res = {"name": "Humidity", "properties": {"valueType": "uint16", "readWrite": "R", "units": "%"},
-               "attributes": {"primaryTable": "INPUT_REGISTERS", "startingAddress": 20}}
-    r = await metadata.post("/api/v3/deviceprofile/resource",
-                            json=[{"apiVersion": "v3", "profileName": PROFILE_NAME, "resource": new_res}])
+    new_res = {
+        "name": "Humidity",
+        "properties": {"valueType": "uint16", "readWrite": "R", "units": "%"},
+        "attributes": {"primaryTable": "INPUT_REGISTERS", "startingAddress": 20},
+    }
+    r = await metadata.post(
+        "/api/v3/deviceprofile/resource",
+        json=[{"apiVersion": "v3", "profileName": PROFILE_NAME, "resource": new_res}],
+    )
     assert r.json()[0]["statusCode"] == 201
     cmd = {"name": "ReadHumidity", "readWrite": "R", "resourceOperations": [{"deviceResource": "Humidity"}]}
-    r = await metadata.post("/api/v3/deviceprofile/deviceCommand",
-                            json=[{"apiVersion": "v3", "profileName": PROFILE_NAME, "deviceCommand": cmd}])
+    r = await metadata.post(
+        "/api/v3/deviceprofile/deviceCommand",
+        json=[{"apiVersion": "v3", "profileName": PROFILE_NAME, "deviceCommand": cmd}],
+    )
     assert r.json()[0]["statusCode"] == 201
     bad = {**cmd, "name": "WriteHumidity", "readWrite": "W"}
-    r = await metadata.post("/api/v3/deviceprofile/deviceCommand",
-                            json=[{"apiVersion": "v3", "profileName": PROFILE_NAME, "deviceCommand": bad}])
+    r = await metadata.post(
+        "/api/v3/deviceprofile/deviceCommand",
+        json=[{"apiVersion": "v3", "profileName": PROFILE_NAME, "deviceCommand": bad}],
+    )
     assert r.json()[0]["statusCode"] == 400
     r = await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}/resource/Humidity")
     assert r.status_code == 409
     assert "ReadHumidity" in r.json()["message"]
     r = await metadata.get(f"/api/v3/deviceresource/profile/{PROFILE_NAME}/resource/Humidity")
     assert r.json()["resource"]["properties"]["valueType"] == "Uint16"
-    assert (await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}/deviceCommand/ReadHumidity")
-            ).status_code == 200
-    assert (await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}/resource/Humidity")
-            ).status_code == 200
+    assert (
+        await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}/deviceCommand/ReadHumidity")
+    ).status_code == 200
+    assert (await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}/resource/Humidity")).status_code == 200
     r = await metadata.get(f"/api/v3/deviceresource/profile/{PROFILE_NAME}/resource/Humidity")
     assert r.status_code == 404
 
@@ -143,8 +167,10 @@ async def test_profile_resource_and_command_edits(metadata: httpx.AsyncClient) -
     ("content", "expected"),
     [
         (b"name: x\ndeviceResources:\n  - name: a\n   properties: [\n", "line 4"),
-        (b"name: p2\ndeviceResources:\n  - name: Pressure\n    properties: {valueType: Float128, readWrite: R}\n",
-         "Pressure"),
+        (
+            b"name: p2\ndeviceResources:\n  - name: Pressure\n    properties: {valueType: Float128, readWrite: R}\n",
+            "Pressure",
+        ),
         (b"- just\n- a list\n", "mapping"),
         (b"\xff\xfe\x00garbage", "YAML"),
         (b"", "empty"),
@@ -180,8 +206,11 @@ async def test_bad_request_bodies_are_4xx_and_change_nothing(metadata: httpx.Asy
         (dict(json=[]), 400, "empty array"),
         (dict(content=b"[{", headers={"content-type": "application/json"}), 400, "not valid JSON"),
         (dict(content=b"name=x", headers={"content-type": "text/plain"}), 415, "Content-Type"),
-        (dict(json=[{"apiVersion": "v3", "device": {"name": "bad name", "serviceName": "device-modbus"}}]), 400,
-         "device name"),
+        (
+            dict(json=[{"apiVersion": "v3", "device": {"name": "bad name", "serviceName": "device-modbus"}}]),
+            400,
+            "device name",
+        ),
         (dict(json=[{"apiVersion": "v3"}]), 400, "device"),
     ]
     for kwargs, status, needle in cases:
@@ -260,8 +289,10 @@ async def test_system_events_are_published_on_edgex_subjects(metadata: httpx.Asy
     try:
         await seed(metadata)
         await metadata.post("/api/v3/device?bypassValidation=true", json=[device_body("ev.1")])
-        await metadata.patch("/api/v3/device?bypassValidation=true",
-                             json=[{"apiVersion": "v3", "device": {"name": "ev.1", "adminState": "LOCKED"}}])
+        await metadata.patch(
+            "/api/v3/device?bypassValidation=true",
+            json=[{"apiVersion": "v3", "device": {"name": "ev.1", "adminState": "LOCKED"}}],
+        )
         await metadata.delete("/api/v3/device/name/ev.1")
         for _ in range(50):
             if len(got) >= 5:
@@ -346,8 +377,9 @@ async def test_absent_device_service_does_not_hang(metadata_app_factory: Any, me
     assert "no service is listening" in r.json()[0]["message"]
 
 
-async def test_slow_device_service_times_out_with_503(metadata_app_factory: Any, nats_url: str,
-                                                      metadata: httpx.AsyncClient) -> None:
+async def test_slow_device_service_times_out_with_503(
+    metadata_app_factory: Any, nats_url: str, metadata: httpx.AsyncClient
+) -> None:
     await seed(metadata)
     client = await metadata_app_factory(validation={"timeout": 0.3})
     async with _FakeDeviceService(nats_url, "slow"):

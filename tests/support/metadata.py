@@ -5,7 +5,6 @@ Registered from tests/conftest.py via `pytest_plugins`; `redis_url` and `nats_ur
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -25,9 +24,7 @@ SAMPLE_DEVICE_FILES = sorted(p for p in SAMPLES.rglob("*.y*ml") if "deviceList" 
 
 
 def metadata_settings(nats_url: str, redis_url: str, **overrides: object) -> CoreMetadataSettings:
-    return CoreMetadataSettings.model_validate(
-        {"nats": {"url": nats_url}, "redis": {"url": redis_url}, **overrides}
-    )
+    return CoreMetadataSettings.model_validate({"nats": {"url": nats_url}, "redis": {"url": redis_url}, **overrides})
 
 
 @pytest.fixture
@@ -50,21 +47,26 @@ async def metadata_app_factory(nats_url: str, redis_url: str):  # type: ignore[n
 
 
 @pytest.fixture
-async def metadata(metadata_app_factory, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+async def metadata(metadata_app_factory, redis_url: str) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
     """A core-metadata client on an empty Redis database."""
     r = aioredis.from_url(redis_url)
     await r.flushdb()
     await r.aclose()
-    yield await metadata_app_factory()
+    return await metadata_app_factory()
 
 
 async def add_service(client: httpx.AsyncClient, name: str = "device-modbus") -> None:
     r = await client.post(
         "/api/v3/deviceservice",
-        json=[{"apiVersion": "v3", "service": {"name": name, "baseAddress": f"http://{name}:59901",
-                                                "adminState": "UNLOCKED"}}],
+        json=[
+            {
+                "apiVersion": "v3",
+                "service": {"name": name, "baseAddress": f"http://{name}:59901", "adminState": "UNLOCKED"},
+            }
+        ],
     )
-    assert r.status_code == 207 and r.json()[0]["statusCode"] == 201, r.text
+    assert r.status_code == 207, r.text
+    assert r.json()[0]["statusCode"] == 201, r.text
 
 
 async def upload_profile(client: httpx.AsyncClient, path: Path) -> httpx.Response:

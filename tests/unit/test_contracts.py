@@ -30,15 +30,29 @@ PROFILE_JSON = {
         {
             "name": "Temperature",
             "isHidden": False,
-            "properties": {"valueType": "Float32", "readWrite": "R", "units": "C", "scale": 0.1,
-                           "minimum": -40, "maximum": 200, "mask": 255, "shift": 2, "base": 2, "offset": 1.5},
+            "properties": {
+                "valueType": "Float32",
+                "readWrite": "R",
+                "units": "C",
+                "scale": 0.1,
+                "minimum": -40,
+                "maximum": 200,
+                "mask": 255,
+                "shift": 2,
+                "base": 2,
+                "offset": 1.5,
+            },
             "attributes": {"primaryTable": "INPUT_REGISTERS", "startingAddress": 3},
         },
         {"name": "Image", "properties": {"valueType": "Binary", "readWrite": "R", "mediaType": "image/png"}},
     ],
     "deviceCommands": [
-        {"name": "All", "readWrite": "R", "isHidden": False,
-         "resourceOperations": [{"deviceResource": "Temperature", "mappings": {"1": "on"}}]}
+        {
+            "name": "All",
+            "readWrite": "R",
+            "isHidden": False,
+            "resourceOperations": [{"deviceResource": "Temperature", "mappings": {"1": "on"}}],
+        }
     ],
 }
 
@@ -47,15 +61,21 @@ def test_profile_round_trips_through_edgex_json() -> None:
     profile = DeviceProfile.model_validate(PROFILE_JSON)
     out = profile.to_json_dict()
     assert out["deviceResources"][0]["properties"]["valueType"] == "Float32"
-    assert out["deviceResources"][0]["attributes"] == {"primaryTable": "INPUT_REGISTERS", "startingAddress": 3}
+    assert out["deviceResources"][0]["attributes"] == {
+        "primaryTable": "INPUT_REGISTERS",
+        "startingAddress": 3,
+    }
     assert out["deviceCommands"][0]["resourceOperations"][0]["mappings"] == {"1": "on"}
     assert DeviceProfile.model_validate(orjson.loads(orjson.dumps(out))) == profile
 
 
 def test_keys_are_accepted_in_any_casing_and_unknown_keys_ignored() -> None:
     profile = DeviceProfile.model_validate(
-        {"NAME": "p", "DeviceResources": [{"Name": "r", "PROPERTIES": {"valuetype": "int16", "READWRITE": "rw"}}],
-         "somethingElse": 1}
+        {
+            "NAME": "p",
+            "DeviceResources": [{"Name": "r", "PROPERTIES": {"valuetype": "int16", "READWRITE": "rw"}}],
+            "somethingElse": 1,
+        }
     )
     res = profile.device_resources[0]
     assert res.name == "r"
@@ -66,8 +86,15 @@ def test_keys_are_accepted_in_any_casing_and_unknown_keys_ignored() -> None:
 
 @pytest.mark.parametrize(
     ("given", "canonical"),
-    [("FLOAT32", "Float32"), ("float64array", "Float64Array"), ("Uint8", "Uint8"), ("BOOL", "Bool"),
-     ("object", "Object"), ("binary", "Binary"), (" String ", "String")],
+    [
+        ("FLOAT32", "Float32"),
+        ("float64array", "Float64Array"),
+        ("Uint8", "Uint8"),
+        ("BOOL", "Bool"),
+        ("object", "Object"),
+        ("binary", "Binary"),
+        (" String ", "String"),
+    ],
 )
 def test_value_type_is_normalised(given: str, canonical: str) -> None:
     r = Reading.model_validate(
@@ -79,8 +106,10 @@ def test_value_type_is_normalised(given: str, canonical: str) -> None:
 def test_unknown_value_type_names_the_resource() -> None:
     with pytest.raises(ValidationError) as info:
         DeviceProfile.model_validate(
-            {"name": "p", "deviceResources": [{"name": "Pressure", "properties": {"valueType": "Float128",
-                                                                                  "readWrite": "R"}}]}
+            {
+                "name": "p",
+                "deviceResources": [{"name": "Pressure", "properties": {"valueType": "Float128", "readWrite": "R"}}],
+            }
         )
     message = describe_errors(info.value)
     assert "Pressure" in message
@@ -89,11 +118,19 @@ def test_unknown_value_type_names_the_resource() -> None:
 
 def test_yaml_scalars_become_strings_where_edgex_keeps_strings() -> None:
     profile = DeviceProfile.model_validate(
-        {"name": "p",
-         "deviceResources": [{"name": "r", "properties": {"valueType": "Float64", "readWrite": "RW",
-                                                          "defaultValue": 0.0}}],
-         "deviceCommands": [{"name": "c", "readWrite": "RW",
-                             "resourceOperations": [{"deviceResource": "r", "defaultValue": True}]}]}
+        {
+            "name": "p",
+            "deviceResources": [
+                {"name": "r", "properties": {"valueType": "Float64", "readWrite": "RW", "defaultValue": 0.0}}
+            ],
+            "deviceCommands": [
+                {
+                    "name": "c",
+                    "readWrite": "RW",
+                    "resourceOperations": [{"deviceResource": "r", "defaultValue": True}],
+                }
+            ],
+        }
     )
     assert profile.device_resources[0].properties.default_value == "0.0"
     assert profile.device_commands[0].resource_operations[0].default_value == "true"
@@ -101,10 +138,23 @@ def test_yaml_scalars_become_strings_where_edgex_keeps_strings() -> None:
 
 def test_device_defaults_and_state_normalisation() -> None:
     device = Device.model_validate(
-        {"name": "d1", "serviceName": "s", "profileName": "p", "adminState": "locked", "operatingState": "down",
-         "protocols": {"modbus-tcp": {"Address": "10.0.0.1", "Port": 502}},
-         "autoEvents": [{"interval": "1s", "onChange": True, "onChangeThreshold": 0.5, "sourceName": "r",
-                         "retention": {"maxCap": 10, "minCap": 5, "duration": "1h"}}]}
+        {
+            "name": "d1",
+            "serviceName": "s",
+            "profileName": "p",
+            "adminState": "locked",
+            "operatingState": "down",
+            "protocols": {"modbus-tcp": {"Address": "10.0.0.1", "Port": 502}},
+            "autoEvents": [
+                {
+                    "interval": "1s",
+                    "onChange": True,
+                    "onChangeThreshold": 0.5,
+                    "sourceName": "r",
+                    "retention": {"maxCap": 10, "minCap": 5, "duration": "1h"},
+                }
+            ],
+        }
     )
     assert device.admin_state is AdminState.LOCKED
     assert device.operating_state is OperatingState.DOWN
@@ -129,8 +179,9 @@ def test_names_with_reserved_characters_are_rejected(bad: str) -> None:
 @pytest.mark.parametrize("interval", ["0s", "abc", "10"])
 def test_bad_autoevent_intervals_are_rejected(interval: str) -> None:
     with pytest.raises(ValidationError, match="interval"):
-        Device.model_validate({"name": "d", "serviceName": "s", "autoEvents": [{"interval": interval,
-                                                                                  "sourceName": "x"}]})
+        Device.model_validate(
+            {"name": "d", "serviceName": "s", "autoEvents": [{"interval": interval, "sourceName": "x"}]}
+        )
 
 
 def test_go_durations() -> None:
@@ -144,14 +195,36 @@ def test_go_durations() -> None:
 
 def test_event_with_simple_binary_and_object_readings_round_trips() -> None:
     event = Event.model_validate(
-        {"deviceName": "d", "profileName": "p", "sourceName": "s", "origin": 1700000000000000000,
-         "readings": [
-             {"deviceName": "d", "resourceName": "t", "profileName": "p", "valueType": "Float32", "value": "1.5"},
-             {"deviceName": "d", "resourceName": "img", "profileName": "p", "valueType": "Binary",
-              "binaryValue": "AAEC", "mediaType": "image/png"},
-             {"deviceName": "d", "resourceName": "o", "profileName": "p", "valueType": "Object",
-              "objectValue": {"a": [1, 2]}},
-         ]}
+        {
+            "deviceName": "d",
+            "profileName": "p",
+            "sourceName": "s",
+            "origin": 1700000000000000000,
+            "readings": [
+                {
+                    "deviceName": "d",
+                    "resourceName": "t",
+                    "profileName": "p",
+                    "valueType": "Float32",
+                    "value": "1.5",
+                },
+                {
+                    "deviceName": "d",
+                    "resourceName": "img",
+                    "profileName": "p",
+                    "valueType": "Binary",
+                    "binaryValue": "AAEC",
+                    "mediaType": "image/png",
+                },
+                {
+                    "deviceName": "d",
+                    "resourceName": "o",
+                    "profileName": "p",
+                    "valueType": "Object",
+                    "objectValue": {"a": [1, 2]},
+                },
+            ],
+        }
     )
     assert event.readings[1].binary_value == b"\x00\x01\x02"
     out = orjson.loads(event.model_dump_json(by_alias=True, exclude_none=True))

@@ -20,9 +20,7 @@ def cmd(name: str, rw: str, *resources: str) -> dict[str, Any]:
 
 
 def profile(resources: list[dict[str, Any]], commands: list[dict[str, Any]] | None = None) -> DeviceProfile:
-    return DeviceProfile.model_validate(
-        {"name": "p", "deviceResources": resources, "deviceCommands": commands or []}
-    )
+    return DeviceProfile.model_validate({"name": "p", "deviceResources": resources, "deviceCommands": commands or []})
 
 
 def test_valid_profile_passes() -> None:
@@ -50,5 +48,5 @@ def test_broken_rules_are_named(resources: list[dict[str, Any]], commands: list[
 def test_minimum_above_maximum_is_rejected() -> None:
     bad = res("a")
     bad["properties"].update(minimum=10, maximum=1)
-    with pytest.raises(ContractInvalid, match="minimum 10.0 above maximum 1.0"):
+    with pytest.raises(ContractInvalid, match=r"minimum 10\.0 above maximum 1\.0"):
         validate_profile(profile([bad]))

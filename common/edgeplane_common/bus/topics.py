@@ -31,8 +31,7 @@ class Topics:
 
     @staticmethod
     def events(service: str, profile: str, device: str, source: str) -> str:
-        return subject("edgex", "events", "device", escape(service), escape(profile), escape(device),
-                       escape(source))
+        return subject("edgex", "events", "device", escape(service), escape(profile), escape(device), escape(source))
 
     EVENTS_ALL = "edgex.events.device.>"
 
@@ -47,8 +46,16 @@ class Topics:
 
     @staticmethod
     def command_request(service: str, device: str, command: str, method: str) -> str:
-        return subject("edgex", "device", "command", "request", escape(service), escape(device),
-                       escape(command), method.lower())
+        return subject(
+            "edgex",
+            "device",
+            "command",
+            "request",
+            escape(service),
+            escape(device),
+            escape(command),
+            method.lower(),
+        )
 
     @staticmethod
     def command_request_all(service: str) -> str:

@@ -17,18 +17,28 @@ from edgeplane_common.logging import correlation_id
 
 CORRELATION_HEADER = b"x-correlation-id"
 OPEN_PATHS = frozenset({"/api/v3/ping"})
-_BODY_TYPES = (b"application/json", b"multipart/form-data", b"application/x-yaml", b"application/yaml",
-               b"text/yaml", b"application/cbor")
+_BODY_TYPES = (
+    b"application/json",
+    b"multipart/form-data",
+    b"application/x-yaml",
+    b"application/yaml",
+    b"text/yaml",
+    b"application/cbor",
+)
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
-            "http_requests_total", "HTTP requests by method, route and status", ["method", "route", "status"],
+            "http_requests_total",
+            "HTTP requests by method, route and status",
+            ["method", "route", "status"],
             registry=registry,
         )
         self.latency = Histogram(
-            "http_request_duration_seconds", "HTTP request latency by route", ["method", "route"],
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
             registry=registry,
         )
 
@@ -53,7 +63,10 @@ class ServiceMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
-                message["headers"] = [*message.get("headers", []), (CORRELATION_HEADER, cid.encode("latin-1"))]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (CORRELATION_HEADER, cid.encode("latin-1")),
+                ]
             await send(message)
 
         try:
@@ -95,11 +108,14 @@ class ServiceMiddleware:
             if length is not None and length.isdigit() and int(length) > self.max_body:
                 return error_body(413, self._too_large_message())
             ctype = headers.get(b"content-type")
-            if ctype and not ctype.split(b";")[0].strip().lower().startswith(_BODY_TYPES) and not ctype.split(
-                b";"
-            )[0].strip().lower().endswith(b"+json"):
+            if (
+                ctype
+                and not ctype.split(b";")[0].strip().lower().startswith(_BODY_TYPES)
+                and not ctype.split(b";")[0].strip().lower().endswith(b"+json")
+            ):
                 return error_body(
-                    415, f"unsupported Content-Type {ctype.decode('latin-1')!r}: send application/json"
-                    " (or multipart/form-data for file uploads)"
+                    415,
+                    f"unsupported Content-Type {ctype.decode('latin-1')!r}: send application/json"
+                    " (or multipart/form-data for file uploads)",
                 )
         return None

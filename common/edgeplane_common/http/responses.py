@@ -24,9 +24,7 @@ class EdgeJSONResponse(Response):
     def init_headers(self, headers: Any = None) -> None:
         super().init_headers(headers)
         # Starlette would not add a charset for application/json, but make the header exact anyway.
-        self.raw_headers = [
-            (k, b"application/json") if k == b"content-type" else (k, v) for k, v in self.raw_headers
-        ]
+        self.raw_headers = [(k, b"application/json") if k == b"content-type" else (k, v) for k, v in self.raw_headers]
 
 
 def json_response(model: ContractModel | list[Any] | dict[str, Any], status: int = 200) -> EdgeJSONResponse:

@@ -160,9 +160,7 @@ class AutoEvent(ContractModel):
     @classmethod
     def _legacy_resource_key(cls, data: Any) -> Any:
         # EdgeX 2.x files name the source `resource`; the spec still lists it as required.
-        if isinstance(data, dict) and "resource" in data and not any(
-            k.lower() == "sourcename" for k in data
-        ):
+        if isinstance(data, dict) and "resource" in data and not any(k.lower() == "sourcename" for k in data):
             data = {**data, "sourceName": data["resource"]}
         return data
 

@@ -59,9 +59,7 @@ def split_labels(labels: str | None) -> list[str]:
     return [label.strip() for label in labels.split(",") if label.strip()] if labels else []
 
 
-async def add_batch(
-    items: Sequence[T], add: Callable[[T], Awaitable[tuple[str | None, str | None]]]
-) -> Response:
+async def add_batch(items: Sequence[T], add: Callable[[T], Awaitable[tuple[str | None, str | None]]]) -> Response:
     """Run `add` per element: 207 with one BaseWithIdResponse per element, in order."""
     _non_empty(items)
     results: list[BaseResponse] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from core_metadata.application.pagination import check_range, page_limit
 from core_metadata.application.ports import Entity, Kind, MetadataStore, Query, SystemEventPublisher
@@ -35,10 +35,10 @@ class UseCase:
 
     def stamp_new(self, entity: E) -> E:
         ts = now_ms()
-        return entity.model_copy(update={"id": entity.id or str(uuid.uuid4()), "created": ts, "modified": ts})
+        return cast(E, entity.model_copy(update={"id": entity.id or str(uuid.uuid4()), "created": ts, "modified": ts}))
 
     def stamp_update(self, entity: E, old: Entity) -> E:
-        return entity.model_copy(update={"id": old.id, "created": old.created, "modified": now_ms()})
+        return cast(E, entity.model_copy(update={"id": old.id, "created": old.created, "modified": now_ms()}))
 
     async def page(self, kind: Kind, query: Query, offset: int, limit: int) -> tuple[list[Entity], int]:
         query = query.model_copy(update={"offset": offset, "limit": page_limit(offset, limit, self.max_result_count)})

@@ -24,7 +24,9 @@ class DeviceManager(UseCase):
         super().__init__(store, publisher, **kw)
         self.validator = validator
 
-    async def add(self, device: Device, *, force: bool = False, bypass_validation: bool = False) -> tuple[Device, str | None]:
+    async def add(
+        self, device: Device, *, force: bool = False, bypass_validation: bool = False
+    ) -> tuple[Device, str | None]:
         """Add (or, with `force`, replace) a device. Returns it and a note for the caller, if any."""
         await self._check_references(device)
         note = None if bypass_validation else await self.validator.validate(device)

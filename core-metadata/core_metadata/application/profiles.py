@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import yaml
 
@@ -39,7 +39,12 @@ def parse_profile_file(content: bytes) -> dict[str, Any]:
 
 class ProfileManager(UseCase):
     def __init__(
-        self, store: MetadataStore, publisher: SystemEventPublisher, *, strict_changes: bool = False, **kw: Any
+        self,
+        store: MetadataStore,
+        publisher: SystemEventPublisher,
+        *,
+        strict_changes: bool = False,
+        **kw: Any,
     ) -> None:
         super().__init__(store, publisher, **kw)
         # EdgeX's StrictDeviceProfileChanges: refuse changes to a profile devices use (423).
@@ -84,17 +89,11 @@ class ProfileManager(UseCase):
 
     async def patch_tags(self, name: str, resources: list[UpdateTags], commands: list[UpdateTags]) -> DeviceProfile:
         def apply(p: DeviceProfile) -> DeviceProfile:
-            res = {r.name: r for r in p.device_resources}
-            cmd = {c.name: c for c in p.device_commands}
-            for item, table, what in [(r, res, "device resource") for r in resources] + [
-                (c, cmd, "device command") for c in commands
-            ]:
-                target = table.get(item.name)
-                if target is None:
-                    raise NotFound(f"profile {p.name!r} has no {what} {item.name!r}")
-                table[item.name] = target.model_copy(update={"tags": item.tags})
             return p.model_copy(
-                update={"device_resources": list(res.values()), "device_commands": list(cmd.values())}
+                update={
+                    "device_resources": _retag(p.name, p.device_resources, resources, "device resource"),
+                    "device_commands": _retag(p.name, p.device_commands, commands, "device command"),
+                }
             )
 
         return await self._modify(None, name, apply, check_lock=False)
@@ -128,8 +127,11 @@ class ProfileManager(UseCase):
         def apply(p: DeviceProfile) -> DeviceProfile:
             if p.resource(resource_name) is None:
                 raise NotFound(f"profile {p.name!r} has no device resource {resource_name!r}")
-            users = [c.name for c in p.device_commands if any(o.device_resource == resource_name
-                                                               for o in c.resource_operations)]
+            users = [
+                c.name
+                for c in p.device_commands
+                if any(o.device_resource == resource_name for o in c.resource_operations)
+            ]
             if users:
                 raise StatusConflict(
                     f"device resource {resource_name!r} is used by device command(s) {', '.join(users)}; "
@@ -180,7 +182,9 @@ class ProfileManager(UseCase):
             profile = await self.store.delete(K, name)
         await self.emit(K, SystemEventAction.DELETE, profile)
 
-    async def _modify(self, profile_id: str | None, name: str | None, apply: Any, *, check_lock: bool = True) -> DeviceProfile:
+    async def _modify(
+        self, profile_id: str | None, name: str | None, apply: Any, *, check_lock: bool = True
+    ) -> DeviceProfile:
         async with self.lock:
             old = await self._find(profile_id, name)
             if check_lock:
@@ -208,3 +212,16 @@ class ProfileManager(UseCase):
     async def _with_count(self, profile: DeviceProfile) -> DeviceProfile:
         count = await self.store.count(Kind.DEVICE, Query(profile_name=profile.name))
         return profile.model_copy(update={"linked_device_count": count})
+
+
+_Named = TypeVar("_Named", DeviceResource, DeviceCommand)
+
+
+def _retag(profile: str, items: list[_Named], updates: list[UpdateTags], what: str) -> list[_Named]:
+    by_name = {item.name: item for item in items}
+    for upd in updates:
+        target = by_name.get(upd.name)
+        if target is None:
+            raise NotFound(f"profile {profile!r} has no {what} {upd.name!r}")
+        by_name[upd.name] = target.model_copy(update={"tags": upd.tags})
+    return list(by_name.values())

@@ -36,15 +36,15 @@ def validate_profile(profile: DeviceProfile) -> None:
         if not cmd.resource_operations:
             raise ContractInvalid(f"profile {profile.name!r}: device command {cmd.name!r} has no resourceOperations")
         for op in cmd.resource_operations:
-            res = resources.get(op.device_resource)
-            if res is None:
+            target = resources.get(op.device_resource)
+            if target is None:
                 raise ContractInvalid(
                     f"profile {profile.name!r}: device command {cmd.name!r} refers to device resource "
                     f"{op.device_resource!r}, which the profile does not define"
                 )
-            rw = res.properties.read_write
+            rw = target.properties.read_write
             if (cmd.read_write.readable and not rw.readable) or (cmd.read_write.writable and not rw.writable):
                 raise ContractInvalid(
                     f"profile {profile.name!r}: device command {cmd.name!r} is {cmd.read_write.value} but device "
-                    f"resource {res.name!r} is {rw.value}"
+                    f"resource {target.name!r} is {rw.value}"
                 )

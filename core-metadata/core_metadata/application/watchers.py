@@ -36,7 +36,10 @@ class ProvisionWatcherManager(UseCase):
                 changes.pop("name", None)
             base = old.model_dump()
             if "discovered_device" in changes:
-                changes["discovered_device"] = {**base["discovered_device"], **(changes["discovered_device"] or {})}
+                changes["discovered_device"] = {
+                    **base["discovered_device"],
+                    **(changes["discovered_device"] or {}),
+                }
             merged = ProvisionWatcher.model_validate({**base, **changes})
             await self._check_references(merged)
             merged = self.stamp_update(merged, old)

@@ -10,6 +10,9 @@ Every write is one MULTI/EXEC transaction, so an entity and its indexes never di
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -103,7 +106,7 @@ class RedisMetadataStore:
         await self.r.aclose()
 
     @staticmethod
-    async def _call(awaitable):  # type: ignore[no-untyped-def]
+    async def _call(awaitable: Awaitable[Any]) -> Any:
         try:
             return await awaitable
         except RedisError as err:

@@ -34,7 +34,10 @@ class BusSystemEventPublisher:
     async def publish(self, kind: Kind, action: SystemEventAction, entity: Entity) -> None:
         topic, owner = system_event_topic(kind, action, entity)
         event = SystemEvent(
-            type=SystemEventType(kind.value), action=action, source=SOURCE, owner=owner,
+            type=SystemEventType(kind.value),
+            action=action,
+            source=SOURCE,
+            owner=owner,
             details=entity.to_json_dict(),
         )
         try:

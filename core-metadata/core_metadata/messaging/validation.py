@@ -24,9 +24,7 @@ class BusDeviceValidator:
     async def validate(self, device: Device) -> str | None:
         topic = Topics.device_validation(device.service_name)
         try:
-            reply = await self.bus.request(
-                topic, MessageEnvelope(payload=device.to_json_dict()), timeout=self.timeout
-            )
+            reply = await self.bus.request(topic, MessageEnvelope(payload=device.to_json_dict()), timeout=self.timeout)
         except ServiceUnavailable as err:
             no_listener = "no service is listening" in err.message
             if no_listener and not self.reject_when_unavailable:
