@@ -73,9 +73,7 @@ class _EmbeddedServer:
 
     kind: ClassVar[str]
 
-    def __init__(
-        self, *, host: str, port: int | None, data_dir: Path, name: str, binary: Path | None
-    ) -> None:
+    def __init__(self, *, host: str, port: int | None, data_dir: Path, name: str, binary: Path | None) -> None:
         self.host = host
         self._auto_port = port is None
         self.port: int = port if port is not None else free_port(host)
@@ -126,9 +124,7 @@ class _EmbeddedServer:
         self._log = self.log_path.open("ab")
         cmd = self._command(binary)
         logger.debug("starting %s: %s", self.kind, " ".join(cmd))
-        self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
-        )
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         try:
             self._wait_ready()
         except BaseException:
@@ -144,8 +140,7 @@ class _EmbeddedServer:
             code = self._proc.poll()
             if code is not None:
                 raise EmbeddedServerError(
-                    f"{self.kind} exited with code {code} during start; log {self.log_path}:\n"
-                    f"{_tail(self.log_path)}"
+                    f"{self.kind} exited with code {code} during start; log {self.log_path}:\n{_tail(self.log_path)}"
                 )
             # Check the process again after a successful connect: someone else may own the port.
             if _accepts_connections(self.host, self.port) and self._proc.poll() is None:
@@ -165,9 +160,7 @@ class _EmbeddedServer:
             try:
                 proc.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                logger.warning(
-                    "%s (pid %d) ignored SIGTERM for %.0fs; killing it", self.kind, proc.pid, STOP_TIMEOUT_S
-                )
+                logger.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", self.kind, proc.pid, STOP_TIMEOUT_S)
                 proc.kill()
                 proc.wait()
         if self._log is not None:

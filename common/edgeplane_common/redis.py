@@ -59,7 +59,7 @@ def redis_address(client: aioredis.Redis) -> str:
     return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
-async def wait_for_redis(client: aioredis.Redis, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+async def wait_for_redis(client: aioredis.Redis, timeout: float = 30.0) -> None:
     """PING until Redis answers (it may still be starting, or loading its data) or `timeout` passes.
 
     Raises ServiceUnavailable naming host:port when it gives up. Logs the wait once, not once per try."""
@@ -76,9 +76,7 @@ async def wait_for_redis(client: aioredis.Redis, timeout: float = 30.0) -> None:
         except (RedisError, OSError, TimeoutError) as err:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ServiceUnavailable(
-                    f"Redis at {where} did not answer within {timeout:g}s: {err}"
-                ) from err
+                raise ServiceUnavailable(f"Redis at {where} did not answer within {timeout:g}s: {err}") from err
             if not logged:
                 logger.warning("waiting for Redis at %s (%s)", where, err or type(err).__name__)
                 logged = True

@@ -129,11 +129,7 @@ class _Durable:
         """The next message to hand out, or None and how long until a nak'ed message is due again."""
         wait: float | None = None
         for msg in self.stream.messages:
-            if (
-                msg.seq in self.acked
-                or msg.seq in self.in_flight
-                or not subject_matches(self.filter, msg.subject)
-            ):
+            if msg.seq in self.acked or msg.seq in self.in_flight or not subject_matches(self.filter, msg.subject):
                 continue
             due = self.not_before.get(msg.seq, 0.0)
             if due <= now:
@@ -257,7 +253,7 @@ class InMemoryBus:
         topic: str,
         envelope: MessageEnvelope,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 -- the MessageBus signature
+        timeout: float | None = None,  # the MessageBus signature
     ) -> MessageEnvelope:
         self._check()
         targets = self._targets(topic)

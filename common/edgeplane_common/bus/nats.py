@@ -39,7 +39,7 @@ RECONNECT_WAIT_S = 2
 STOP_TIMEOUT_S = 10.0
 """How long unsubscribing a consumer waits for the handler in progress."""
 FETCH_WAIT_S = 1.0
-"""How long one pull `fetch` waits for messages; bounds how fast an idle consumer notices a stop."""
+"""How long one pull request waits on an empty stream before it is re-issued."""
 ERROR_CODE = 1
 """`errorCode` of a reply whose handler failed (EdgeX uses 0 for success, 1 for error)."""
 DURABLE_HEADER = "Edgeplane-Durable"
@@ -179,9 +179,7 @@ class _PullConsumer:
             self._task.cancel()
         done, _ = await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_S)
         if not done:
-            logger.warning(
-                "consumer %s: handler still busy after %ss; cancelling it", self._name, STOP_TIMEOUT_S
-            )
+            logger.warning("consumer %s: handler still busy after %ss; cancelling it", self._name, STOP_TIMEOUT_S)
             self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -190,7 +188,9 @@ class _PullConsumer:
 
 
 class NatsMessageBus:
-    """`MessageBus` over nats-py. `name` labels the connection in NATS monitoring (the service name)."""
+    """`MessageBus` over nats-py. `name` labels the connection in NATS monitoring (the service name);
+    `redelivery_delay` is how long JetStream holds back a message whose handler raised (nak with delay),
+    so a failing dependency is not hammered in a tight loop."""
 
     def __init__(self, settings: NatsSettings, *, name: str, redelivery_delay: float = 1.0) -> None:
         self._settings = settings
@@ -275,7 +275,8 @@ class NatsMessageBus:
         logger.debug("NATS connection to %s closed", self._where)
 
     def _client(self) -> Client:
-        if self._nc is None or self._nc.is_closed:
+        # `_js` is set once the first connect succeeded; while reconnecting, nats-py buffers publishes.
+        if self._nc is None or self._js is None or self._nc.is_closed:
             raise ServiceUnavailable(f"not connected to NATS at {self._where}")
         return self._nc
 
@@ -339,7 +340,7 @@ class NatsMessageBus:
         topic: str,
         envelope: MessageEnvelope,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 -- the MessageBus signature; passed to nats-py
+        timeout: float | None = None,  # the MessageBus signature
     ) -> MessageEnvelope:
         wait = self._settings.request_timeout if timeout is None else timeout
         try:
@@ -360,7 +361,7 @@ class NatsMessageBus:
         js = self._jetstream()
         try:
             await js.publish(topic, envelope.encode(), headers={DURABLE_HEADER: "1"})
-        except nats.errors.NoRespondersError as err:
+        except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError) as err:
             raise ServiceUnavailable(f"no JetStream stream captures {topic}") from err
         except nats.errors.TimeoutError as err:
             raise ServiceUnavailable(f"JetStream did not acknowledge {topic} in time") from err
@@ -399,13 +400,9 @@ class NatsMessageBus:
         except nats.js.errors.NotFoundError as err:
             raise ServiceUnavailable(f"stream {stream} does not exist") from err
         except nats.js.errors.APIError as err:
-            raise CommunicationError(
-                f"cannot create consumer {durable} on stream {stream}: {err.description}"
-            ) from err
+            raise CommunicationError(f"cannot create consumer {durable} on stream {stream}: {err.description}") from err
         except nats.errors.Error as err:
-            raise ServiceUnavailable(
-                f"JetStream unavailable while creating consumer {durable}: {err}"
-            ) from err
+            raise ServiceUnavailable(f"JetStream unavailable while creating consumer {durable}: {err}") from err
         return _PullConsumer(
             psub,
             handler,

@@ -1,0 +1,399 @@
+"""The MessageBus contract: every implementation (NATS against a real nats-server, and the in-memory fake)
+must pass the same tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+
+import nats
+import pytest
+from nats.js.api import StorageType
+
+from edgeplane_common.bus import MessageBus, MessageEnvelope, Topics
+from edgeplane_common.bus.memory import InMemoryBus
+from edgeplane_common.bus.nats import NatsMessageBus
+from edgeplane_common.bus.topics import escape, subject, unescape
+from edgeplane_common.errors import NotFound, ServiceUnavailable
+from edgeplane_common.settings import NatsSettings
+
+REDELIVERY_DELAY = 0.1
+
+
+@pytest.fixture(params=["nats", "memory"])
+async def any_bus(request: pytest.FixtureRequest) -> AsyncIterator[MessageBus]:
+    bus: MessageBus
+    if request.param == "nats":
+        url = request.getfixturevalue("nats_url")
+        bus = NatsMessageBus(NatsSettings(url=url), name="contract", redelivery_delay=REDELIVERY_DELAY)
+    else:
+        bus = InMemoryBus(redelivery_delay=REDELIVERY_DELAY)
+    async with asyncio.timeout(10):
+        await bus.connect()
+    yield bus
+    await bus.close()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A subject prefix (and stream-name seed) no other test uses: all tests share one nats-server."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.01)
+
+
+def env(payload: object) -> MessageEnvelope:
+    return MessageEnvelope(payload=payload, request_id=str(uuid.uuid4()))
+
+
+class Collector:
+    """A handler that records what it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[MessageEnvelope] = []
+
+    async def __call__(self, envelope: MessageEnvelope) -> None:
+        self.received.append(envelope)
+
+    @property
+    def payloads(self) -> list[object]:
+        return [e.payload for e in self.received]
+
+
+# -- publish / subscribe ------------------------------------------------------------------------------------
+
+
+async def test_publish_subscribe_delivers_envelope(any_bus: MessageBus, prefix: str) -> None:
+    got = Collector()
+    await any_bus.subscribe(f"{prefix}.a", got)
+    sent = [env({"n": i}) for i in range(3)]
+    for e in sent:
+        await any_bus.publish(f"{prefix}.a", e)
+
+    await eventually(lambda: len(got.received) == 3)
+    assert got.payloads == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert [e.correlation_id for e in got.received] == [e.correlation_id for e in sent]
+    assert [e.request_id for e in got.received] == [e.request_id for e in sent]
+    assert all(e.received_topic == f"{prefix}.a" for e in got.received)
+
+
+async def test_wildcards_match_like_nats(any_bus: MessageBus, prefix: str) -> None:
+    star, tail = Collector(), Collector()
+    await any_bus.subscribe(f"{prefix}.*.x", star)
+    await any_bus.subscribe(f"{prefix}.>", tail)
+
+    for topic in (f"{prefix}.a.x", f"{prefix}.b.y", f"{prefix}.a.x.z", prefix):
+        await any_bus.publish(topic, env(topic))
+    # Delivery is ordered per subscription, so once the sentinel arrived everything before it has too.
+    await any_bus.publish(f"{prefix}.end.x", env("end"))
+    await eventually(lambda: "end" in star.payloads and "end" in tail.payloads)
+
+    assert star.payloads == [f"{prefix}.a.x", "end"]
+    # `>` needs at least one more token: the bare prefix is not matched.
+    assert tail.payloads == [f"{prefix}.a.x", f"{prefix}.b.y", f"{prefix}.a.x.z", "end"]
+    assert tail.received[2].received_topic == f"{prefix}.a.x.z"
+
+
+async def test_escaped_names_stay_one_token(any_bus: MessageBus, prefix: str) -> None:
+    service, profile, device, source = f"{prefix} svc.1", "my profile", "dev.a b", "temp*>%"
+    got = Collector()
+    # One `*` per name: matches only if every escaped name is exactly one subject token.
+    await any_bus.subscribe(subject("edgex", "events", "device", escape(service), "*", "*", "*"), got)
+    await any_bus.publish(Topics.events(service, profile, device, source), env("reading"))
+
+    await eventually(lambda: len(got.received) == 1)
+    topic = got.received[0].received_topic
+    assert topic is not None
+    tokens = topic.split(".")
+    assert len(tokens) == 7
+    assert [unescape(t) for t in tokens[3:]] == [service, profile, device, source]
+
+
+async def test_queue_group_delivers_each_message_to_one_member(any_bus: MessageBus, prefix: str) -> None:
+    a, b, everyone = Collector(), Collector(), Collector()
+    await any_bus.subscribe(f"{prefix}.work", a, queue="workers")
+    await any_bus.subscribe(f"{prefix}.work", b, queue="workers")
+    await any_bus.subscribe(f"{prefix}.work", everyone)
+
+    n = 40
+    for i in range(n):
+        await any_bus.publish(f"{prefix}.work", env(i))
+
+    await eventually(lambda: len(a.received) + len(b.received) == n and len(everyone.received) == n)
+    await asyncio.sleep(0.1)  # a duplicate delivery would show up by now
+    assert sorted(a.payloads + b.payloads) == list(range(n))  # type: ignore[type-var]
+    assert not set(a.payloads) & set(b.payloads)
+    # The group shares the load (one member getting nothing of 40 has a probability of ~1e-12).
+    assert a.received
+    assert b.received
+    assert everyone.payloads == list(range(n))
+
+
+async def test_unsubscribe_stops_delivery(any_bus: MessageBus, prefix: str) -> None:
+    gone, stays = Collector(), Collector()
+    sub = await any_bus.subscribe(f"{prefix}.s", gone)
+    await any_bus.subscribe(f"{prefix}.s", stays)
+    await any_bus.publish(f"{prefix}.s", env(1))
+    await eventually(lambda: len(gone.received) == 1 and len(stays.received) == 1)
+
+    await sub.unsubscribe()
+    await any_bus.publish(f"{prefix}.s", env(2))
+    await eventually(lambda: len(stays.received) == 2)
+    assert gone.payloads == [1]
+
+
+# -- request / reply ------------------------------------------------------------------------------------
+
+
+async def test_request_reply_carries_correlation_id(any_bus: MessageBus, prefix: str) -> None:
+    async def echo(request: MessageEnvelope) -> MessageEnvelope:
+        return request.reply({"echo": request.payload})
+
+    await any_bus.subscribe(f"{prefix}.cmd", echo)
+    request = env({"value": 42})
+    reply = await any_bus.request(f"{prefix}.cmd", request, timeout=5)
+
+    assert reply.payload == {"echo": {"value": 42}}
+    assert reply.error_code == 0
+    assert reply.correlation_id == request.correlation_id
+    assert reply.request_id == request.request_id
+
+
+async def test_reply_gets_request_correlation_id_even_if_handler_forgets(any_bus: MessageBus, prefix: str) -> None:
+    async def careless(request: MessageEnvelope) -> MessageEnvelope:
+        return MessageEnvelope(payload="fresh envelope")
+
+    await any_bus.subscribe(f"{prefix}.cmd", careless, queue="svc")
+    request = env(None)
+    reply = await any_bus.request(f"{prefix}.cmd", request, timeout=5)
+    assert reply.payload == "fresh envelope"
+    assert reply.correlation_id == request.correlation_id
+
+
+async def test_request_without_responders_fails_fast(any_bus: MessageBus, prefix: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match=f"no service is listening on {prefix}.nobody"):
+        await any_bus.request(f"{prefix}.nobody", env(None), timeout=5)
+    # Far below the 5 s timeout: the bus knows at once that nobody listens.
+    assert time.monotonic() - started < 1.0
+
+
+async def test_request_without_reply_times_out(any_bus: MessageBus, prefix: str) -> None:
+    got = Collector()  # returns None: no reply
+    await any_bus.subscribe(f"{prefix}.silent", got)
+    with pytest.raises(ServiceUnavailable, match=r"no reply on .*silent within 0.2s"):
+        await any_bus.request(f"{prefix}.silent", env(None), timeout=0.2)
+    assert len(got.received) == 1
+
+
+async def test_handler_errors_become_error_replies(any_bus: MessageBus, prefix: str) -> None:
+    async def failing(request: MessageEnvelope) -> MessageEnvelope:
+        if request.payload == "missing":
+            raise NotFound("device dev-9 not found")
+        raise RuntimeError("driver exploded")
+
+    await any_bus.subscribe(f"{prefix}.cmd", failing)
+    request = env("missing")
+    not_found = await any_bus.request(f"{prefix}.cmd", request, timeout=5)
+    assert not_found.error_code == 1
+    assert not_found.payload == {"message": "device dev-9 not found", "statusCode": 404}
+    assert not_found.correlation_id == request.correlation_id
+
+    crashed = await any_bus.request(f"{prefix}.cmd", env("other"), timeout=5)
+    assert crashed.error_code == 1
+    assert crashed.payload["statusCode"] == 500
+    assert "driver exploded" in crashed.payload["message"]
+
+
+async def test_handler_exception_does_not_kill_subscription(
+    any_bus: MessageBus, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[object] = []
+
+    async def flaky(envelope: MessageEnvelope) -> MessageEnvelope:
+        seen.append(envelope.payload)
+        if envelope.payload == "boom":
+            raise ValueError("bad value")
+        return envelope.reply("ok")
+
+    await any_bus.subscribe(f"{prefix}.f", flaky)
+    await any_bus.publish(f"{prefix}.f", env("boom"))
+    await any_bus.publish(f"{prefix}.f", env("after"))
+    await eventually(lambda: seen == ["boom", "after"])
+
+    reply = await any_bus.request(f"{prefix}.f", env("still there?"), timeout=5)
+    assert reply.payload == "ok"
+    assert any(f"{prefix}.f" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_not_connected_bus_refuses(prefix: str, nats_url: str) -> None:
+    for bus in (NatsMessageBus(NatsSettings(url=nats_url), name="never-connected"), InMemoryBus()):
+        with pytest.raises(ServiceUnavailable):
+            await bus.publish(f"{prefix}.x", env(None))
+
+
+# -- durable streams ------------------------------------------------------------------------------------
+
+
+async def test_durable_publish_and_consume_with_ack(any_bus: MessageBus, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    for i in range(5):
+        await any_bus.publish_durable(f"{prefix}.ev.{i}", env(i))
+
+    got = Collector()
+    sub = await any_bus.consume(stream, "worker", f"{prefix}.>", got, batch=2)
+    await eventually(lambda: len(got.received) == 5)
+    await asyncio.sleep(3 * REDELIVERY_DELAY)  # nothing comes twice
+    assert got.payloads == [0, 1, 2, 3, 4]
+    assert got.received[3].received_topic == f"{prefix}.ev.3"
+    await sub.unsubscribe()
+
+    # The durable remembers what was acked: a new member only gets what came after.
+    await any_bus.publish_durable(f"{prefix}.ev.5", env(5))
+    again = Collector()
+    sub = await any_bus.consume(stream, "worker", f"{prefix}.>", again)
+    await eventually(lambda: len(again.received) == 1)
+    assert again.payloads == [5]
+    await sub.unsubscribe()
+
+    # A consumer with another durable name starts from the beginning of the stream.
+    other = Collector()
+    await any_bus.consume(stream, "auditor", f"{prefix}.>", other)
+    await eventually(lambda: len(other.received) == 6)
+    assert other.payloads == [0, 1, 2, 3, 4, 5]
+
+
+async def test_consumer_filter_subject(any_bus: MessageBus, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    await any_bus.publish_durable(f"{prefix}.a.1", env("a1"))
+    await any_bus.publish_durable(f"{prefix}.b.1", env("b1"))
+    await any_bus.publish_durable(f"{prefix}.a.2", env("a2"))
+
+    got = Collector()
+    await any_bus.consume(stream, "only-a", f"{prefix}.a.*", got)
+    await eventually(lambda: len(got.received) == 2)
+    await asyncio.sleep(0.1)
+    assert got.payloads == ["a1", "a2"]
+
+
+async def test_members_of_a_durable_share_the_messages(any_bus: MessageBus, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    a, b = Collector(), Collector()
+    await any_bus.consume(stream, "pool", f"{prefix}.>", a, batch=1)
+    await any_bus.consume(stream, "pool", f"{prefix}.>", b, batch=1)
+    n = 20
+    for i in range(n):
+        await any_bus.publish_durable(f"{prefix}.e", env(i))
+
+    await eventually(lambda: len(a.received) + len(b.received) == n)
+    await asyncio.sleep(3 * REDELIVERY_DELAY)
+    assert sorted(a.payloads + b.payloads) == list(range(n))  # type: ignore[type-var]
+
+
+async def test_failed_message_is_redelivered_until_handled(any_bus: MessageBus, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    attempts: Counter[object] = Counter()
+    handled: list[object] = []
+
+    async def flaky(envelope: MessageEnvelope) -> None:
+        attempts[envelope.payload] += 1
+        if envelope.payload == "b" and attempts["b"] == 1:
+            raise ConnectionError("store unavailable")
+        handled.append(envelope.payload)
+
+    await any_bus.consume(stream, "flaky", f"{prefix}.>", flaky)
+    for p in ("a", "b", "c"):
+        await any_bus.publish_durable(f"{prefix}.e", env(p))
+
+    await eventually(lambda: sorted(handled) == ["a", "b", "c"])  # type: ignore[type-var]
+    await asyncio.sleep(3 * REDELIVERY_DELAY)
+    assert attempts == {"a": 1, "b": 2, "c": 1}  # redelivered once after the nak, then acked
+    assert sorted(handled) == ["a", "b", "c"]  # type: ignore[type-var]
+
+
+async def test_durable_publish_without_stream_fails(any_bus: MessageBus, prefix: str) -> None:
+    with pytest.raises(ServiceUnavailable, match="no JetStream stream captures"):
+        await any_bus.publish_durable(f"{prefix}.nowhere", env(None))
+
+
+async def test_consume_unknown_stream_fails(any_bus: MessageBus, prefix: str) -> None:
+    with pytest.raises(ServiceUnavailable, match="does not exist"):
+        await any_bus.consume(f"S{prefix}", "d", f"{prefix}.>", Collector())
+
+
+async def test_durable_messages_reach_core_subscribers_but_are_not_answered(any_bus: MessageBus, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+
+    async def answers(envelope: MessageEnvelope) -> MessageEnvelope:
+        # Would be sent to the JetStream ack inbox if the bus answered durable publishes.
+        return envelope.reply("not an ack")
+
+    watcher = Collector()
+    await any_bus.subscribe(f"{prefix}.>", answers)
+    await any_bus.subscribe(f"{prefix}.>", watcher)
+    for i in range(10):
+        await any_bus.publish_durable(f"{prefix}.e", env(i))  # each awaits the stream's real ack
+
+    got = Collector()
+    await any_bus.consume(stream, "d", f"{prefix}.>", got)
+    await eventually(lambda: len(got.received) == 10 and len(watcher.received) == 10)
+    assert got.payloads == list(range(10))
+    assert watcher.payloads == list(range(10))
+
+
+async def test_ensure_stream_is_idempotent_and_updates(any_bus: MessageBus, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.a.>"])
+    await any_bus.ensure_stream(stream, [f"{prefix}.a.>"])
+    with pytest.raises(ServiceUnavailable):
+        await any_bus.publish_durable(f"{prefix}.b.1", env("b"))
+
+    await any_bus.ensure_stream(stream, [f"{prefix}.a.>", f"{prefix}.b.>"], max_age_s=3600)
+    await any_bus.publish_durable(f"{prefix}.b.1", env("b"))
+    got = Collector()
+    await any_bus.consume(stream, "d", f"{prefix}.>", got)
+    await eventually(lambda: got.payloads == ["b"])
+
+
+# -- NATS specifics -----------------------------------------------------------------------------------------
+
+
+async def test_nats_acks_reach_the_server(bus: NatsMessageBus, nats_url: str, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await bus.ensure_stream(stream, [f"{prefix}.>"])
+    for i in range(4):
+        await bus.publish_durable(f"{prefix}.e", env(i))
+    got = Collector()
+    await bus.consume(stream, "acker", f"{prefix}.>", got)
+    await eventually(lambda: len(got.received) == 4)
+
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        assert info.config.storage == StorageType.FILE
+
+        # Acks are fire-and-forget publishes: give the server a moment to count them.
+        async with asyncio.timeout(5):
+            while True:
+                ci = await js.consumer_info(stream, "acker")
+                if ci.num_ack_pending == 0 and ci.num_pending == 0:
+                    break
+                await asyncio.sleep(0.05)
+        assert ci.delivered.stream_seq == 4
+    finally:
+        await nc.close()
