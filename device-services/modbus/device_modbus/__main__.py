@@ -1,0 +1,3 @@
+from device_modbus.main import run
+
+run()

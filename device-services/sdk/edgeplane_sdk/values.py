@@ -1,0 +1,415 @@
+"""Raw Python values ⇄ the text EdgeX puts in a reading's `value` and accepts in a write command.
+
+Reading text follows go-mod-core-contracts (v3/v4) `dtos.NewSimpleReading`:
+
+- Bool → "true"/"false"; integers → decimal;
+- Float32/Float64 → Go's `strconv.FormatFloat(v, 'e', -1, bits)`: the shortest digits that read back to the same
+  float32/float64, in e-notation with at least two exponent digits ("2.15e+01", "1e-01", "-0e+00"); NaN → "NaN",
+  ±Inf → "+Inf"/"-Inf" (Go's spelling);
+- numeric and bool arrays → Go's `fmt.Sprintf("%v")` with ", " between elements ("[1, 2, 3]", "[true, false]");
+  float arrays use the float format per element ("[1e+00, 2.5e+00]"); StringArray → Go's `json.Marshal`
+  (`["a","b"]`, HTML-escaped like Go); String as-is.
+
+Write parsing follows device-sdk-go's `createCommandValueFromDeviceResource`: the JSON value is turned into text
+(a JSON number 5 is "5") and parsed with Go's rules — `strconv.ParseBool` spellings, base-10 integers with the
+type's range, `ParseFloat` (incl. "NaN"/"Inf", hex floats, and the legacy base64 big-endian float encoding),
+arrays as "[1, 2]" (or "1,2").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import struct
+from collections.abc import Sequence
+from typing import Any, Final
+
+from edgeplane_common.errors import ContractInvalid, ServerError
+from edgeplane_common.models import ValueType
+
+# Inclusive ranges of EdgeX's integer value types (also used by transforms and the Modbus codec).
+INT_RANGES: Final[dict[ValueType, tuple[int, int]]] = {
+    ValueType.INT8: (-(2**7), 2**7 - 1),
+    ValueType.INT16: (-(2**15), 2**15 - 1),
+    ValueType.INT32: (-(2**31), 2**31 - 1),
+    ValueType.INT64: (-(2**63), 2**63 - 1),
+    ValueType.UINT8: (0, 2**8 - 1),
+    ValueType.UINT16: (0, 2**16 - 1),
+    ValueType.UINT32: (0, 2**32 - 1),
+    ValueType.UINT64: (0, 2**64 - 1),
+}
+FLOAT_TYPES: Final = frozenset({ValueType.FLOAT32, ValueType.FLOAT64})
+FLOAT32_MAX: Final = 3.4028234663852886e38
+
+ARRAY_ELEMENT: Final[dict[ValueType, ValueType]] = {
+    ValueType.BOOL_ARRAY: ValueType.BOOL,
+    ValueType.STRING_ARRAY: ValueType.STRING,
+    ValueType.UINT8_ARRAY: ValueType.UINT8,
+    ValueType.UINT16_ARRAY: ValueType.UINT16,
+    ValueType.UINT32_ARRAY: ValueType.UINT32,
+    ValueType.UINT64_ARRAY: ValueType.UINT64,
+    ValueType.INT8_ARRAY: ValueType.INT8,
+    ValueType.INT16_ARRAY: ValueType.INT16,
+    ValueType.INT32_ARRAY: ValueType.INT32,
+    ValueType.INT64_ARRAY: ValueType.INT64,
+    ValueType.FLOAT32_ARRAY: ValueType.FLOAT32,
+    ValueType.FLOAT64_ARRAY: ValueType.FLOAT64,
+    ValueType.OBJECT_ARRAY: ValueType.OBJECT,
+}
+
+_F32 = struct.Struct("<f")
+
+
+def to_float32(value: float) -> float:
+    """`value` rounded to the nearest float32; OverflowError if it is finite but beyond float32's range."""
+    result: float = _F32.unpack(_F32.pack(value))[0]
+    return result
+
+
+# --------------------------------------------------------------------------------------------------- formatting
+
+
+def _special(x: float) -> str | None:
+    if x != x:
+        return "NaN"
+    if x == math.inf:
+        return "+Inf"
+    if x == -math.inf:
+        return "-Inf"
+    return None
+
+
+def _format_e64(x: float) -> str:
+    special = _special(x)
+    if special is not None:
+        return special
+    # repr() gives the shortest digits that round-trip (as Go's -1 precision does); only the layout differs.
+    s = repr(x)
+    sign = ""
+    if s[0] == "-":
+        sign, s = "-", s[1:]
+    mant, _, exp = s.partition("e")
+    ip, _, fp = mant.partition(".")
+    full = (ip + fp).lstrip("0")
+    if not full:
+        return sign + "0e+00"
+    e10 = (int(exp) if exp else 0) - len(fp) + len(full) - 1
+    digits = full.rstrip("0")
+    m = digits[0] + "." + digits[1:] if len(digits) > 1 else digits
+    return f"{sign}{m}e{'-' if e10 < 0 else '+'}{abs(e10):02d}"
+
+
+_F32_TEXT: dict[bytes, str] = {}
+_F32_TEXT_MAX = 4096
+
+
+def _format_e32(x: float) -> str:
+    special = _special(x)
+    if special is not None:
+        return special
+    packed = _F32.pack(x)  # rounds to float32 (a Float32 reading is a float32, whatever Python held)
+    cached = _F32_TEXT.get(packed)
+    if cached is not None:
+        return cached
+    x = _F32.unpack(packed)[0]
+    # Python has no float32 shortest-repr: find the fewest significant digits whose correctly rounded decimal
+    # reads back as this float32. Round-tripping is monotone in the digit count, so binary-search 1..9
+    # (9 digits always round-trip a float32).
+    lo, hi = 1, 9
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _F32.unpack(_F32.pack(float(f"{x:.{mid - 1}e}")))[0] == x:
+            hi = mid
+        else:
+            lo = mid + 1
+    text = f"{x:.{lo - 1}e}"
+    if len(_F32_TEXT) >= _F32_TEXT_MAX:
+        _F32_TEXT.clear()
+    _F32_TEXT[packed] = text
+    return text
+
+
+def format_float(value: float, bits: int = 64) -> str:
+    """Go's `strconv.FormatFloat(value, 'e', -1, bits)` for bits 32 or 64."""
+    return _format_e32(value) if bits == 32 else _format_e64(value)
+
+
+_GO_JSON_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def _go_json(value: Any) -> str:
+    # Go's json.Marshal: compact, non-ASCII kept, HTML characters escaped.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_GO_JSON_ESCAPES)
+
+
+def _bad_reading(value: Any, value_type: ValueType, why: str) -> ServerError:
+    return ServerError(f"cannot format {value!r} as a {value_type.value} reading: {why}")
+
+
+def _int_text(value: Any, value_type: ValueType) -> str:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise _bad_reading(value, value_type, "expected an integer")
+    lo, hi = INT_RANGES[value_type]
+    if not lo <= value <= hi:
+        raise _bad_reading(value, value_type, f"out of range {lo}..{hi}")
+    return str(value)
+
+
+def _float_text(value: Any, value_type: ValueType) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad_reading(value, value_type, "expected a number")
+    if value_type is ValueType.FLOAT32:
+        try:
+            return _format_e32(float(value))
+        except OverflowError:
+            raise _bad_reading(value, value_type, "beyond float32 range") from None
+    return _format_e64(float(value))
+
+
+def _bool_text(value: Any, value_type: ValueType) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) and value in (0, 1):
+        return "true" if value else "false"
+    raise _bad_reading(value, value_type, "expected a bool")
+
+
+def _scalar_text(value: Any, value_type: ValueType) -> str:
+    if value_type in INT_RANGES:
+        return _int_text(value, value_type)
+    if value_type in FLOAT_TYPES:
+        return _float_text(value, value_type)
+    if value_type is ValueType.BOOL:
+        return _bool_text(value, value_type)
+    if value_type is ValueType.STRING:
+        if not isinstance(value, str):
+            raise _bad_reading(value, value_type, "expected a str")
+        return value
+    if value_type is ValueType.BINARY:
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise _bad_reading(value, value_type, "expected bytes")
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return _go_json(value)  # Object
+
+
+def format_value(value: Any, value_type: ValueType) -> str:
+    """The EdgeX reading text for a raw driver value (see the module doc).
+
+    Binary (base64) and Object (JSON) have a text form here for logs and mappings only: their readings carry the
+    value in `binaryValue` / `objectValue`. Raises ServerError (a driver returned a value of the wrong kind).
+    """
+    element = ARRAY_ELEMENT.get(value_type)
+    if element is None:
+        return _scalar_text(value, value_type)
+    if not isinstance(value, list | tuple):
+        raise _bad_reading(value, value_type, "expected a list")
+    if element is ValueType.STRING:
+        if not all(isinstance(v, str) for v in value):
+            raise _bad_reading(value, value_type, "expected a list of str")
+        return _go_json(list(value))
+    if element is ValueType.OBJECT:
+        return _go_json(list(value))
+    try:
+        return "[" + ", ".join([_scalar_text(v, element) for v in value]) + "]"
+    except ServerError as err:
+        raise _bad_reading(value, value_type, err.message) from None
+
+
+# ------------------------------------------------------------------------------------------------------ parsing
+
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # strconv.ParseBool
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_FLOAT_SPECIAL = re.compile(r"[+-]?(inf|infinity|nan)", re.IGNORECASE)
+
+
+def _bad(value_type: ValueType, text: Any, why: str) -> ContractInvalid:
+    shown = text if isinstance(text, str) else json.dumps(text) if _is_json(text) else repr(text)
+    return ContractInvalid(f"invalid {value_type.value} value {shown!r}: {why}")
+
+
+def _is_json(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str | list | dict)
+
+
+def _go_text(value: Any) -> str:
+    """What Go's fmt.Sprint makes of a decoded JSON scalar (JSON numbers are float64 in Go)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return str(value)
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _go_text(value).strip() if isinstance(value, int | float | str) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _bad(ValueType.BOOL, value, "expected true/false (or 1/0, t/f)")
+
+
+def _parse_int(value: Any, value_type: ValueType) -> int:
+    lo, hi = INT_RANGES[value_type]
+    if isinstance(value, bool):
+        raise _bad(value_type, value, "expected an integer, not a bool")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not value.is_integer():
+            raise _bad(value_type, value, "expected an integer")
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not _INT_TEXT.fullmatch(text):
+            raise _bad(value_type, value, "expected a base-10 integer")
+        number = int(text)
+    else:
+        raise _bad(value_type, value, "expected an integer")
+    if not lo <= number <= hi:
+        raise _bad(value_type, value, f"out of range {lo}..{hi}")
+    return number
+
+
+def _parse_float_text(text: str, value_type: ValueType) -> float:
+    s = text.strip()
+    if "_" in s:  # Python's float() accepts digit separators, Go's ParseFloat (base 10) does not
+        raise _bad(value_type, text, "expected a number")
+    try:
+        if s.lstrip("+-")[:2].lower() == "0x":  # Go's ParseFloat takes hex floats ("0x1p-2")
+            return float.fromhex(s)
+        number = float(s)
+    except ValueError:
+        legacy = _legacy_base64_float(s, value_type)
+        if legacy is None:
+            raise _bad(value_type, text, "expected a number") from None
+        return legacy
+    if math.isinf(number) and not _FLOAT_SPECIAL.fullmatch(s):
+        raise _bad(value_type, text, "out of Float64 range")
+    return number
+
+
+def _legacy_base64_float(text: str, value_type: ValueType) -> float | None:
+    # EdgeX 2.x and earlier could carry floats as base64 of their big-endian bytes; device-sdk-go still accepts it.
+    size = 4 if value_type is ValueType.FLOAT32 else 8
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != size:
+        return None
+    number: float = struct.unpack(">f" if size == 4 else ">d", raw)[0]
+    return None if math.isnan(number) else number
+
+
+def _parse_float(value: Any, value_type: ValueType) -> float:
+    if isinstance(value, bool):
+        raise _bad(value_type, value, "expected a number, not a bool")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        number = _parse_float_text(value, value_type)
+    else:
+        raise _bad(value_type, value, "expected a number")
+    if value_type is ValueType.FLOAT32:
+        try:
+            return to_float32(number)
+        except OverflowError:
+            raise _bad(value_type, value, f"out of Float32 range (±{FLOAT32_MAX:.8g})") from None
+    return number
+
+
+def _parse_scalar(value: Any, value_type: ValueType) -> Any:
+    if value_type in INT_RANGES:
+        return _parse_int(value, value_type)
+    if value_type in FLOAT_TYPES:
+        return _parse_float(value, value_type)
+    if value_type is ValueType.BOOL:
+        return _parse_bool(value)
+    if value_type is ValueType.STRING:
+        if isinstance(value, str):
+            return value
+        return _go_json(value) if isinstance(value, list | dict) else _go_text(value)
+    if value_type is ValueType.BINARY:
+        if isinstance(value, bytes | bytearray):
+            return bytes(value)
+        if isinstance(value, str):
+            try:
+                return base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise _bad(value_type, value, "expected base64") from None
+        raise _bad(value_type, value, "expected base64 text")
+    return value  # Object: the JSON value as given
+
+
+def _split_array(value: Any, value_type: ValueType) -> Sequence[Any]:
+    if isinstance(value, list | tuple):
+        return value
+    if not isinstance(value, str):
+        raise _bad(value_type, value, "expected an array like [1, 2]")
+    text = value.strip()
+    if text.startswith("["):
+        if not text.endswith("]"):
+            raise _bad(value_type, value, "unterminated array")
+        text = text[1:-1]
+    if not text.strip():
+        return []
+    return [part.strip() for part in text.split(",")]
+
+
+def _parse_array(value: Any, value_type: ValueType, element: ValueType) -> list[Any]:
+    if element in (ValueType.STRING, ValueType.OBJECT):
+        items = value
+        if isinstance(value, str):
+            try:
+                items = json.loads(value)
+            except json.JSONDecodeError:
+                raise _bad(value_type, value, "expected a JSON array") from None
+        if not isinstance(items, list):
+            raise _bad(value_type, value, "expected a JSON array")
+        if element is ValueType.STRING and not all(isinstance(v, str) for v in items):
+            raise _bad(value_type, value, "expected an array of strings")
+        return items
+    out = []
+    for i, item in enumerate(_split_array(value, value_type)):
+        try:
+            out.append(_parse_scalar(item, element))
+        except ContractInvalid as err:
+            raise _bad(value_type, value, f"element {i}: {err.message}") from None
+    return out
+
+
+def parse_value(value: Any, value_type: ValueType) -> Any:
+    """A write command's value (EdgeX text such as "123", "true", "1.5e+00", "[1,2]", or a JSON value) as a raw
+    Python value of `value_type`, range-checked. Raises ContractInvalid naming the type and the bad input."""
+    if value is None:
+        raise ContractInvalid(f"missing {value_type.value} value")
+    if value_type is not ValueType.STRING and isinstance(value, str) and not value.strip():
+        raise ContractInvalid(f"empty string is invalid for {value_type.value} value type")
+    element = ARRAY_ELEMENT.get(value_type)
+    if element is not None:
+        return _parse_array(value, value_type, element)
+    return _parse_scalar(value, value_type)
+
+
+__all__ = [
+    "ARRAY_ELEMENT",
+    "FLOAT32_MAX",
+    "FLOAT_TYPES",
+    "INT_RANGES",
+    "format_float",
+    "format_value",
+    "parse_value",
+    "to_float32",
+]

@@ -1,0 +1,52 @@
+"""Run real services in the test's event loop: uvicorn on a free loopback port, so services talk real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from edgeplane_common.embedded import free_port
+
+
+@asynccontextmanager
+async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
+    """Serve `app` (lifespan included) on 127.0.0.1; yields its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("server stopped during start")
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def wait_until(check, timeout: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Poll `check()` (sync or async) until it returns a truthy value; fail with the last value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last = None
+    while loop.time() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+async def get_json(url: str, **kw: object) -> httpx.Response:
+    async with httpx.AsyncClient() as c:
+        return await c.get(url, **kw)  # type: ignore[arg-type]
