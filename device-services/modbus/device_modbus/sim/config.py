@@ -14,7 +14,7 @@ import struct
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
 import yaml
 from pydantic import (
@@ -426,8 +426,6 @@ class RegisterPoint(_PointBase):
 
 class Unit(_Strict):
     """One Modbus unit id (slave) behind the simulator's endpoint."""
-
-    TABLES: ClassVar[tuple[Table, ...]] = tuple(Table)
 
     unit_id: Annotated[int, Field(ge=0, le=255)]
     name: str | None = None

@@ -6,10 +6,10 @@ How it sits on pymodbus 3.16:
   input registers). Points are stored as plain registers/bits (`DataType.REGISTERS`/`BITS`): the encoding
   and the swaps are ours (config.py), so pymodbus never reinterprets them. SimDevice addresses are the
   protocol addresses (0-based); the "+1" offset only exists in the deprecated ModbusSequentialDataBlock.
-- The server's own `async_getValues`/`async_setValues` (public since 3.16, the device context has none)
-  are the only way in: the tick writes through them and `get`/`read_*` read back through them, so what we
-  report is what a client would read. While stopped, the last state is kept in an image and served again
-  on restart.
+- The server's own `async_getValues`/`async_setValues` (added to the server when the datastores lost
+  theirs; a 3.16 device context has no getValues) are the only way in: the tick writes through them and
+  `get`/`read_*` read back through them, so what we report is what a client would read. While stopped,
+  the last state is kept in an image and served again on restart.
 - Requests are counted in `trace_pdu` (called once per decoded request, before it reaches the datastore,
   so exception answers count too). Read-only points, forced exceptions and delays live in the SimDevice
   `action` hook, which pymodbus calls for client requests and for our own get/set calls alike; a context
