@@ -1,0 +1,100 @@
+# edgeplane developer entry points. Quickstart: `make run`, `make test`.
+#
+# First use bootstraps everything from a plain Python >= 3.11:
+#   .tools/  a venv holding the pinned uv   (python3 -m venv .tools && .tools/bin/pip install uv==X)
+#   .venv/   the workspace environment      (.tools/bin/uv sync --all-packages), re-synced only when a
+#            pyproject.toml is newer than .venv/.edgeplane-synced
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.edgeplane-synced
+PYPROJECTS := $(wildcard pyproject.toml */pyproject.toml */*/pyproject.toml)
+# Facts about the workspace members, read from the pyproject files (evaluated when a recipe runs, with the
+# bootstrapped interpreter, which is >= 3.11 and so has tomllib).
+WORKSPACE = $(TOOLS)/bin/python scripts/workspace.py
+# mypy checks every member's import package plus scripts/.
+MYPY_TARGETS = $(shell $(WORKSPACE) packages) scripts
+
+PYTEST_TIMEOUT ?= 120
+PYTEST_ARGS ?=
+ARGS ?=
+
+# uv must use the interpreter we found, never download one.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+.PHONY: help bootstrap run test lint format docs clean clean-data
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+bootstrap: $(STAMP) ## create .tools (uv) and .venv (all workspace packages + dev tools)
+
+# Python >= 3.11: $(PYTHON) if given, else python3, python3.11, python3.12, python3.13 (first that runs).
+$(UV):
+	@py="$${PYTHON:-}"; \
+	if [ -z "$$py" ]; then \
+	  for c in python3 python3.11 python3.12 python3.13; do \
+	    if command -v "$$c" >/dev/null 2>&1 && \
+	       "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then py="$$c"; break; fi; \
+	  done; \
+	fi; \
+	if [ -z "$$py" ]; then \
+	  echo "error: edgeplane needs Python 3.11 or newer; none of python3, python3.11, python3.12, python3.13" >&2; \
+	  echo "       on PATH is one. Install it (e.g. apt-get install python3) or run: make PYTHON=/path/to/python3.x" >&2; \
+	  exit 1; \
+	fi; \
+	echo "bootstrap: $$("$$py" -c 'import sys; print(sys.executable, sys.version.split()[0])') -> $(TOOLS)/ with uv $(UV_VERSION)"; \
+	rm -rf $(TOOLS); \
+	if ! "$$py" -m venv $(TOOLS) >/dev/null 2>&1; then \
+	  echo "bootstrap: '$$py -m venv' failed (Debian/Ubuntu: apt-get install python3-venv); trying without pip"; \
+	  rm -rf $(TOOLS); "$$py" -m venv --without-pip $(TOOLS); \
+	  "$$py" -m pip --python $(TOOLS)/bin/python install --quiet uv==$(UV_VERSION); \
+	else \
+	  $(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); \
+	fi; \
+	test -x $(UV)
+
+$(STAMP): $(UV) $(PYPROJECTS)
+	@# Members are reinstalled so that a package folder which gained files after the first sync (its
+	@# __init__.py) is picked up by the editable install; it costs a second, only when this stamp is stale.
+	$(UV) sync --all-packages --python $(TOOLS)/bin/python \
+	  $(addprefix --reinstall-package ,$(shell $(WORKSPACE) dists))
+	@touch $(STAMP)
+
+run: bootstrap ## start NATS, Redis and every service (edgeplane up); Ctrl-C stops them; ARGS=... passes options
+	$(VENV)/bin/edgeplane up $(ARGS)
+
+test: lint ## lint, then the whole test suite (pytest's exit 5, no tests collected, fails it too)
+	$(PY) -m pytest -p no:cacheprovider --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS) tests
+
+lint: bootstrap ## ruff check, ruff format --check, mypy (strict) on the workspace packages
+	@# All three run even when one fails, so one pass shows every problem.
+	@failed=""; \
+	echo "ruff check ."; $(VENV)/bin/ruff check . || failed="$$failed ruff-check"; \
+	echo "ruff format --check ."; $(VENV)/bin/ruff format --check . || failed="$$failed ruff-format"; \
+	echo "mypy $(MYPY_TARGETS)"; $(VENV)/bin/mypy $(MYPY_TARGETS) || failed="$$failed mypy"; \
+	if [ -n "$$failed" ]; then echo "lint failed:$$failed" >&2; exit 1; fi
+
+format: bootstrap ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+docs: bootstrap ## regenerate the generated parts of docs/ (configuration reference)
+	$(PY) scripts/gen_config_docs.py --write
+
+clean: ## remove caches, build output and the bootstrapped .venv and .tools (not .data)
+	rm -rf $(VENV) $(TOOLS) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +
+
+clean-data: ## remove .data (embedded NATS/Redis data and service logs of `make run`)
+	rm -rf .data

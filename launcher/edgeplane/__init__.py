@@ -1,0 +1,1 @@
+"""edgeplane native launcher: the `edgeplane` command (see `edgeplane.cli`)."""

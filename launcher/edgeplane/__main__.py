@@ -1,0 +1,5 @@
+"""`python -m edgeplane` = the `edgeplane` command."""
+
+from edgeplane.cli import main
+
+main()

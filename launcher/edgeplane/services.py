@@ -1,0 +1,103 @@
+"""The one list of edgeplane services.
+
+Everything that needs to know which services exist reads `SERVICES`: the launcher (`edgeplane up`),
+the configuration reference generator (`scripts/gen_config_docs.py`) and, later, the docker-compose
+check. Adding a service is one `Service(...)` entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PING_PATH = "/api/v3/ping"
+"""Every service answers GET on this path with 200 once it is ready."""
+
+
+@dataclass(frozen=True)
+class Infra:
+    """A server the services share (NATS, Redis) and the variable that points services at it."""
+
+    name: str
+    label: str
+    default_port: int
+    url_env: str
+    """Shared variable every service reads for this server's URL (its own prefix overrides it)."""
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    """Service name as EdgeX spells it; also the log file name and the compose service name."""
+    module: str
+    """Import package run as `python -m <module>`."""
+    project: str
+    """Workspace folder holding the service's pyproject.toml (the compose build context)."""
+    port: int
+    """Default REST port (EdgeX's default for the service)."""
+    env_prefix: str
+    """Prefix of the service's own environment variables, e.g. `CORE_METADATA_HTTP__PORT`."""
+    settings: str | None
+    """Import path `package.module.Class` of the service's settings class (for docs/configuration.md)."""
+    description: str
+    needs_nats: bool = True
+    needs_redis: bool = True
+
+    @property
+    def port_env(self) -> str:
+        return f"{self.env_prefix}HTTP__PORT"
+
+    def http_port(self, offset: int = 0) -> int:
+        return self.port + offset
+
+    def url(self, offset: int = 0, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.http_port(offset)}"
+
+    def ping_url(self, offset: int = 0, host: str = "127.0.0.1") -> str:
+        return self.url(offset, host) + PING_PATH
+
+
+NATS = Infra(name="nats", label="NATS", default_port=4222, url_env="EDGEPLANE_NATS__URL")
+REDIS = Infra(name="redis", label="Redis", default_port=6379, url_env="EDGEPLANE_REDIS__URL")
+INFRA: tuple[Infra, ...] = (NATS, REDIS)
+
+SHARED_ENV_PREFIX = "EDGEPLANE_"
+LOG_JSON_ENV = "EDGEPLANE_LOG_JSON"
+PORT_OFFSET_ENV = "EDGEPLANE_PORT_OFFSET"
+
+# Start order: a service comes after the ones it talks to at start.
+SERVICES: tuple[Service, ...] = (
+    Service(
+        name="core-metadata",
+        module="core_metadata",
+        project="core-metadata",
+        port=59881,
+        env_prefix="CORE_METADATA_",
+        settings="core_metadata.settings.CoreMetadataSettings",
+        description="Device profiles, devices, device services and provision watchers.",
+    ),
+)
+
+
+class UnknownServiceError(KeyError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        known = ", ".join(s.name for s in SERVICES)
+        return f"unknown service {self.name!r}; known services: {known}"
+
+
+def by_name(name: str) -> Service:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    raise UnknownServiceError(name)
+
+
+def select(names: list[str] | None) -> list[Service]:
+    """The services named (in start order, each once), or all of them when `names` is empty."""
+    if not names:
+        return list(SERVICES)
+    wanted = {by_name(n).name for n in names}
+    return [s for s in SERVICES if s.name in wanted]

@@ -1,0 +1,158 @@
+"""`python -m edgeplane up` end to end: real embedded NATS and Redis, real services, real signals.
+
+Ports: NATS and Redis get free ports through --nats-port/--redis-port; the services' REST ports are moved
+with --port-offset so a stack already running on the default ports (make run) does not collide.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edgeplane.services import SERVICES
+from edgeplane.supervisor import pid_alive, read_state
+from edgeplane_common.embedded import free_port, port_in_use
+
+FIRST = SERVICES[0]
+
+
+def _free_offset() -> int:
+    """A --port-offset that puts every service on a port that is free right now."""
+    for _ in range(100):
+        offset = free_port() - FIRST.port
+        ports = [s.port + offset for s in SERVICES]
+        if all(0 < p < 65536 and not port_in_use("0.0.0.0", p) for p in ports):
+            return offset
+    raise AssertionError("no free set of service ports found")
+
+
+def _edgeplane(*args: str) -> list[str]:
+    return [sys.executable, "-m", "edgeplane", *args]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("EDGEPLANE_NATS__URL", "EDGEPLANE_REDIS__URL", "EDGEPLANE_PORT_OFFSET"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_up_serves_ping_then_sigterm_stops_everything(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    offset = _free_offset()
+    output = tmp_path / "up.out"
+    with output.open("wb") as out:
+        proc = subprocess.Popen(
+            _edgeplane(
+                "up", "--data-dir", str(data), "--nats-port", str(free_port()),
+                "--redis-port", str(free_port()), f"--port-offset={offset}",
+            ),
+            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=_env(),
+        )  # fmt: skip
+    try:
+        ping = FIRST.ping_url(offset)
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"edgeplane up exited early:\n{output.read_text()}"
+            try:
+                if httpx.get(ping, timeout=1, trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"no ping answer from {ping}:\n{output.read_text()}"
+            time.sleep(0.2)
+
+        state = read_state(data)
+        assert state is not None
+        pids = [e["pid"] for e in state["servers"] + state["services"]]
+        assert {e["name"] for e in state["servers"]} == {"nats", "redis"}
+        assert len(pids) == 2 + len(SERVICES)
+        assert all(pid_alive(p) for p in pids)
+
+        deadline = time.monotonic() + 30  # the table is printed once every service is healthy
+        while "ready in" not in output.read_text():
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.1)
+        status = subprocess.run(
+            _edgeplane("status", "--data-dir", str(data)),
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=30,
+        )
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert FIRST.name in status.stdout
+
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = output.read_text()
+    assert code == 0, text
+    assert "Traceback" not in text
+    assert "stopped" in text
+    deadline = time.monotonic() + 5  # reparented zombies are reaped by init shortly after
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [p for p in pids if pid_alive(p)] == []
+    assert read_state(data) is None
+
+
+def test_busy_service_port_is_reported_by_name(tmp_path: Path, listener: int) -> None:
+    offset = listener - FIRST.port
+    result = subprocess.run(
+        _edgeplane(
+            "up", "--data-dir", str(tmp_path / "data"), "--nats-port", str(free_port()),
+            "--redis-port", str(free_port()), f"--port-offset={offset}",
+        ),
+        capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=60,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert f"port {listener} ({FIRST.name}) is already in use" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "data" / "nats").exists(), "nothing may start when a port is busy"
+
+
+def test_busy_nats_port_is_reported_by_name(tmp_path: Path, listener: int) -> None:
+    result = subprocess.run(
+        _edgeplane(
+            "up", "--data-dir", str(tmp_path / "data"), "--nats-port", str(listener),
+            "--redis-port", str(free_port()), f"--port-offset={_free_offset()}",
+        ),
+        capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=60,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert f"port {listener} (NATS) is already in use" in output
+    assert "--nats-url" in output
+    assert "Traceback" not in output
+
+
+def test_unknown_service_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        _edgeplane("up", "--data-dir", str(tmp_path), "--only", "no-such-service"),
+        capture_output=True, text=True, env=_env(), timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "unknown service 'no-such-service'" in result.stderr
+    assert FIRST.name in result.stderr
