@@ -124,7 +124,10 @@ class _EmbeddedServer:
         self._log = self.log_path.open("ab")
         cmd = self._command(binary)
         logger.debug("starting %s: %s", self.kind, " ".join(cmd))
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        # Own session: a terminal's Ctrl-C must not stop the servers before the services using them.
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             self._wait_ready()
         except BaseException:

@@ -41,6 +41,16 @@ class Service:
     description: str
     needs_nats: bool = True
     needs_redis: bool = True
+    args: tuple[str, ...] = ()
+    """Extra arguments after `python -m <module>`; `{port}` is replaced by the service's port."""
+    health: str = "http"
+    """`http`: ready when GET <url>/api/v3/ping answers 200; `tcp`: ready when the port accepts connections."""
+
+    @property
+    def shared_port_env(self) -> str:
+        """`EDGEPLANE_<NAME>_PORT`, given to every service so one can find another (e.g. a demo device
+        file naming the simulator's port as `${EDGEPLANE_MODBUS_SIM_PORT:-5020}`)."""
+        return f"{SHARED_ENV_PREFIX}{self.name.upper().replace('-', '_')}_PORT"
 
     @property
     def port_env(self) -> str:
@@ -53,6 +63,8 @@ class Service:
         return f"http://{host}:{self.http_port(offset)}"
 
     def ping_url(self, offset: int = 0, host: str = "127.0.0.1") -> str:
+        if self.health == "tcp":
+            return f"tcp://{host}:{self.http_port(offset)}"
         return self.url(offset, host) + PING_PATH
 
 
@@ -75,7 +87,33 @@ SERVICES: tuple[Service, ...] = (
         settings="core_metadata.settings.CoreMetadataSettings",
         description="Device profiles, devices, device services and provision watchers.",
     ),
+    Service(
+        name="modbus-sim",
+        module="device_modbus.sim",
+        project="device-services/modbus",
+        port=5020,
+        env_prefix="MODBUS_SIM_",
+        settings=None,
+        description="Modbus PLC simulator serving the demo PLC (Modbus TCP, unit ids 1 and 2).",
+        needs_nats=False,
+        needs_redis=False,
+        args=("--port", "{port}"),
+        health="tcp",
+    ),
+    Service(
+        name="device-modbus",
+        module="device_modbus",
+        project="device-services/modbus",
+        port=59901,
+        env_prefix="DEVICE_MODBUS_",
+        settings="device_modbus.settings.DeviceModbusSettings",
+        description="Modbus TCP/RTU device service; provisions the demo PLC at start.",
+        needs_redis=False,
+    ),
 )
+
+METADATA_URL_ENV = "EDGEPLANE_METADATA_URL"
+"""core-metadata's URL, for every service that reads metadata (device services, core-command)."""
 
 
 class UnknownServiceError(KeyError):

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from edgeplane.services import LOG_JSON_ENV, NATS, REDIS, Infra, Service
+from edgeplane.services import LOG_JSON_ENV, METADATA_URL_ENV, NATS, REDIS, SERVICES, Infra, Service
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, PortBusyError, port_in_use
 
 STATE_FILE = "run.json"
@@ -168,6 +168,8 @@ class StopRequestedError(Exception):
 
 
 def http_ping(url: str) -> bool:
+    if url.startswith("tcp://"):
+        return tcp_reachable(url)
     try:
         # trust_env=False: an HTTP(S)_PROXY in the environment must not capture loopback checks.
         return httpx.get(url, timeout=1.0, trust_env=False).status_code == 200
@@ -348,6 +350,10 @@ class Stack:
         if REDIS.name in self.urls:
             env[REDIS.url_env] = self.urls[REDIS.name]
         env[service.port_env] = str(service.http_port(self.config.port_offset))
+        for other in SERVICES:
+            env[other.shared_port_env] = str(other.http_port(self.config.port_offset))
+            if other.name == "core-metadata":
+                env[METADATA_URL_ENV] = other.url(self.config.port_offset)
         env[LOG_JSON_ENV] = "true" if self.config.log_json else "false"
         env["PYTHONUNBUFFERED"] = "1"
         return env
@@ -357,7 +363,12 @@ class Stack:
         for service in self.config.services:
             child = Child(
                 name=service.name,
-                argv=[self.config.python, "-m", service.module],
+                argv=[
+                    self.config.python,
+                    "-m",
+                    service.module,
+                    *(a.format(port=service.http_port(offset)) for a in service.args),
+                ],
                 env=self.service_env(service),
                 log_path=self.config.logs / f"{service.name}.log",
                 health_url=service.ping_url(offset),

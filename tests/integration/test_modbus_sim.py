@@ -701,7 +701,9 @@ def test_demo_profile_and_device_are_valid_edgex_documents() -> None:
     kinds = {p.type for u in load_config(DEMO_SIM).units for t in Table for p in u.points(t)}
     assert kinds == set(PointType), "the demo exercises every value type"
 
-    (device,) = [Device.model_validate(d) for d in yaml.safe_load(DEMO_DEVICES.read_text())["deviceList"]]
+    from edgeplane_sdk.provisioning import device_definitions, load_file
+
+    (device,) = [Device.model_validate(d) for d in device_definitions(load_file(DEMO_DEVICES))]
     assert device.name == "demo-plc"
     assert device.profile_name == profile.name
     assert device.service_name == "device-modbus"

@@ -34,7 +34,10 @@ def test_service_fields_follow_the_conventions(service: Service) -> None:
     assert service.env_prefix == service.name.upper().replace("-", "_") + "_"
     assert service.port_env == f"{service.env_prefix}HTTP__PORT"
     assert 1024 < service.port < 65536
-    assert service.ping_url(10) == f"http://127.0.0.1:{service.port + 10}{PING_PATH}"
+    if service.health == "http":
+        assert service.ping_url(10) == f"http://127.0.0.1:{service.port + 10}{PING_PATH}"
+    else:
+        assert service.ping_url(10) == f"tcp://127.0.0.1:{service.port + 10}"
     assert service.description
 
 
@@ -52,7 +55,7 @@ def test_project_folder_is_a_workspace_member(service: Service) -> None:
     assert service.project in root["tool"]["uv"]["workspace"]["members"]
     project = tomllib.loads((ROOT / service.project / "pyproject.toml").read_text())
     packages = project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
-    assert service.module in [p.split("/")[-1] for p in packages]
+    assert service.module.split(".")[0] in [p.split("/")[-1] for p in packages]
 
 
 @pytest.mark.parametrize("service", [s for s in SERVICES if s.settings], ids=lambda s: s.name)

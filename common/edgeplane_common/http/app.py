@@ -149,7 +149,34 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+    _document_400_not_422(app)
     return app
+
+
+def _document_400_not_422(app: FastAPI) -> None:
+    """Our validation errors answer 400 (EdgeX), never FastAPI's 422: say so in the OpenAPI document."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            bad_request = {
+                "description": "Bad request: the message says what is wrong",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BaseResponse"}}},
+            }
+            for ops in schema.get("paths", {}).values():
+                for op in ops.values():
+                    responses = op.get("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses.setdefault("400", bad_request)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+            components.setdefault("BaseResponse", BaseResponse.model_json_schema(by_alias=True))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def noop_lifespan(_: FastAPI) -> AsyncIterator[None]:

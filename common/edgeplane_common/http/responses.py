@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 from edgeplane_common.errors import EdgeError
 from edgeplane_common.models.base import BaseResponse, ContractModel
 
 
-class EdgeJSONResponse(Response):
+class EdgeJSONResponse(JSONResponse):
+    # A JSONResponse subclass, so FastAPI still documents each route's response_model.
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

@@ -79,9 +79,9 @@ class RedisMetadataStore:
         terms = query_terms(query)
         if not terms:
             total = int(await self._call(self.r.zcard(_k(kind, "names"))))
+            if query.limit == 0 or query.offset >= total:
+                return [], total  # also keeps absurd offsets (beyond Redis' 64-bit range) away from Redis
             end = -1 if query.limit is None else query.offset + query.limit - 1
-            if query.limit == 0:
-                return [], total
             names = await self._call(self.r.zrange(_k(kind, "names"), query.offset, end))
         else:
             matched = sorted(await self._call(self.r.sinter([_k(kind, "idx", t) for t in terms])))

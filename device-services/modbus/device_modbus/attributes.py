@@ -21,7 +21,7 @@ sends them):
 - stringRegisterSize: registers of a String resource (2 characters each), required for String, 1-123.
 - arrayLength (our extension; EdgeX's Modbus service has no arrays): elements of a *Array resource.
 
-EdgeX has no `writeFunctionCode`: writes use FC05/FC15 for coils and FC06 (one register) / FC16 (more).
+EdgeX has no `writeFunctionCode` attribute: it writes coils with FC15 and registers with FC06 (one) or FC16.
 
 Protocol properties (one of these protocol names in the device's `protocols`; property keys case-insensitive,
 values strings or numbers):
@@ -385,7 +385,7 @@ class SerialConnection(_Connection):
     protocol: Literal[ModbusProtocol.RTU, ModbusProtocol.ASCII] = ModbusProtocol.RTU
     baud_rate: int = Field(default=19200, gt=0)
     data_bits: int = Field(default=8, ge=5, le=8)
-    stop_bits: float = 1
+    stop_bits: float = 1.0
     parity: Literal["N", "E", "O"] = "N"
 
     @field_validator("address", mode="after")

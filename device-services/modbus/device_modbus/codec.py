@@ -107,7 +107,12 @@ def _short(words: Sequence[Any], count: int, what: str) -> ServerError:
 
 
 def _round_half_away(x: float) -> int:
-    return math.floor(x + 0.5) if x >= 0 else math.ceil(x - 0.5)
+    # Not floor(x + 0.5): that addition itself rounds (at 2**52, or for 0.49999999999999994).
+    a = abs(x)
+    n = math.floor(a)
+    if a - n >= 0.5:
+        n += 1
+    return n if x >= 0 else -n
 
 
 def _decoder(raw: ValueType, vt: ValueType) -> Callable[[Any], Any] | None:
@@ -289,7 +294,10 @@ class _StringCodec(ResourceCodec):
     def _encode(self, value: Any, current: Sequence[int] | None) -> list[int]:
         if not isinstance(value, str):
             raise ContractInvalid(f"String write needs text, got {value!r}")
-        raw = value.encode("utf-8")
+        try:
+            raw = value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, e.g. from JSON "\ud800"
+            raise ContractInvalid(f"String write {value!r} is not valid Unicode text") from None
         room = 2 * self.count
         if len(raw) > room:
             raise ContractInvalid(

@@ -15,7 +15,7 @@ from edgeplane_common.models import AdminState, Device, Event, OperatingState, R
 from edgeplane_common.models.event import now_ns
 from edgeplane_sdk.driver import CommandValue, ProtocolDriver
 from edgeplane_sdk.registry import Registry, Source
-from edgeplane_sdk.transforms import map_read, map_write, transform_read, transform_write
+from edgeplane_sdk.transforms import TransformError, map_read, map_write, transform_read, transform_write
 from edgeplane_sdk.values import format_value, parse_value
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,17 @@ def _reading(device: Device, profile_name: str, source: Source, i: int, cv: Comm
         return Reading(**common, binary_value=cv.value, media_type=cv.media_type or props.media_type)
     if vt is ValueType.OBJECT or vt is ValueType.OBJECT_ARRAY:
         return Reading(**common, object_value=cv.value)
-    text = format_value(transform_read(cv.value, props), vt)
+    try:
+        text = format_value(transform_read(cv.value, props, resource=res.name), vt)
+    except TransformError as err:
+        # EdgeX publishes the failure as a String reading ("overflow", "NaN") instead of dropping the event.
+        log.warning("device %s resource %s: %s", device.name, res.name, err.message)
+        return Reading(**{**common, "value_type": ValueType.STRING}, value=err.reading_text)
     mappings = source.mappings[i]
-    return Reading(**common, value=map_read(text, mappings) if mappings else text)
+    if mappings and text in mappings:
+        # A mapped value is text now, so EdgeX marks it String.
+        return Reading(**{**common, "value_type": ValueType.STRING}, value=map_read(text, mappings))
+    return Reading(**common, value=text)
 
 
 class CommandExecutor:
@@ -139,7 +147,7 @@ class CommandExecutor:
             if source.mappings[i] and isinstance(given, str):
                 given = map_write(given, source.mappings[i])
             try:
-                raw = transform_write(parse_value(given, res.properties.value_type), res.properties)
+                raw = transform_write(parse_value(given, res.properties.value_type), res.properties, resource=res.name)
             except EdgeError as err:
                 raise ContractInvalid(f"{res.name}: {err.message}") from None
             requests.append(source.requests[i])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,28 @@ log = logging.getLogger(__name__)
 _SUFFIXES = {".yaml", ".yml", ".json"}
 
 
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str) -> str:
+    """`${VAR}` and `${VAR:-default}` in res/ files, so one device file serves native and compose runs
+    (e.g. the simulator's host and port). An unset variable without a default is an error, not ''."""
+
+    def repl(m: re.Match[str]) -> str:
+        value = os.environ.get(m.group(1), m.group(2))
+        if value is None:
+            raise ContractInvalid(f"environment variable {m.group(1)} is not set and has no default")
+        return value
+
+    return _VAR.sub(repl, text)
+
+
 def load_file(path: Path) -> Any:
     try:
+        text = expand_env(path.read_text())
         if path.suffix == ".json":
-            return orjson.loads(path.read_bytes())
-        return yaml.safe_load(path.read_text())
+            return orjson.loads(text)
+        return yaml.safe_load(text)
     except (yaml.YAMLError, orjson.JSONDecodeError) as err:
         raise ContractInvalid(f"{path}: not valid YAML/JSON: {err}") from None
 

@@ -103,7 +103,8 @@ def _format_e64(x: float) -> str:
 
 
 _F32_TEXT: dict[bytes, str] = {}
-_F32_TEXT_MAX = 4096
+_F32_TEXT_MAX = 16384  # repeated readings (a value unchanged between polls) skip the digit search
+_POW10: Final = {k: 10.0**k for k in range(-46, 40)}  # exact compares: no float32 lies between 10**k and these
 
 
 def _format_e32(x: float) -> str:
@@ -115,21 +116,59 @@ def _format_e32(x: float) -> str:
     if cached is not None:
         return cached
     x = _F32.unpack(packed)[0]
-    # Python has no float32 shortest-repr: find the fewest significant digits whose correctly rounded decimal
-    # reads back as this float32. Round-tripping is monotone in the digit count, so binary-search 1..9
-    # (9 digits always round-trip a float32).
-    lo, hi = 1, 9
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if _F32.unpack(_F32.pack(float(f"{x:.{mid - 1}e}")))[0] == x:
-            hi = mid
-        else:
-            lo = mid + 1
-    text = f"{x:.{lo - 1}e}"
+    if x == 0:
+        return "-0e+00" if packed[3] else "0e+00"
+    # Python has no float32 shortest repr: find the fewest significant digits p whose correctly rounded decimal,
+    # round(x, p - 1 - e10), reads back as this float32. Round-tripping is monotone in p and 9 always works.
+    # Probe 7 first: a decimal-looking value ("21.3") shows its digits there once the zeros are stripped, and
+    # other values need 8 or 9, so most values cost two or three probes. Checked against an exact
+    # (fractions-based) shortest/closest/half-even reference, which is what Go computes.
+    ax = abs(x)
+    e10 = math.floor(math.log10(ax))
+    if ax < _POW10[e10]:
+        e10 -= 1
+    elif ax >= _POW10[e10 + 1]:
+        e10 += 1
+    unpack, pack = _F32.unpack, _F32.pack
+    if unpack(pack(round(x, 6 - e10)))[0] == x:
+        mantissa = f"{x:.6e}".partition("e")[0].rstrip("0")
+        p = len(mantissa.lstrip("-").replace(".", ""))
+        if p > 1 and unpack(pack(round(x, p - 2 - e10)))[0] == x:
+            lo, hi = 1, p - 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if unpack(pack(round(x, mid - 1 - e10)))[0] == x:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            p = lo
+    else:
+        p = 8 if unpack(pack(round(x, 7 - e10)))[0] == x else 9
+    text = f"{x:.{p - 1}e}"
+    bits = int.from_bytes(packed, "little")
+    if p > 1 and bits & 0x7FFFFF == 0 and (bits >> 23) & 0xFF > 1:
+        text = _shorter_at_power_of_two(x, p) or text
     if len(_F32_TEXT) >= _F32_TEXT_MAX:
         _F32_TEXT.clear()
     _F32_TEXT[packed] = text
     return text
+
+
+def _shorter_at_power_of_two(x: float, digits: int) -> str | None:
+    # Below a power of two the float32 spacing halves, so the round-trip interval is lopsided: with one digit
+    # fewer, the nearest decimal may fall on the narrow side while its neighbour on the wide side still reads
+    # back as x. Go's shortest formatting finds that neighbour; so do we.
+    nearest = f"{x:.{digits - 2}e}"
+    mantissa, _, exp = nearest.partition("e")
+    units = int(mantissa.replace(".", ""))
+    units += (1 if units > 0 else -1) * (1 if abs(float(nearest)) < abs(x) else -1)
+    candidate = float(f"{units}e{int(exp) - (digits - 2)}")
+    if candidate == 0 or _F32.unpack(_F32.pack(candidate))[0] != x:
+        return None
+    mantissa, _, exp = f"{candidate:.{digits - 2}e}".partition("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{exp}"
 
 
 def format_float(value: float, bits: int = 64) -> str:

@@ -8,10 +8,13 @@ import contextlib
 import os
 import signal
 import sys
+from pathlib import Path
 
 from device_modbus.sim.config import SimConfig, SimConfigError, load_config
 from device_modbus.sim.server import ModbusSimulator
 from edgeplane_common.logging import configure_logging
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "res" / "sim" / "demo-plc.yaml"
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -24,7 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m device_modbus.sim",
         description="Modbus PLC simulator: serves the units, registers and coils declared in a YAML file.",
     )
-    parser.add_argument("--config", required=True, help="simulator YAML file (see device_modbus/res/sim/)")
+    parser.add_argument(
+        "--config", default=str(DEMO_CONFIG), help="simulator YAML file (default: the demo PLC in res/sim/)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5020, help="TCP port (default 5020; 0 picks a free one)")
     parser.add_argument(
