@@ -14,6 +14,14 @@ from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis
 from edgeplane_common.redis import create_redis, wait_for_redis
 from edgeplane_common.settings import NatsSettings, RedisSettings
+from tests.support.reference import MISSING_REASON, REFERENCE
+
+# Modules built on the EdgeX reference files as a whole are not collected without them.
+collect_ignore = [] if REFERENCE else ["contract/test_metadata_openapi.py", "integration/test_metadata_samples.py"]
+
+
+def pytest_report_header() -> str:
+    return f"EdgeX reference files: {REFERENCE}" if REFERENCE else f"WARNING: {MISSING_REASON}; those tests are skipped"
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,15 @@ from typing import Any
 import httpx
 import pytest
 
+from device_modbus.main import RES_DIR
 from edgeplane_common.bus import MessageEnvelope
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.settings import NatsSettings
-from tests.support.metadata import SAMPLES, add_service, upload_profile
+from tests.support.metadata import add_service, upload_profile
 
-MODBUS_PROFILE = SAMPLES / "modbus" / "modbus.test.device.profile.yml"
-PROFILE_NAME = "Test-Device-Modbus-Profile"
+# The repository's own demo profile, so these tests need no reference files.
+MODBUS_PROFILE = RES_DIR / "profiles" / "edgeplane-demo-plc.profile.yaml"
+PROFILE_NAME = "Edgeplane-Demo-PLC"
 
 
 def device_body(name: str, **extra: Any) -> dict[str, Any]:
@@ -191,11 +193,11 @@ async def test_bad_profile_files_are_clear_400s_and_change_nothing(
 async def test_duplicate_upload_is_409_and_put_replaces(metadata: httpx.AsyncClient) -> None:
     await seed(metadata)
     assert (await upload_profile(metadata, MODBUS_PROFILE)).status_code == 409
-    text = MODBUS_PROFILE.read_text().replace('model: "CoolMasterNet"', 'model: "CoolMasterNet-2"')
+    text = MODBUS_PROFILE.read_text().replace("model: Demo PLC (simulated)", "model: Demo PLC 2")
     r = await metadata.put("/api/v3/deviceprofile/uploadfile", files={"file": ("p.yml", text.encode())})
     assert r.status_code == 200, r.text
     got = (await metadata.get(f"/api/v3/deviceprofile/name/{PROFILE_NAME}")).json()["profile"]
-    assert got["model"] == "CoolMasterNet-2"
+    assert got["model"] == "Demo PLC 2"
 
 
 async def test_bad_request_bodies_are_4xx_and_change_nothing(metadata: httpx.AsyncClient) -> None:

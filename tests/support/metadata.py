@@ -13,10 +13,11 @@ import redis.asyncio as aioredis
 
 from core_metadata.main import create_app
 from core_metadata.settings import CoreMetadataSettings
+from tests.support.reference import REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
-SAMPLES = REFERENCE / "edgex-samples"
-OPENAPI = REFERENCE / "edgex-openapi" / "v4.0.2"
+_REF = REFERENCE or Path("/nonexistent")
+SAMPLES = _REF / "edgex-samples"
+OPENAPI = _REF / "edgex-openapi" / "v4.0.2"
 SAMPLE_PROFILES = sorted(
     p for p in SAMPLES.rglob("*.y*ml") if "deviceList" not in p.read_text() and p.name != "README.md"
 )

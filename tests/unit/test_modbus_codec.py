@@ -28,8 +28,9 @@ from edgeplane_common.errors import ContractInvalid, ServerError
 from edgeplane_common.models import ValueType as V
 from edgeplane_common.models.enums import normalize_value_type
 from edgeplane_sdk.values import to_float32
+from tests.support.reference import REFERENCE, needs_reference
 
-SAMPLES = Path("/work/shared/reference/edgex-samples/modbus")
+SAMPLES = (REFERENCE or Path("/nonexistent")) / "edgex-samples" / "modbus"
 
 CODES = {
     V.INT16: "h",
@@ -502,6 +503,7 @@ def sample_resources() -> list[Any]:
     return out
 
 
+@needs_reference
 @pytest.mark.parametrize("resource", sample_resources())
 def test_every_sample_profile_resource_compiles(resource: dict[str, Any]) -> None:
     vt = normalize_value_type(resource["properties"]["valueType"])
@@ -510,6 +512,7 @@ def test_every_sample_profile_resource_compiles(resource: dict[str, Any]) -> Non
     assert codec.end <= 0x10000
 
 
+@needs_reference
 def test_sample_profiles_were_found() -> None:
     ids = [p.id or "" for p in sample_resources()]
     counts = {stem: sum(i.startswith(stem + ":") for i in ids) for stem in {i.split(":")[0] for i in ids}}
@@ -520,6 +523,7 @@ def test_sample_profiles_were_found() -> None:
     }
 
 
+@needs_reference
 @pytest.mark.parametrize(
     ("name", "table", "address", "count"),
     [
@@ -554,6 +558,7 @@ def test_sample_profile_layouts(name: str, table: PrimaryTable, address: int, co
 # -------------------------------------------------------------------------------------- protocol properties
 
 
+@needs_reference
 def test_sample_devices_protocols_parse() -> None:
     devices = yaml.safe_load((SAMPLES / "modbus.test.devices.yaml").read_text())["deviceList"]
     conns = {d["name"]: parse_protocols(d["protocols"], device=d["name"]) for d in devices}
