@@ -1,0 +1,3 @@
+"""edgeplane core-command."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""edgeplane core-data."""
+
+__version__ = "0.1.0"
