@@ -29,6 +29,8 @@ ARGS ?=
 
 # uv must use the interpreter we found, never download one.
 export UV_PYTHON_DOWNLOADS := never
+# Trust the machine's certificate store (corporate/TLS-inspecting proxies add their root there).
+export UV_SYSTEM_CERTS := 1
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 .PHONY: help bootstrap run test lint format docs clean clean-data
