@@ -28,8 +28,9 @@ from edgeplane_sdk.transforms import (
     transform_write,
 )
 from edgeplane_sdk.values import format_value, to_float32
+from tests.support.reference import REFERENCE, needs_reference
 
-SAMPLES = Path("/work/shared/reference/edgex-samples/modbus")
+SAMPLES = (REFERENCE or Path("/nonexistent")) / "edgex-samples" / "modbus"
 
 
 def props(value_type: V | str, **kw: Any) -> ResourceProperties:
@@ -267,6 +268,7 @@ def test_mappings_both_ways() -> None:
     assert map_write("ON", {}) == "ON"
 
 
+@needs_reference
 def test_sample_profile_mappings_with_formatted_readings() -> None:
     profile = DeviceProfile.model_validate(yaml.safe_load((SAMPLES / "modbus.test.device.profile.yml").read_text()))
     command = profile.command("Values")
