@@ -372,7 +372,7 @@ class Stack:
                 env=self.service_env(service),
                 log_path=self.config.logs / f"{service.name}.log",
                 health_url=service.ping_url(offset),
-                url=service.url(offset),
+                url=service.ping_url(offset) if service.health == "tcp" else service.url(offset),
             )
             self.children.append(child)
             child.start()
