@@ -5,97 +5,31 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
-from core_metadata.main import create_app as create_metadata_app
-from device_modbus.main import RES_DIR
-from device_modbus.main import create_app as create_modbus_app
-from device_modbus.settings import DeviceModbusSettings
-from device_modbus.sim.config import load_config
-from device_modbus.sim.server import ModbusSimulator
 from edgeplane_common.bus import MessageEnvelope
 from edgeplane_common.bus.nats import NatsMessageBus
-from edgeplane_common.embedded import free_port
 from edgeplane_common.settings import NatsSettings
-from tests.support.metadata import metadata_settings
-from tests.support.stack import serve, wait_until
-
-DEMO_PROFILE = RES_DIR / "profiles" / "edgeplane-demo-plc.profile.yaml"
-DEMO_SIM = RES_DIR / "sim" / "demo-plc.yaml"
-
-
-@dataclass
-class Stack:
-    metadata: httpx.AsyncClient
-    modbus: httpx.AsyncClient
-    sim: ModbusSimulator
-    nats_url: str
+from tests.support.modbus import Stack, modbus_device, modbus_stack
+from tests.support.modbus import add_device as _add_device
+from tests.support.stack import wait_until
 
 
 def demo_device(name: str, port: int, unit: int = 1, **extra: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v3",
-        "device": {
-            "name": name,
-            "serviceName": "device-modbus",
-            "profileName": "Edgeplane-Demo-PLC",
-            "adminState": "UNLOCKED",
-            "operatingState": "UP",
-            "protocols": {
-                "modbus-tcp": {
-                    "Address": "127.0.0.1",
-                    "Port": str(port),
-                    "UnitID": str(unit),
-                    "Timeout": "1",
-                    "IdleTimeout": "0",
-                }
-            },
-            **extra,
-        },
-    }
+    return modbus_device(name, "Edgeplane-Demo-PLC", port, unit, **extra)
 
 
 @pytest.fixture
 async def stack(nats_url: str, redis_url: str) -> AsyncIterator[Stack]:
-    r = aioredis.from_url(redis_url)
-    await r.flushdb()
-    await r.aclose()
-    async with AsyncExitStack() as es:
-        sim = await es.enter_async_context(ModbusSimulator(load_config(DEMO_SIM), "127.0.0.1", 0, autotick=False))
-        md_url = await es.enter_async_context(serve(create_metadata_app(metadata_settings(nats_url, redis_url))))
-        metadata = await es.enter_async_context(httpx.AsyncClient(base_url=md_url))
-        with DEMO_PROFILE.open("rb") as fh:
-            assert (await metadata.post("/api/v3/deviceprofile/uploadfile", files={"file": fh})).status_code == 201
-        port = free_port()
-        settings = DeviceModbusSettings.model_validate(
-            {
-                "nats": {"url": nats_url},
-                "metadata_url": md_url,
-                "provision": False,
-                "http": {"host": "127.0.0.1", "port": port},
-                "device": {"down_after_failures": 2},
-            }
-        )
-        ds_url = await es.enter_async_context(serve(create_modbus_app(settings), port))
-        modbus = await es.enter_async_context(httpx.AsyncClient(base_url=ds_url, timeout=10))
-        yield Stack(metadata, modbus, sim, nats_url)
+    async with modbus_stack(nats_url, redis_url) as s:
+        yield s
 
 
 async def add_device(stack: Stack, body: dict[str, Any]) -> None:
-    r = await stack.metadata.post("/api/v3/device", json=[body])
-    assert r.json()[0]["statusCode"] == 201, r.text
-    name = body["device"]["name"]
-
-    async def known() -> bool:
-        return (await stack.modbus.get(f"/api/v3/device/name/{name}/FlowRate")).status_code != 404
-
-    await wait_until(known)
+    await _add_device(stack, body, "FlowRate")
 
 
 def readings(resp: httpx.Response) -> dict[str, Any]:

@@ -9,11 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
+from core_metadata.main import create_app
 from device_modbus.main import RES_DIR
 from edgeplane_common.bus import MessageEnvelope
 from edgeplane_common.bus.nats import NatsMessageBus
+from edgeplane_common.embedded import EmbeddedRedis
 from edgeplane_common.settings import NatsSettings
-from tests.support.metadata import add_service, upload_profile
+from tests.support.metadata import add_service, metadata_settings, upload_profile
 
 # The repository's own demo profile, so these tests need no reference files.
 MODBUS_PROFILE = RES_DIR / "profiles" / "edgeplane-demo-plc.profile.yaml"
@@ -388,3 +390,25 @@ async def test_slow_device_service_times_out_with_503(
         r = await client.post("/api/v3/device", json=[device_body("slowpoke")])
     assert r.json()[0]["statusCode"] == 503
     assert "within" in r.json()[0]["message"]
+
+
+async def test_metadata_survives_a_redis_restart(metadata_app_factory: Any, tmp_path: Any, nats_url: str) -> None:
+    redis_server = EmbeddedRedis(data_dir=tmp_path / "redis").start()
+    try:
+
+        async def snapshot_with_fresh_app() -> dict[str, Any]:
+            app = create_app(metadata_settings(nats_url, redis_server.url))
+            async with app.router.lifespan_context(app):
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://md") as c:
+                    if not (await c.get("/api/v3/deviceservice/all")).json()["totalCount"]:
+                        await seed(c)
+                        await c.post("/api/v3/device?bypassValidation=true", json=[device_body("durable")])
+                    return await snapshot(c)
+
+        before = await snapshot_with_fresh_app()
+        assert before["device/all"]["totalCount"] == 1
+        redis_server.stop()  # SIGTERM: the server flushes its append-only file
+        redis_server.start()  # same port, same data directory
+        assert await snapshot_with_fresh_app() == before
+    finally:
+        redis_server.stop()
