@@ -398,12 +398,15 @@ async def test_metadata_survives_a_redis_restart(metadata_app_factory: Any, tmp_
 
         async def snapshot_with_fresh_app() -> dict[str, Any]:
             app = create_app(metadata_settings(nats_url, redis_server.url))
-            async with app.router.lifespan_context(app):
-                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://md") as c:
-                    if not (await c.get("/api/v3/deviceservice/all")).json()["totalCount"]:
-                        await seed(c)
-                        await c.post("/api/v3/device?bypassValidation=true", json=[device_body("durable")])
-                    return await snapshot(c)
+            transport = httpx.ASGITransport(app=app)
+            async with (
+                app.router.lifespan_context(app),
+                httpx.AsyncClient(transport=transport, base_url="http://md") as c,
+            ):
+                if not (await c.get("/api/v3/deviceservice/all")).json()["totalCount"]:
+                    await seed(c)
+                    await c.post("/api/v3/device?bypassValidation=true", json=[device_body("durable")])
+                return await snapshot(c)
 
         before = await snapshot_with_fresh_app()
         assert before["device/all"]["totalCount"] == 1
