@@ -110,6 +110,16 @@ SERVICES: tuple[Service, ...] = (
         description="Modbus TCP/RTU device service; provisions the demo PLC at start.",
         needs_redis=False,
     ),
+    Service(
+        name="core-command",
+        module="core_command",
+        project="core-command",
+        port=59882,
+        env_prefix="CORE_COMMAND_",
+        settings="core_command.settings.CoreCommandSettings",
+        description="REST read/write commands relayed over NATS to the owning device service.",
+        needs_redis=False,
+    ),
 )
 
 METADATA_URL_ENV = "EDGEPLANE_METADATA_URL"

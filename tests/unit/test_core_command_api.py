@@ -134,9 +134,9 @@ async def env() -> AsyncIterator[Env]:
     metadata = Metadata()
     settings = CoreCommandSettings.model_validate({"command": {"timeout": TIMEOUT}, "http": {"port": 59882}})
     app = create_app(settings, metadata=metadata, bus=bus)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://core-command") as c:
-            yield Env(c, ds, metadata, bus)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://cc") as c:
+        yield Env(c, ds, metadata, bus)
     await bus.close()
 
 
@@ -356,3 +356,27 @@ async def test_an_unreadable_system_event_clears_the_cache(env: Env) -> None:
     await asyncio.sleep(0.05)
     await env.client.get(url("pump1", "Flow"))
     assert env.metadata.calls == calls + 2
+
+
+async def test_core_metadata_unreachable_is_a_503_but_cached_devices_keep_working() -> None:
+    from core_command.application.cache import CachedMetadata
+    from core_command.infrastructure.metadata_client import MetadataHttpClient
+    from edgeplane_common.embedded import free_port
+
+    bus = InMemoryBus()
+    await bus.connect()
+    ds = DeviceService()
+    await bus.subscribe("edgex.device.command.request.svc.>", ds.handle)
+    dead = MetadataHttpClient(f"http://127.0.0.1:{free_port()}", timeout=1)
+    app = create_app(CoreCommandSettings(), metadata=dead, bus=bus)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://cc") as c:
+        await expect_error(
+            await c.get(url("pump1", "Flow")), 503, "core-metadata at http://127.0.0.1:", "is unreachable"
+        )
+        cache: CachedMetadata = app.state.metadata_cache
+        cache.device_changed(device("pump1"))  # as a system event would
+        cache.profile_changed(PROFILE)
+        assert (await c.get(url("pump1", "Flow"))).status_code == 200
+    await dead.close()
+    await bus.close()

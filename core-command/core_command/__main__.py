@@ -1,0 +1,3 @@
+from core_command.main import run
+
+run()

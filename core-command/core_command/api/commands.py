@@ -1,0 +1,97 @@
+"""REST: /api/v3/device (core-command.yaml v4.0.2)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from core_command.api.common import Limit, Offset, errors, manager
+from core_command.application.commands import CommandManager
+from core_command.application.models import (
+    DeviceCoreCommandResponse,
+    EventResponse,
+    MultiDeviceCoreCommandsResponse,
+)
+from edgeplane_common.errors import ContractInvalid
+from edgeplane_common.http import json_response
+from edgeplane_common.models import BaseResponse
+
+router = APIRouter(prefix="/api/v3/device", tags=["command"])
+M = Annotated[CommandManager, Depends(manager)]
+
+_SETTINGS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "title": "Settings",
+                    "description": "Resource names to the values to write; each value is checked against the "
+                    "device profile (valueType, minimum, maximum, readWrite) before it is sent.",
+                    "additionalProperties": True,
+                    "example": {"SpeedSetpoint": "1450", "TempSetpoint": "55.5"},
+                }
+            }
+        },
+    }
+}
+
+
+@router.get("/all", response_model=MultiDeviceCoreCommandsResponse, responses=errors(400, 416, 503))
+async def all_device_commands(m: M, offset: Offset = 0, limit: Limit = 20) -> Response:
+    commands, total = await m.all_commands(offset, limit)
+    return json_response(MultiDeviceCoreCommandsResponse(device_core_commands=commands, total_count=total))
+
+
+@router.get("/name/{name}", response_model=DeviceCoreCommandResponse, responses=errors(404, 503))
+async def device_commands(name: str, m: M) -> Response:
+    return json_response(DeviceCoreCommandResponse(device_core_command=await m.device_commands(name)))
+
+
+@router.get("/name/{name}/{command}", response_model=EventResponse, responses=errors(400, 404, 405, 423, 502, 503))
+async def issue_get_command(
+    request: Request,
+    name: str,
+    command: str,
+    m: M,
+    push_event: Annotated[
+        str | None,
+        Query(alias="ds-pushevent", description="true: the device service also publishes the event on the bus"),
+    ] = None,
+    return_event: Annotated[
+        str | None, Query(alias="ds-returnevent", description="false: the response carries no event")
+    ] = None,
+    json_object: Annotated[
+        str | None,
+        Query(alias="jsonObject", description="Base64-encoded JSON of further parameters, relayed as it is"),
+    ] = None,
+) -> Response:
+    # Every query parameter is relayed to the device service as it came (EdgeX passes the raw query on).
+    body = await m.read(name, command, dict(request.query_params))
+    body.setdefault("apiVersion", "v3")
+    body.setdefault("statusCode", 200)
+    return json_response(body)
+
+
+@router.put(
+    "/name/{name}/{command}",
+    response_model=BaseResponse,
+    responses=errors(400, 404, 405, 423, 502, 503),
+    openapi_extra=_SETTINGS_BODY,
+)
+async def issue_set_command(request: Request, name: str, command: str, m: M) -> Response:
+    raw = await request.body()
+    if not raw.strip():
+        raise ContractInvalid(
+            'the request body is empty; send a JSON object of resource names to values, e.g. {"Mode": "2"}'
+        )
+    try:
+        settings = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise ContractInvalid(f"request body is not valid JSON ({err})") from None
+    await m.write(name, command, settings, dict(request.query_params))
+    return json_response(BaseResponse())

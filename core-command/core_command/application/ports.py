@@ -1,0 +1,42 @@
+"""Ports of core-command's use cases: where devices and profiles come from, and how commands reach the
+device service that owns a device."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from edgeplane_common.models import Device, DeviceProfile
+
+
+class MetadataSource(Protocol):
+    """Devices and profiles as core-metadata knows them."""
+
+    async def device(self, name: str) -> Device:
+        """NotFound if core-metadata has no such device."""
+        ...
+
+    async def profile(self, name: str) -> DeviceProfile:
+        """NotFound if core-metadata has no such profile."""
+        ...
+
+    async def devices(self, offset: int, limit: int) -> tuple[list[Device], int]:
+        """A page of all devices (ordered by name) and the total; limit -1 = as many as core-metadata allows.
+        RangeNotSatisfiable (416) when offset is past the end."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class CommandRelay(Protocol):
+    """Sends a command to the device service that owns the device, and waits for its answer."""
+
+    async def get(self, device: Device, command: str, params: dict[str, str]) -> dict[str, Any]:
+        """Read: the device service's reply body (apiVersion, statusCode and, unless ds-returnevent=false, event).
+
+        Raises ServiceUnavailable when the device service does not answer in time (or is not running), and the
+        device service's own error (its status and message) when it refused."""
+        ...
+
+    async def set(self, device: Device, command: str, settings: dict[str, Any], params: dict[str, str]) -> None:
+        """Write `settings` ({resourceName: value}); errors as for `get`."""
+        ...
