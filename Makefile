@@ -33,10 +33,11 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_SYSTEM_CERTS := 1
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: help bootstrap run test lint format docs clean clean-data
+.PHONY: help bootstrap run test lint format docs bench clean clean-data
+.PHONY: compose-smoke compose-up compose-down
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 bootstrap: $(STAMP) ## create .tools (uv) and .venv (all workspace packages + dev tools)
 
@@ -78,6 +79,9 @@ run: bootstrap ## start NATS, Redis and every service (edgeplane up); Ctrl-C sto
 test: lint ## lint, then the whole test suite (pytest's exit 5, no tests collected, fails it too)
 	$(PY) -m pytest -p no:cacheprovider --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS) tests
 
+bench: bootstrap ## run every bench/*_bench.py in turn; each prints its figures (timings are never asserted)
+	@for b in bench/*_bench.py; do echo "== $$b"; $(PY) "$$b"; done
+
 lint: bootstrap ## ruff check, ruff format --check, mypy (strict) on the workspace packages
 	@# All three run even when one fails, so one pass shows every problem.
 	@failed=""; \
@@ -92,6 +96,23 @@ format: bootstrap ## apply ruff's fixes and formatting
 
 docs: bootstrap ## regenerate the generated parts of docs/ (configuration reference)
 	$(PY) scripts/gen_config_docs.py --write
+
+# ---- gateway deployment (docker-compose.yml) under podman, with ../shared/tools (see docs/deployment.md)
+# Where compose-up/compose-down/standin-images live; podman's runc wrapper goes first on PATH where it exists
+# (crun refuses hybrid cgroups on some machines; docs/troubleshooting.md). BUILDAH_FORMAT=docker keeps the
+# Dockerfiles' HEALTHCHECK in the images podman builds.
+COMPOSE_TOOLS ?= $(abspath ../shared/tools)
+PODMAN_RUNC := /opt/podman-runc/bin
+COMPOSE_ENV = PATH="$$( [ -d $(PODMAN_RUNC) ] && printf '%s:' $(PODMAN_RUNC) )$$PATH" BUILDAH_FORMAT=docker
+
+compose-smoke: bootstrap ## build + start docker-compose.yml under podman, check it end to end, remove it
+	$(COMPOSE_ENV) EDGEPLANE_COMPOSE_TOOLS=$(COMPOSE_TOOLS) $(PY) scripts/compose_smoke.py $(ARGS)
+
+compose-up: ## build and start docker-compose.yml under podman (project edgeplane); ARGS=... go to `up`
+	$(COMPOSE_ENV) $(COMPOSE_TOOLS)/compose-up --build $(ARGS)
+
+compose-down: ## stop and remove the compose stack (ARGS=-v removes its volumes too: all its data)
+	$(COMPOSE_ENV) $(COMPOSE_TOOLS)/compose-down $(ARGS)
 
 clean: ## remove caches, build output and the bootstrapped .venv and .tools (not .data)
 	rm -rf $(VENV) $(TOOLS) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

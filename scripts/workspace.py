@@ -3,10 +3,15 @@
 
 python scripts/workspace.py dists      distribution name of every workspace member
 python scripts/workspace.py packages   import-package folder of every member (what mypy checks)
+python scripts/workspace.py requirements FOLDER...
+                                       the third-party requirements of those projects (each folder holds a
+                                       pyproject.toml), one a line, without the projects themselves: the
+                                       Dockerfiles install these first, in a layer of their own
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -40,10 +45,31 @@ def packages() -> list[str]:
     return found
 
 
+def requirement_name(requirement: str) -> str:
+    """`pymodbus[serial]==3.16.1` -> `pymodbus` (PEP 508, as far as our pyproject files go)."""
+    return re.split(r"[\s\[<>=!~;@]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def requirements(folders: list[str]) -> list[str]:
+    """Third-party requirements of the projects in `folders`. A dependency on one of our own projects that
+    is not among them is an error: pip would look for it on an index (where anyone may have published
+    that name)."""
+    projects = [tomllib.loads((Path(f) / "pyproject.toml").read_text())["project"] for f in folders]
+    own = {requirement_name(p["name"]) for p in projects}
+    found = {r for p in projects for r in p.get("dependencies", []) if requirement_name(r) not in own}
+    ours = sorted(r for r in found if requirement_name(r).startswith("edgeplane"))
+    if ours:
+        raise SystemExit(f"workspace.py: {', '.join(ours)} is one of our projects: pass its folder too")
+    return sorted(found)
+
+
 def main(argv: list[str]) -> int:
     commands = {"dists": dists, "packages": packages}
+    if len(argv) >= 2 and argv[0] == "requirements":
+        print("\n".join(requirements(argv[1:])))
+        return 0
     if len(argv) != 1 or argv[0] not in commands:
-        print(f"usage: workspace.py {{{'|'.join(commands)}}}", file=sys.stderr)
+        print(f"usage: workspace.py {{{'|'.join(commands)}}} | workspace.py requirements FOLDER...", file=sys.stderr)
         return 2
     print("\n".join(commands[argv[0]]()))
     return 0

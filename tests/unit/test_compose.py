@@ -1,0 +1,391 @@
+"""docker-compose.yml, .env, .dockerignore and the Dockerfiles, checked without a container engine.
+
+- The compose file is valid against the compose-spec JSON schema (the copy check-jsonschema ships), both
+  as written and with .env substituted.
+- Its edgeplane services are the launcher's SERVICES (launcher/edgeplane/services.py): same names, same
+  `python -m <module>` commands, same container ports, same environment variable names. One list.
+- Every service has a healthcheck, CPU and memory limits (all together within a 2-core, 2 GiB gateway),
+  `restart: unless-stopped` and `depends_on` with health conditions on what it talks to at start.
+- Every built image has a Dockerfile that exists, starts from python:3.11-slim, installs exactly the
+  service's workspace projects, runs as a non-root user, has a HEALTHCHECK on the ping path and an exec-form
+  CMD whose module exists.
+
+The stack really running is `make compose-smoke` (scripts/compose_smoke.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from edgeplane.services import (
+    LOG_JSON_ENV,
+    METADATA_URL_ENV,
+    NATS,
+    PING_PATH,
+    REDIS,
+    SERVICES,
+    SHARED_ENV_PREFIX,
+    Service,
+    by_name,
+)
+from edgeplane_common.healthcheck import expand
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_FILE = ROOT / ".env"
+INFRA_SERVICES = {NATS.name, REDIS.name}
+BASE_IMAGE = "python:3.11-slim"
+HEALTHCHECK_MODULE = "edgeplane_common.healthcheck"
+
+# Arguments a container needs on top of the launcher's command line: the simulator listens on 127.0.0.1
+# unless told otherwise, and in a container it must accept connections from the other containers.
+CONTAINER_ARGS: dict[str, list[str]] = {"modbus-sim": ["--host", "0.0.0.0"]}
+
+# The gateway: 2 cores and 2 GiB, of which the stack may take 1.5 GiB (the rest is the OS's).
+STACK_MEMORY_BUDGET = 1536 * 2**20
+MAX_CPUS_PER_SERVICE = 1.0
+
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([bkmg]?)i?b?", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+
+
+def _memory_bytes(text: str) -> int:
+    match = _MEMORY.fullmatch(str(text).strip())
+    assert match, f"memory limit {text!r} is not a size like 256M"
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _dotenv() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in ENV_FILE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f".env line without '=': {line!r}"
+            values[key.strip()] = value.strip()
+    return values
+
+
+@cache
+def _compose_text() -> str:
+    return COMPOSE_FILE.read_text()
+
+
+def _compose() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(_compose_text())
+    return doc
+
+
+def _compose_substituted() -> dict[str, Any]:
+    """The compose file as compose sees it: ${VAR:-default} from .env, `$$` an escaped `$`."""
+    env = _dotenv()
+    text = _compose_text().replace("$$", "\0")
+    doc: dict[str, Any] = yaml.safe_load(expand(text, env).replace("\0", "$"))
+    return doc
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = _compose()["services"]
+    return services
+
+
+def _edgeplane_services() -> dict[str, dict[str, Any]]:
+    return {name: svc for name, svc in _services().items() if name not in INFRA_SERVICES}
+
+
+def _compose_schema() -> dict[str, Any]:
+    text = resources.files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _members() -> dict[str, tuple[str, list[str]]]:
+    """distribution name -> (project folder, dependency names) for every workspace member."""
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    members: dict[str, tuple[str, list[str]]] = {}
+    for pattern in root["tool"]["uv"]["workspace"]["members"]:
+        for folder in sorted(ROOT.glob(pattern)):
+            project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+            deps = [re.split(r"[\s\[<>=!~;]", d, maxsplit=1)[0] for d in project.get("dependencies", [])]
+            members[project["name"]] = (folder.relative_to(ROOT).as_posix(), deps)
+    return members
+
+
+def _workspace_closure(project: str) -> set[str]:
+    """The service's project folder plus every workspace project it depends on, transitively."""
+    members = _members()
+    by_folder = {folder: name for name, (folder, _) in members.items()}
+    todo, seen = [by_folder[project]], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(d for d in members[name][1] if d in members)
+    return {members[name][0] for name in seen}
+
+
+def _module_exists(project: str, module: str) -> bool:
+    base = ROOT / project / Path(*module.split("."))
+    return (base / "__main__.py").is_file()
+
+
+def _launcher_argv(service: Service) -> list[str]:
+    return ["python", "-m", service.module, *(a.format(port=service.port) for a in service.args)]
+
+
+# ---------------------------------------------------------------- the file as a whole
+
+
+def test_compose_file_is_valid_against_the_compose_spec_schema() -> None:
+    schema = _compose_schema()
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    for doc in (_compose(), _compose_substituted()):
+        errors = sorted(validator_class(schema).iter_errors(doc), key=lambda e: list(e.absolute_path))
+        assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_every_variable_the_compose_file_substitutes_has_a_default_and_is_in_dotenv() -> None:
+    used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", _compose_text().replace("$$", "")))
+    without_default = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", _compose_text().replace("$$", "")))
+    assert not without_default, f"give these a default (${{VAR:-default}}): {sorted(without_default)}"
+    assert used == set(_dotenv()), "docker-compose.yml's ${VARS} and .env's tunables differ"
+    for name, value in _dotenv().items():
+        defaults = set(re.findall(rf"\$\{{{name}:-([^}}]*)\}}", _compose_text()))
+        assert defaults == {value}, f"{name}: .env says {value!r}, the compose defaults say {sorted(defaults)}"
+
+
+def test_compose_services_are_the_launcher_services_plus_nats_and_redis() -> None:
+    assert set(_services()) >= INFRA_SERVICES
+    assert set(_edgeplane_services()) == {s.name for s in SERVICES}, (
+        "docker-compose.yml and launcher/edgeplane/services.py must list the same services"
+    )
+
+
+def test_nats_runs_jetstream_on_a_volume() -> None:
+    nats = _services()["nats"]
+    assert nats["image"].startswith("nats:2.10")
+    command = nats["command"]
+    assert "-js" in command
+    store = command[command.index("-sd") + 1]
+    assert any(v.split(":")[1] == store and v.split(":")[0] in _compose()["volumes"] for v in nats["volumes"])
+    assert nats["ports"] == [f"${{HOST_BIND_ADDRESS:-127.0.0.1}}:${{HOST_PORT_NATS:-4222}}:{NATS.default_port}"]
+
+
+def test_redis_runs_with_aof_on_a_volume() -> None:
+    redis = _services()["redis"]
+    assert redis["image"].startswith("redis:7")
+    command = [str(a) for a in redis["command"]]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert any(v.split(":")[1] == "/data" and v.split(":")[0] in _compose()["volumes"] for v in redis["volumes"])
+    assert redis["ports"] == [f"${{HOST_BIND_ADDRESS:-127.0.0.1}}:${{HOST_PORT_REDIS:-6379}}:{REDIS.default_port}"]
+
+
+@pytest.mark.parametrize("name", sorted(_services()))
+def test_every_service_restarts_and_has_healthcheck_and_limits(name: str) -> None:
+    svc = _services()[name]
+    assert svc.get("restart") == "unless-stopped"
+    health = svc.get("healthcheck")
+    assert health, f"{name} has no healthcheck"
+    assert health.get("test"), f"{name} has no healthcheck test"
+    assert not health.get("disable")
+    assert health["test"][0] in ("CMD", "CMD-SHELL")
+    limits = svc.get("deploy", {}).get("resources", {}).get("limits", {})
+    assert "cpus" in limits, f"{name} needs deploy.resources.limits.cpus"
+    assert "memory" in limits, f"{name} needs deploy.resources.limits.memory"
+    assert 0 < float(limits["cpus"]) <= MAX_CPUS_PER_SERVICE
+    assert _memory_bytes(limits["memory"]) >= 64 * 2**20
+
+
+def test_the_whole_stack_fits_a_2_core_2_gib_gateway() -> None:
+    total = sum(_memory_bytes(s["deploy"]["resources"]["limits"]["memory"]) for s in _services().values())
+    assert total <= STACK_MEMORY_BUDGET, f"memory limits add up to {total / 2**20:.0f} MiB"
+
+
+def test_volumes_are_named_and_declared() -> None:
+    declared = set(_compose().get("volumes", {}))
+    used = {v.split(":")[0] for s in _services().values() for v in s.get("volumes", [])}
+    assert used == declared, "every named volume is declared and used (no bind mounts of host folders)"
+
+
+# ---------------------------------------------------------------- each edgeplane service
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_command_is_the_launchers_entry_point(service: Service) -> None:
+    svc = _edgeplane_services().get(service.name)
+    assert svc is not None, f"{service.name} is missing from docker-compose.yml"
+    assert svc["command"] == _launcher_argv(service) + CONTAINER_ARGS.get(service.name, [])
+    assert _module_exists(service.project, service.module), f"python -m {service.module} has no __main__.py"
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_default_port_is_published_through_a_dotenv_tunable(service: Service) -> None:
+    svc = _edgeplane_services()[service.name]
+    variable = f"HOST_PORT_{service.name.upper().replace('-', '_')}"
+    assert svc["ports"] == [f"${{HOST_BIND_ADDRESS:-127.0.0.1}}:${{{variable}:-{service.port}}}:{service.port}"]
+    assert _dotenv()[variable] == str(service.port)
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_environment_uses_the_launchers_variable_names(service: Service) -> None:
+    env = {k: str(v) for k, v in _edgeplane_services()[service.name].get("environment", {}).items()}
+    for key in env:
+        assert key.startswith((service.env_prefix, SHARED_ENV_PREFIX)), (
+            f"{service.name}: {key} is neither {service.env_prefix}* nor {SHARED_ENV_PREFIX}*"
+        )
+    if service.health == "http":
+        assert env[service.port_env] == str(service.port)
+    # What `edgeplane up` gives every service (Stack.service_env), pointed at the containers.
+    assert env[NATS.url_env] == f"nats://{NATS.name}:{NATS.default_port}"
+    assert env[REDIS.url_env] == f"redis://{REDIS.name}:{REDIS.default_port}/0"
+    metadata = by_name("core-metadata")
+    assert env[METADATA_URL_ENV] == metadata.url(host=metadata.name)
+    assert env[LOG_JSON_ENV] == "true"
+    for other in SERVICES:
+        assert env[other.shared_port_env] == str(other.port)
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_healthcheck_pings_the_service_inside_its_container(service: Service) -> None:
+    test = _edgeplane_services()[service.name]["healthcheck"]["test"]
+    assert test == ["CMD", "python", "-m", HEALTHCHECK_MODULE, service.ping_url()]
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_depends_on_what_it_talks_to_at_start_with_health_conditions(service: Service) -> None:
+    depends = _edgeplane_services()[service.name].get("depends_on", {})
+    assert isinstance(depends, dict), "depends_on as a map, with conditions"
+    assert all(d.get("condition") == "service_healthy" for d in depends.values())
+    expected = set()
+    if service.needs_nats:
+        expected.add(NATS.name)
+    if service.needs_redis:
+        expected.add(REDIS.name)
+    if service.health == "http" and service.name != "core-metadata":
+        expected.add("core-metadata")  # every service but core-metadata reads metadata at start
+    assert expected <= set(depends)
+    assert set(depends) <= set(_services())
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_image_is_built_from_the_services_project(service: Service) -> None:
+    build = _edgeplane_services()[service.name]["build"]
+    assert build["dockerfile"] == f"{service.project}/Dockerfile"
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_python_services_are_hardened(service: Service) -> None:
+    svc = _edgeplane_services()[service.name]
+    assert svc.get("read_only") is True
+    assert "no-new-privileges:true" in svc.get("security_opt", [])
+
+
+# ---------------------------------------------------------------- Dockerfiles
+
+
+def _builds() -> dict[str, tuple[str, Path]]:
+    """image name (without tag) -> (project folder, Dockerfile), for every service that builds; the
+    Dockerfile lives in the folder of the project whose service it runs."""
+    out: dict[str, tuple[str, Path]] = {}
+    for name, svc in _edgeplane_services().items():
+        build = svc.get("build")
+        assert build, f"{name} has no build section"
+        assert build.get("context", ".") == ".", "build context is the repository root"
+        image = svc["image"].rsplit(":", 1)[0]
+        dockerfile = ROOT / build["dockerfile"]
+        entry = (dockerfile.parent.relative_to(ROOT).as_posix(), dockerfile)
+        assert out.setdefault(image, entry) == entry, f"{image} is built from two Dockerfiles"
+    return out
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in dockerfile.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line, pending = pending + line, ""
+        keyword, _, rest = line.partition(" ")
+        out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def _final_stage(dockerfile: Path) -> list[tuple[str, str]]:
+    instructions = _instructions(dockerfile)
+    last_from = max(i for i, (k, _) in enumerate(instructions) if k == "FROM")
+    return instructions[last_from:]
+
+
+@pytest.mark.parametrize("image", sorted(_builds()))
+def test_dockerfile_exists_and_follows_the_template(image: str) -> None:
+    project, dockerfile = _builds()[image]
+    assert dockerfile.is_file(), f"{dockerfile} does not exist"
+    instructions = _instructions(dockerfile)
+    froms = [args.split()[0] for k, args in instructions if k == "FROM"]
+    assert froms
+    assert all(f == BASE_IMAGE for f in froms), f"every stage starts from {BASE_IMAGE}"
+
+    final = dict(_final_stage(dockerfile))  # last value per instruction in the final stage
+    user = final.get("USER", "root").split(":")[0]
+    assert user not in ("", "root", "0"), "the service runs as a non-root user"
+    health = final.get("HEALTHCHECK", "")
+    assert HEALTHCHECK_MODULE in health, "HEALTHCHECK runs edgeplane_common.healthcheck"
+    assert PING_PATH in health, "HEALTHCHECK pings /api/v3/ping"
+    cmd = json.loads(final["CMD"])  # exec form is a JSON array
+    assert cmd[:2] == ["python", "-m"]
+    assert _module_exists(project, cmd[2]), f"CMD runs {cmd[2]}, which has no __main__.py in {project}"
+    services_of_image = [n for n, s in _edgeplane_services().items() if s["image"].rsplit(":", 1)[0] == image]
+    assert cmd[2] in {_edgeplane_services()[n]["command"][2] for n in services_of_image}
+
+
+@pytest.mark.parametrize("image", sorted(_builds()))
+def test_dockerfile_installs_exactly_the_services_workspace_projects(image: str) -> None:
+    project, dockerfile = _builds()[image]
+    expected = _workspace_closure(project)
+    sources = [
+        args.split()[0] for k, args in _instructions(dockerfile) if k == "COPY" and not args.startswith("--from")
+    ]
+    pyprojects = {s.removesuffix("/pyproject.toml") for s in sources if s.endswith("/pyproject.toml")}
+    folders = {s.rstrip("/") for s in sources if s.endswith("/")}
+    assert pyprojects == expected, f"{dockerfile.relative_to(ROOT)}: pyproject files of {sorted(expected)}"
+    assert folders == expected, f"{dockerfile.relative_to(ROOT)} copies {sorted(folders)}, needs {sorted(expected)}"
+    assert set(sources) - {f"{p}/pyproject.toml" for p in expected} - {f"{p}/" for p in expected} <= {
+        "scripts/workspace.py"
+    }
+    installs = [args for k, args in _instructions(dockerfile) if k == "RUN" and " install " in args]
+    assert len(installs) == 2, "third-party requirements first, then the local projects"
+    for install in installs:
+        paths = set(re.findall(r"/src/(\S+)", install)) - {"scripts/workspace.py"}
+        assert paths == expected, "each step covers all of the service's projects in one call"
+    assert "--no-deps" in installs[1], "local projects without dependencies: none may come from an index"
+
+
+def test_dockerignore_keeps_local_state_out_and_sources_in() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for required in (".git", ".venv", ".tools", ".data", ".env", "**/__pycache__"):
+        assert required in patterns, f".dockerignore should exclude {required}"
+    sources = {folder for project, _ in _builds().values() for folder in _workspace_closure(project)}
+    for pattern in patterns:
+        if not pattern.startswith("!"):
+            assert pattern.rstrip("/") not in sources, f".dockerignore excludes {pattern}, which an image copies"
