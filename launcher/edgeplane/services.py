@@ -88,6 +88,15 @@ SERVICES: tuple[Service, ...] = (
         description="Device profiles, devices, device services and provision watchers.",
     ),
     Service(
+        name="core-data",
+        module="core_data",
+        project="core-data",
+        port=59880,
+        env_prefix="CORE_DATA_",
+        settings="core_data.settings.CoreDataSettings",
+        description="Events and readings: persisted in Redis from the events stream, queryable, with retention.",
+    ),
+    Service(
         name="modbus-sim",
         module="device_modbus.sim",
         project="device-services/modbus",

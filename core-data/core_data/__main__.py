@@ -1,0 +1,3 @@
+from core_data.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""core-data's REST API (EdgeX v3 paths)."""

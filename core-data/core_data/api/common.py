@@ -1,0 +1,86 @@
+"""What every core-data router shares: the use cases, query parameters, response shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from pydantic import Field
+
+from core_data.application.events import EventManager
+from core_data.application.readings import ReadingManager
+from core_data.application.values import parse_bool
+from edgeplane_common import API_VERSION
+from edgeplane_common.models import BaseResponse, BaseWithTotalCountResponse, Event, Reading
+from edgeplane_common.models.base import ContractModel
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": BaseResponse, "description": desc}
+    for code, desc in {
+        400: "Bad request: the message says what is wrong",
+        401: "Missing or invalid bearer token",
+        404: "Not found",
+        409: "Conflict: an event with this id exists",
+        413: "Event or body too large",
+        415: "Unsupported content type",
+        416: "Offset beyond the number of items",
+        500: "Internal error",
+        503: "Store unavailable",
+    }.items()
+}
+
+
+@dataclass(frozen=True)
+class Managers:
+    events: EventManager
+    readings: ReadingManager
+
+
+def managers(request: Request) -> Managers:
+    m: Managers = request.app.state.managers
+    return m
+
+
+M = Annotated[Managers, Depends(managers)]
+Offset = Annotated[
+    int, Query(ge=-1, description="Items to skip; -1 starts at the first without counting the total (totalCount 0)")
+]
+Limit = Annotated[int, Query(ge=-1, description="Items to return; -1 = all up to MaxResultCount")]
+NumericText = Annotated[
+    str | None, Query(alias="numeric", description="true: numeric reading values as JSON numbers, not strings")
+]
+AggregateText = Annotated[
+    str | None,
+    Query(alias="aggregateFunc", description="MIN, MAX, COUNT, SUM or AVG (any casing): one reading per group"),
+]
+
+
+def numeric_flag(text: str | None) -> bool:
+    return parse_bool("numeric", text)
+
+
+def ok(status: int = 200) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "statusCode": status}
+
+
+# Response models: for the OpenAPI document only (routes build plain dicts, orjson-encoded).
+class CountResponse(BaseResponse):
+    count: int
+
+
+class EventResponse(BaseResponse):
+    event: Event
+
+
+class MultiEventsResponse(BaseWithTotalCountResponse):
+    events: list[Event]
+
+
+class MultiReadingsResponse(BaseWithTotalCountResponse):
+    aggregate_func: str | None = Field(None, description="The aggregate function applied, when one was asked")
+    readings: list[Reading]
+
+
+class ResourceNamesRequest(ContractModel):
+    resource_names: list[str] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""core-data use cases; no fastapi, redis or nats imports here."""

@@ -1,0 +1,138 @@
+"""Events from the JetStream stream into the store: a durable pull consumer shared by every core-data.
+
+Each message is acknowledged only after its event is stored (the bus acks when the handler returns). The
+bus hands a consumer's messages to the handler one at a time, so `consumers` pull consumers run side by side
+and the store's group-commit writer turns what they hold at once into one Redis round trip.
+
+An invalid event is logged and acknowledged (dropped): redelivering it could never succeed. A store failure
+raises, so the bus naks the message and JetStream redelivers it later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+
+from core_data.application.events import EventManager
+from core_data.settings import IngestSettings
+from edgeplane_common.bus import MessageBus, MessageEnvelope, Subscription, Topics
+from edgeplane_common.bus.topics import escape, subject
+from edgeplane_common.errors import ContractInvalid, EdgeError
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 2.0
+
+
+def event_payload(envelope: MessageEnvelope) -> Any:
+    """The event (or AddEventRequest) an envelope carries: a JSON object, or JSON text / base64 JSON bytes
+    (Go device services marshal a []byte payload as base64)."""
+    payload = envelope.payload
+    if isinstance(payload, dict):
+        return payload
+    if isinstance(payload, str):
+        content_type = (envelope.content_type or "").lower()
+        if "cbor" in content_type:
+            raise ContractInvalid("CBOR event payloads are not supported; publish JSON")
+        text = payload.strip()
+        if not text.startswith("{"):
+            try:
+                text = base64.b64decode(text, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError) as err:
+                raise ContractInvalid(f"payload is neither JSON nor base64 JSON: {err}") from None
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as err:
+            raise ContractInvalid(f"payload is not valid JSON: {err}") from None
+    raise ContractInvalid(f"payload must be an event object, got {type(payload).__name__}")
+
+
+class EventIngestor:
+    def __init__(self, bus: MessageBus, events: EventManager, settings: IngestSettings) -> None:
+        self.bus = bus
+        self.events = events
+        self.settings = settings
+        self.subscriptions: list[Subscription] = []
+        self.dropped = 0
+        """Invalid events acknowledged without storing them."""
+
+    async def handle(self, envelope: MessageEnvelope) -> None:
+        try:
+            await self.events.ingest(event_payload(envelope))
+        except ContractInvalid as err:
+            self.dropped += 1
+            log.warning("dropping invalid event from %s: %s", envelope.received_topic, err)
+
+    async def start(self) -> None:
+        """Ensure the stream, then start the pull consumers (the first creates the durable consumer)."""
+        await self.bus.ensure_stream(Topics.EVENTS_STREAM, [Topics.EVENTS_ALL])
+        s = self.settings
+        for _ in range(s.consumers):
+            self.subscriptions.append(
+                await self.bus.consume(Topics.EVENTS_STREAM, s.durable, s.topic, self.handle, batch=s.fetch_batch)
+            )
+        log.info("consuming %s as %s with %d pull consumer(s)", s.topic, s.durable, s.consumers)
+
+    async def run(self) -> None:
+        """`start`, retried until the bus and JetStream are there (logged once, and once recovered)."""
+        failing = False
+        while True:
+            try:
+                await self.start()
+            except EdgeError as err:
+                await self._unsubscribe()
+                if not failing:
+                    log.warning("cannot consume events yet (%s); retrying every %gs", err, RETRY_S)
+                    failing = True
+                await asyncio.sleep(RETRY_S)
+                continue
+            if failing:
+                log.info("consuming events now")
+            return
+
+    async def _unsubscribe(self) -> None:
+        subs, self.subscriptions = self.subscriptions, []
+        for sub in subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def stop(self) -> None:
+        # Concurrently: each waits for the message its handler holds, which waits for the same write.
+        subs, self.subscriptions = self.subscriptions, []
+        await asyncio.gather(*(sub.unsubscribe() for sub in subs), return_exceptions=True)
+
+
+class BusEventPublisher:
+    """Publishes events added over REST, as EdgeX core-data does, on
+    `edgex.events.core.<service>.<profile>.<device>.<source>` (core NATS: at most once)."""
+
+    def __init__(self, bus: MessageBus) -> None:
+        self.bus = bus
+        self._failing = False
+
+    async def publish(self, service: str, event: dict[str, Any]) -> None:
+        topic = subject(
+            "edgex",
+            "events",
+            "core",
+            escape(service),
+            escape(event["profileName"]),
+            escape(event["deviceName"]),
+            escape(event["sourceName"]),
+        )
+        try:
+            await self.bus.publish(topic, MessageEnvelope(payload=event))
+        except EdgeError as err:
+            if not self._failing:
+                log.warning("cannot publish events added over REST (%s)", err)
+                self._failing = True
+            return
+        if self._failing:
+            log.info("publishing events added over REST again")
+            self._failing = False
