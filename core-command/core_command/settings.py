@@ -32,11 +32,17 @@ class CacheSettings(BaseModel):
     )
 
 
+class CoreCommandHttpSettings(HttpSettings):
+    # A subclass default, not `HttpSettings(port=...)` in a factory: with a factory, setting one nested
+    # variable (e.g. the host) would rebuild HttpSettings and lose the port.
+    port: int = Field(59882, description="REST API port.")
+
+
 class CoreCommandSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "CORE_COMMAND_"
 
     service_name: str = Field("core-command", description="Name the service registers and logs under.")
-    http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=59882))
+    http: CoreCommandHttpSettings = Field(default_factory=CoreCommandHttpSettings)
     metadata_url: str = Field("http://127.0.0.1:59881", description="core-metadata's base URL.")
     metadata_timeout: float = Field(5.0, gt=0, description="Seconds to wait for core-metadata to answer.")
     base_address: str | None = Field(

@@ -18,11 +18,17 @@ class ValidationSettings(BaseModel):
     )
 
 
+class CoreMetadataHttpSettings(HttpSettings):
+    # A subclass default, not `HttpSettings(port=...)` in a factory: with a factory, setting one nested
+    # variable (e.g. the host) would rebuild HttpSettings and lose the port.
+    port: int = Field(59881, description="REST API port.")
+
+
 class CoreMetadataSettings(ServiceSettings):
     env_prefix: ClassVar[str] = "CORE_METADATA_"
 
     service_name: str = Field("core-metadata", description="Name the service registers and logs under.")
-    http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=59881))
+    http: CoreMetadataHttpSettings = Field(default_factory=CoreMetadataHttpSettings)
     max_result_count: int = Field(1024, description="Most items one GET returns (limit=-1 means this many).")
     strict_profile_changes: bool = Field(
         False, description="Refuse (423) changes to, or deletion of, profiles that devices use."

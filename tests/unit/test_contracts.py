@@ -252,3 +252,26 @@ def test_message_envelope_uses_edgex_key_names() -> None:
     assert wire["requestID"] == "abc"
     assert wire["contentType"] == "application/json"
     assert MessageEnvelope.decode(env.encode()) == env
+
+
+@pytest.mark.parametrize(
+    ("module", "cls", "prefix", "port"),
+    [
+        ("core_metadata.settings", "CoreMetadataSettings", "CORE_METADATA_", 59881),
+        ("core_data.settings", "CoreDataSettings", "CORE_DATA_", 59880),
+        ("core_command.settings", "CoreCommandSettings", "CORE_COMMAND_", 59882),
+        ("device_modbus.settings", "DeviceModbusSettings", "DEVICE_MODBUS_", 59901),
+    ],
+)
+def test_one_nested_http_variable_keeps_the_default_port(
+    monkeypatch: pytest.MonkeyPatch, module: str, cls: str, prefix: str, port: int
+) -> None:
+    import importlib
+
+    settings_cls = getattr(importlib.import_module(module), cls)
+    assert settings_cls().http.port == port
+    monkeypatch.setenv(f"{prefix}HTTP__HOST", "127.0.0.1")
+    got = settings_cls()
+    assert (got.http.host, got.http.port) == ("127.0.0.1", port)
+    monkeypatch.setenv("EDGEPLANE_HTTP__PORT", "1234")  # shared variables merge with the service's own
+    assert settings_cls().http.port == 1234
