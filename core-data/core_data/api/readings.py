@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
 from core_data.api.common import (
@@ -47,27 +48,48 @@ _RESOURCE_NAMES_BODY = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The query parameters every readings listing takes."""
+
+    offset: int
+    limit: int
+    numeric: str | None
+    aggregate: str | None
+
+
+def listing(
+    offset: Offset = 0, limit: Limit = 20, numeric: NumericText = None, aggregate: AggregateText = None
+) -> Listing:
+    return Listing(offset, limit, numeric, aggregate)
+
+
+L = Annotated[Listing, Depends(listing)]
+
+
 async def _readings(
     m: Managers,
+    q: Listing,
     *,
     device: str | None = None,
     resources: Sequence[str] = (),
     start: int | None = None,
     end: int | None = None,
-    offset: int,
-    limit: int,
-    numeric: str | None,
-    aggregate: str | None,
 ) -> Response:
-    as_numbers = numeric_flag(numeric)
-    if aggregate is not None and aggregate != "":
-        func = AggregateFunc.parse(aggregate)
+    if q.aggregate:
+        func = AggregateFunc.parse(q.aggregate)
         rows, total = await m.readings.aggregate(
-            func, device=device, resources=resources, start=start, end=end, offset=offset, limit=limit
+            func, device=device, resources=resources, start=start, end=end, offset=q.offset, limit=q.limit
         )
         return json_response({**ok(), "aggregateFunc": func.value, "totalCount": total, "readings": rows})
     readings, total = await m.readings.page(
-        device=device, resources=resources, start=start, end=end, offset=offset, limit=limit, numeric=as_numbers
+        device=device,
+        resources=resources,
+        start=start,
+        end=end,
+        offset=q.offset,
+        limit=q.limit,
+        numeric=numeric_flag(q.numeric),
     )
     return json_response({**ok(), "totalCount": total, "readings": readings})
 
@@ -77,10 +99,8 @@ def _count(n: int) -> Response:
 
 
 @router.get("/all", response_model=MultiReadingsResponse)
-async def all_readings(
-    m: M, offset: Offset = 0, limit: Limit = 20, numeric: NumericText = None, aggregate: AggregateText = None
-) -> Response:
-    return await _readings(m, offset=offset, limit=limit, numeric=numeric, aggregate=aggregate)
+async def all_readings(m: M, q: L) -> Response:
+    return await _readings(m, q)
 
 
 @router.get("/count", response_model=CountResponse)
@@ -94,71 +114,28 @@ async def reading_count_by_device(name: str, m: M) -> Response:
 
 
 @router.get("/device/name/{name}", response_model=MultiReadingsResponse)
-async def readings_by_device(
-    name: str,
-    m: M,
-    offset: Offset = 0,
-    limit: Limit = 20,
-    numeric: NumericText = None,
-    aggregate: AggregateText = None,
-) -> Response:
-    return await _readings(m, device=name, offset=offset, limit=limit, numeric=numeric, aggregate=aggregate)
+async def readings_by_device(name: str, m: M, q: L) -> Response:
+    return await _readings(m, q, device=name)
 
 
 @router.get("/resourceName/{resourceName}", response_model=MultiReadingsResponse)
-async def readings_by_resource(
-    resource: ResourceName,
-    m: M,
-    offset: Offset = 0,
-    limit: Limit = 20,
-    numeric: NumericText = None,
-    aggregate: AggregateText = None,
-) -> Response:
-    return await _readings(m, resources=(resource,), offset=offset, limit=limit, numeric=numeric, aggregate=aggregate)
+async def readings_by_resource(resource: ResourceName, m: M, q: L) -> Response:
+    return await _readings(m, q, resources=(resource,))
 
 
 @router.get("/device/name/{deviceName}/resourceName/{resourceName}", response_model=MultiReadingsResponse)
-async def readings_by_device_and_resource(
-    device: DeviceName,
-    resource: ResourceName,
-    m: M,
-    offset: Offset = 0,
-    limit: Limit = 20,
-    numeric: NumericText = None,
-    aggregate: AggregateText = None,
-) -> Response:
-    return await _readings(
-        m, device=device, resources=(resource,), offset=offset, limit=limit, numeric=numeric, aggregate=aggregate
-    )
+async def readings_by_device_and_resource(device: DeviceName, resource: ResourceName, m: M, q: L) -> Response:
+    return await _readings(m, q, device=device, resources=(resource,))
 
 
 @router.get("/start/{start}/end/{end}", response_model=MultiReadingsResponse)
-async def readings_by_time_range(
-    start: int,
-    end: int,
-    m: M,
-    offset: Offset = 0,
-    limit: Limit = 20,
-    numeric: NumericText = None,
-    aggregate: AggregateText = None,
-) -> Response:
-    return await _readings(m, start=start, end=end, offset=offset, limit=limit, numeric=numeric, aggregate=aggregate)
+async def readings_by_time_range(start: int, end: int, m: M, q: L) -> Response:
+    return await _readings(m, q, start=start, end=end)
 
 
 @router.get("/resourceName/{resourceName}/start/{start}/end/{end}", response_model=MultiReadingsResponse)
-async def readings_by_resource_and_time_range(
-    resource: ResourceName,
-    start: int,
-    end: int,
-    m: M,
-    offset: Offset = 0,
-    limit: Limit = 20,
-    numeric: NumericText = None,
-    aggregate: AggregateText = None,
-) -> Response:
-    return await _readings(
-        m, resources=(resource,), start=start, end=end, offset=offset, limit=limit, numeric=numeric, aggregate=aggregate
-    )
+async def readings_by_resource_and_time_range(resource: ResourceName, start: int, end: int, m: M, q: L) -> Response:
+    return await _readings(m, q, resources=(resource,), start=start, end=end)
 
 
 @router.get(
@@ -166,27 +143,9 @@ async def readings_by_resource_and_time_range(
     response_model=MultiReadingsResponse,
 )
 async def readings_by_device_resource_and_time_range(
-    device: DeviceName,
-    resource: ResourceName,
-    start: int,
-    end: int,
-    m: M,
-    offset: Offset = 0,
-    limit: Limit = 20,
-    numeric: NumericText = None,
-    aggregate: AggregateText = None,
+    device: DeviceName, resource: ResourceName, start: int, end: int, m: M, q: L
 ) -> Response:
-    return await _readings(
-        m,
-        device=device,
-        resources=(resource,),
-        start=start,
-        end=end,
-        offset=offset,
-        limit=limit,
-        numeric=numeric,
-        aggregate=aggregate,
-    )
+    return await _readings(m, q, device=device, resources=(resource,), start=start, end=end)
 
 
 async def resource_names(request: Request) -> list[str]:
@@ -215,24 +174,6 @@ async def resource_names(request: Request) -> list[str]:
     openapi_extra=_RESOURCE_NAMES_BODY,
 )
 async def readings_by_device_and_time_range(
-    request: Request,
-    device: DeviceName,
-    start: int,
-    end: int,
-    m: M,
-    offset: Offset = 0,
-    limit: Limit = 20,
-    numeric: NumericText = None,
-    aggregate: AggregateText = None,
+    request: Request, device: DeviceName, start: int, end: int, m: M, q: L
 ) -> Response:
-    return await _readings(
-        m,
-        device=device,
-        resources=await resource_names(request),
-        start=start,
-        end=end,
-        offset=offset,
-        limit=limit,
-        numeric=numeric,
-        aggregate=aggregate,
-    )
+    return await _readings(m, q, device=device, resources=await resource_names(request), start=start, end=end)
