@@ -239,6 +239,8 @@ async def test_not_connected_bus_refuses(prefix: str, nats_url: str) -> None:
     for bus in (NatsMessageBus(NatsSettings(url=nats_url), name="never-connected"), InMemoryBus()):
         with pytest.raises(ServiceUnavailable):
             await bus.publish(f"{prefix}.x", env(None))
+        with pytest.raises(ServiceUnavailable):
+            await bus.publish_durable_pipelined(f"{prefix}.x", env(None))
 
 
 # -- durable streams ------------------------------------------------------------------------------------
@@ -329,6 +331,33 @@ async def test_durable_publish_without_stream_fails(any_bus: MessageBus, prefix:
         await any_bus.publish_durable(f"{prefix}.nowhere", env(None))
 
 
+async def test_pipelined_durable_publishes_are_all_stored_in_order(any_bus: MessageBus, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+
+    async def answers(envelope: MessageEnvelope) -> MessageEnvelope:
+        return envelope.reply("not an ack")  # must never be taken for JetStream's ack
+
+    await any_bus.subscribe(f"{prefix}.>", answers)
+    n = 700  # more than the window of acks a bus keeps outstanding: the producer is held back, never fails
+    acks = [await any_bus.publish_durable_pipelined(f"{prefix}.e.{i % 3}", env(i)) for i in range(n)]
+    async with asyncio.timeout(10):
+        assert await asyncio.gather(*acks) == [None] * n  # stored
+
+    got = Collector()
+    await any_bus.consume(stream, "d", f"{prefix}.>", got, batch=100)
+    await eventually(lambda: len(got.received) == n)
+    assert got.payloads == list(range(n))
+    assert got.received[5].received_topic == f"{prefix}.e.2"
+
+
+async def test_pipelined_publish_without_stream_fails_through_its_ack(any_bus: MessageBus, prefix: str) -> None:
+    ack = await any_bus.publish_durable_pipelined(f"{prefix}.nowhere", env(None))
+    with pytest.raises(ServiceUnavailable, match="no JetStream stream captures"):
+        async with asyncio.timeout(5):
+            await ack
+
+
 async def test_consume_unknown_stream_fails(any_bus: MessageBus, prefix: str) -> None:
     with pytest.raises(ServiceUnavailable, match="does not exist"):
         await any_bus.consume(f"S{prefix}", "d", f"{prefix}.>", Collector())
@@ -397,3 +426,24 @@ async def test_nats_acks_reach_the_server(bus: NatsMessageBus, nats_url: str, pr
         assert ci.delivered.stream_seq == 4
     finally:
         await nc.close()
+
+
+async def test_nats_pipelined_publish_times_out_without_an_ack(nats_url: str, prefix: str) -> None:
+    # No stream captures the subject, but a core subscriber does: the server has a responder, so it does not
+    # answer "no responders", and our subscribers never answer durable publishes. No ack ever comes.
+    bus = NatsMessageBus(NatsSettings(url=nats_url, request_timeout=0.3), name="no-ack")
+    await bus.connect()
+    try:
+        watcher = Collector()
+        await bus.subscribe(f"{prefix}.>", watcher)
+        ack = await bus.publish_durable_pipelined(f"{prefix}.e", env(1))
+        with pytest.raises(ServiceUnavailable, match="did not acknowledge"):
+            async with asyncio.timeout(5):
+                await ack
+        await eventually(lambda: watcher.payloads == [1])
+        # The window slot came back: more publishes go through (and time out the same way).
+        more = [await bus.publish_durable_pipelined(f"{prefix}.e", env(i)) for i in range(3)]
+        results = await asyncio.gather(*more, return_exceptions=True)
+        assert all(isinstance(r, ServiceUnavailable) for r in results)
+    finally:
+        await bus.close()

@@ -96,3 +96,57 @@ async def test_locked_devices_are_not_polled_and_stop_cancels() -> None:
     await asyncio.sleep(0.05)
     assert seen > 0
     assert calls == seen
+
+
+async def test_overrunning_reads_overlap_up_to_depth_and_publish_in_order() -> None:
+    in_flight = 0
+    most = 0
+    started = 0
+    published: list[str] = []
+
+    async def read(device: str, source: str) -> Event:
+        nonlocal in_flight, most, started
+        started += 1
+        n = started
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            # Later reads finish sooner: publishing must still follow the order the reads started in.
+            await asyncio.sleep(0.04 if n % 2 else 0.01)
+        finally:
+            in_flight -= 1
+        return event(a=str(n))
+
+    async def publish(e: Event) -> None:
+        published.append(e.readings[0].value or "")
+
+    sched = AutoEventScheduler(read, publish)  # depth 2
+    sched.start_device(Device(name="d", service_name="s", auto_events=[AutoEvent(interval="1ms", source_name="s")]))
+    await asyncio.sleep(0.3)
+    await sched.stop()
+    assert most == 2
+    assert len(published) >= 6
+    assert published == [str(i) for i in range(1, len(published) + 1)]
+    assert in_flight == 0  # stop cancelled the reads in flight
+
+
+async def test_reads_shorter_than_the_interval_never_overlap() -> None:
+    in_flight = 0
+    most = 0
+
+    async def read(device: str, source: str) -> Event:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.005)
+        in_flight -= 1
+        return event(a="1")
+
+    async def publish(e: Event) -> None:
+        return None
+
+    sched = AutoEventScheduler(read, publish, depth=4)
+    sched.start_device(Device(name="d", service_name="s", auto_events=[AutoEvent(interval="20ms", source_name="s")]))
+    await asyncio.sleep(0.2)
+    await sched.stop()
+    assert most == 1

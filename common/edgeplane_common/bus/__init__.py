@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -30,6 +31,17 @@ class MessageBus(Protocol):
 
     async def publish_durable(self, topic: str, envelope: MessageEnvelope) -> None:
         """Publish into a JetStream stream and wait for the server's ack (the message is stored)."""
+        ...
+
+    async def publish_durable_pipelined(self, topic: str, envelope: MessageEnvelope) -> asyncio.Future[None]:
+        """As `publish_durable` without waiting for the ack, for a stream of messages (autoevents): returns
+        once the message is sent, with a future that completes when the server has stored it, or fails with
+        what `publish_durable` would raise (ServiceUnavailable, CommunicationError), the ack timeout
+        included. Errors known at once (not connected) are raised here. Acks awaited at once are bounded:
+        when the window is full, this waits for room, so a fast producer cannot outrun the server.
+
+        Retrieve every future's outcome (await it or add a done callback that reads `exception()`);
+        asyncio logs a failure nobody retrieved."""
         ...
 
     async def subscribe(self, topic: str, handler: Handler, *, queue: str | None = None) -> Subscription:

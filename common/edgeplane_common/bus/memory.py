@@ -296,6 +296,17 @@ class InMemoryBus:
         for sub in self._targets(topic):
             sub.deliver(data, topic, None)
 
+    async def publish_durable_pipelined(self, topic: str, envelope: MessageEnvelope) -> asyncio.Future[None]:
+        self._check()
+        result: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            await self.publish_durable(topic, envelope)
+        except ServiceUnavailable as err:
+            result.set_exception(err)  # as JetStream reports it: through the ack
+        else:
+            result.set_result(None)
+        return result
+
     async def consume(
         self, stream: str, durable: str, topic: str, handler: Handler, *, batch: int = 100
     ) -> Subscription:

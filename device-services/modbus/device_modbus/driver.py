@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from device_modbus.attributes import ModbusConnection, parse_protocols
@@ -17,12 +18,20 @@ log = logging.getLogger(__name__)
 
 
 class _Plan:
-    __slots__ = ("blocks", "codecs", "requests")
+    __slots__ = ("blocks", "codecs", "register_spans", "requests")
 
     def __init__(self, requests: list[CommandRequest], codecs: list[ResourceCodec], blocks: list[Block]) -> None:
         self.requests = requests  # kept so the cache key (its id) cannot be reused while cached
         self.codecs = codecs
         self.blocks = blocks
+        # Per register block, what each of its spans needs, looked up once rather than per poll:
+        # (index in the request, the codec's block decoder, offset in the block).
+        self.register_spans: list[list[tuple[int, Callable[[RegisterBlock, int], Any], int]]] = [
+            []
+            if block.table in BIT_TABLES
+            else [(span.index, codecs[span.index].decode_block, span.address - block.start) for span in block.spans]
+            for block in blocks
+        ]
 
 
 class ModbusDriver(ProtocolDriver):
@@ -78,7 +87,7 @@ class ModbusDriver(ProtocolDriver):
         conn, link = self._link(device)
         p = self._plan(requests)
         raw: list[Any] = [None] * len(requests)
-        for block in p.blocks:
+        for block, register_spans in zip(p.blocks, p.register_spans, strict=True):
             data = await link.read(block.table, block.start, block.count, conn.unit_id)
             if block.table in BIT_TABLES:
                 for span in block.spans:
@@ -86,8 +95,8 @@ class ModbusDriver(ProtocolDriver):
                     raw[span.index] = p.codecs[span.index].decode(data[off : off + span.count])
             else:
                 words = RegisterBlock(data)  # type: ignore[arg-type]
-                for span in block.spans:
-                    raw[span.index] = p.codecs[span.index].decode_block(words, span.address - block.start)
+                for index, decode, offset in register_spans:
+                    raw[index] = decode(words, offset)
         origin = now_ns()
         return [
             CommandValue(r.resource_name, r.value_type, v, origin=origin) for r, v in zip(requests, raw, strict=True)

@@ -13,7 +13,7 @@ from edgeplane_common.bus.topics import escape, unescape
 from edgeplane_common.errors import ContractInvalid, EdgeError
 from edgeplane_common.models import Device, DeviceProfile, DeviceService, Event, OperatingState
 from edgeplane_sdk.autoevents import AutoEventScheduler
-from edgeplane_sdk.commands import CommandExecutor, HealthTracker
+from edgeplane_sdk.commands import CommandExecutor, EventJson, HealthTracker, event_from_json
 from edgeplane_sdk.driver import ProtocolDriver
 from edgeplane_sdk.metadata_client import MetadataClient
 from edgeplane_sdk.provisioning import provision
@@ -48,8 +48,12 @@ class DeviceServiceRuntime:
         self.registry = Registry()
         self.health = HealthTracker(self._set_operating_state, settings.device.down_after_failures)
         self.executor = CommandExecutor(self.registry, driver, self.health, settings.device.max_cmd_ops)
-        self.autoevents = AutoEventScheduler(lambda d, s: self.executor.read(d, s, allow_down=True), self.publish_event)
+        self.autoevents = AutoEventScheduler(
+            lambda d, s: self.executor.read_json(d, s, allow_down=True), self.publish_autoevent
+        )
         self._subs: list[Any] = []
+        self._topics: dict[tuple[str, str, str], str] = {}
+        self._publish_failing = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -84,17 +88,55 @@ class DeviceServiceRuntime:
         await self.driver.stop()
 
     # -- events ----------------------------------------------------------------------------------
-    async def publish_event(self, event: Event) -> None:
-        device = self.registry.devices.get(event.device_name)
-        profile = device.profile_name if device and device.profile_name else event.profile_name
-        topic = Topics.events(self.name, profile, event.device_name, event.source_name)
-        await self.bus.publish_durable(topic, MessageEnvelope(payload=event.to_json_dict()))
+    def _topic(self, data: EventJson) -> str:
+        device_name, source = data["deviceName"], data["sourceName"]
+        device = self.registry.devices.get(device_name)
+        profile = device.profile_name if device and device.profile_name else data["profileName"]
+        key = (profile, device_name, source)
+        topic = self._topics.get(key)
+        if topic is None:
+            if len(self._topics) > 4096:
+                self._topics.clear()
+            topic = self._topics[key] = Topics.events(self.name, profile, device_name, source)
+        return topic
+
+    async def publish_event(self, event: Event | EventJson) -> None:
+        """Publish an event into the events stream and wait until it is stored (or raise)."""
+        data = event if isinstance(event, dict) else event.to_json_dict()
+        await self.bus.publish_durable(self._topic(data), MessageEnvelope(payload=data))
+
+    async def publish_autoevent(self, event: Event | EventJson) -> None:
+        """Publish without waiting for the stream's ack (the bus bounds the acks outstanding), so polling
+        goes on while JetStream stores; a failure is logged when it starts and when it ends."""
+        data = event if isinstance(event, dict) else event.to_json_dict()
+        try:
+            ack = await self.bus.publish_durable_pipelined(self._topic(data), MessageEnvelope(payload=data))
+        except EdgeError as err:
+            self._publish_failed(err)
+            raise
+        ack.add_done_callback(self._acked)
+
+    def _acked(self, ack: asyncio.Future[None]) -> None:
+        err = None if ack.cancelled() else ack.exception()
+        if err is not None:
+            self._publish_failed(err)
+        elif self._publish_failing:
+            self._publish_failing = False
+            log.info("events are stored in the events stream again")
+
+    def _publish_failed(self, err: BaseException) -> None:
+        if not self._publish_failing:
+            self._publish_failing = True
+            log.warning("autoevent not stored in the events stream: %s", err)
 
     async def read_command(self, device: str, command: str, *, push: bool) -> Event:
-        event = await self.executor.read(device, command)
+        return event_from_json(await self._read_command(device, command, push=push))
+
+    async def _read_command(self, device: str, command: str, *, push: bool) -> EventJson:
+        data = await self.executor.read_json(device, command)
         if push:
-            await self.publish_event(event)
-        return event
+            await self.publish_event(data)
+        return data
 
     # -- devices ---------------------------------------------------------------------------------
     async def _profile(self, name: str | None) -> DeviceProfile | None:
@@ -143,10 +185,10 @@ class DeviceServiceRuntime:
         device, command, method = unescape(parts[-3]), unescape(parts[-2]), parts[-1]
         params = env.query_params or {}
         if method == "get":
-            event = await self.read_command(device, command, push=flag(params.get("ds-pushevent"), False))
+            event = await self._read_command(device, command, push=flag(params.get("ds-pushevent"), False))
             body: dict[str, Any] = {"apiVersion": "v3", "statusCode": 200}
             if flag(params.get("ds-returnevent"), True):
-                body["event"] = event.to_json_dict()
+                body["event"] = event
             return env.reply(body)
         if method == "set":
             if not isinstance(env.payload, dict):
