@@ -10,10 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
+from device_modbus.sim.config import load_config
+from device_modbus.sim.server import ModbusSimulator
 from edgeplane_common.bus import MessageEnvelope
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.settings import NatsSettings
-from tests.support.modbus import Stack, modbus_device, modbus_stack
+from tests.support.modbus import DEMO_SIM, Stack, modbus_device, modbus_stack
 from tests.support.modbus import add_device as _add_device
 from tests.support.stack import wait_until
 
@@ -249,3 +251,17 @@ async def test_bus_command_request_reads_and_pushes(stack: Stack) -> None:
         assert reply.payload["statusCode"] == 404
     finally:
         await bus.close()
+
+
+async def test_rtu_over_tcp_device_reads_and_writes(stack: Stack) -> None:
+    """RTU frames (with CRC) through a TCP serial server: the same device on an RTU-framed simulator."""
+    async with ModbusSimulator(load_config(DEMO_SIM), "127.0.0.1", 0, framer="rtu", autotick=False) as rtu_sim:
+        body = demo_device("rtu-plc", rtu_sim.port)
+        body["device"]["protocols"] = {"modbus-rtu-over-tcp": body["device"]["protocols"]["modbus-tcp"]}
+        await add_device(stack, body)
+        got = readings(await stack.modbus.get("/api/v3/device/name/rtu-plc/PowerReadings"))
+        assert int(got["EnergyWh"]["value"]) == await rtu_sim.get(1, "energy_wh")
+        r = await stack.modbus.put("/api/v3/device/name/rtu-plc/SpeedSetpoint", json={"SpeedSetpoint": "321"})
+        assert r.status_code == 200, r.text
+        assert await rtu_sim.read_registers(1, "holding_registers", 1, 1) == [321]
+        assert rtu_sim.requests(1) >= 3
