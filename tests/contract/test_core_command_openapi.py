@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
-import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -26,10 +24,6 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-import yaml
-from jsonschema import Draft202012Validator
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
 from core_command.main import create_app as create_command_app
 from core_command.settings import CoreCommandSettings
@@ -44,6 +38,7 @@ from edgeplane_sdk.app import create_device_service_app
 from edgeplane_sdk.driver import CommandRequest, CommandValue, ProtocolDriver
 from edgeplane_sdk.settings import DeviceServiceSettings
 from tests.support.metadata import OPENAPI, metadata_settings
+from tests.support.openapi import OpenApiSpec, load_spec
 from tests.support.reference import needs_reference
 from tests.support.stack import serve, wait_until
 
@@ -57,10 +52,7 @@ SERVICE = "device-memory"
 
 
 def _load_raw_spec() -> dict[str, Any]:
-    if not SPEC_FILE.exists():
-        return {"paths": {}, "components": {"schemas": {}}}
-    raw: dict[str, Any] = json.loads(json.dumps(yaml.safe_load(SPEC_FILE.read_text())))
-    return raw
+    return load_spec(SPEC_FILE) if SPEC_FILE.exists() else {"paths": {}, "components": {"schemas": {}}}
 
 
 # BaseReading requires `apiVersion`, but EdgeX v3 readings carry none (go-mod-core-contracts v3 dropped
@@ -78,15 +70,10 @@ def _patch_spec_defects(spec: dict[str, Any]) -> dict[str, Any]:
 
 RAW_SPEC = _load_raw_spec()
 SPEC = _patch_spec_defects(RAW_SPEC)
-REGISTRY: Registry = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(SPEC))
-FORMATS = Draft202012Validator.FORMAT_CHECKER
-
-OPERATIONS: dict[tuple[str, str], re.Pattern[str]] = {
-    (method.upper(), template): re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
-    for template, ops in SPEC["paths"].items()
-    for method in ops
-    if method in METHODS
-}
+OPENAPI_SPEC = OpenApiSpec(SPEC, SPEC_URI)
+OPERATIONS = OPENAPI_SPEC.operations
+validator_for = OPENAPI_SPEC.validator_for
+assert_valid = OPENAPI_SPEC.assert_valid
 
 # Statuses core-command answers that the spec does not declare for the operation (validated as ErrorResponse):
 UNDECLARED_ERRORS: dict[tuple[str, str], set[int]] = {
@@ -99,21 +86,6 @@ UNDECLARED_ERRORS: dict[tuple[str, str], set[int]] = {
 
 EXERCISED: set[tuple[str, str]] = set()
 _RAN: set[str] = set()
-
-
-def _pointer(*parts: str) -> str:
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def validator_for(*parts: str) -> Draft202012Validator:
-    return Draft202012Validator({"$ref": f"{SPEC_URI}#{_pointer(*parts)}"}, registry=REGISTRY, format_checker=FORMATS)
-
-
-def assert_valid(instance: Any, *parts: str) -> None:
-    errors = sorted(validator_for(*parts).iter_errors(instance), key=lambda e: list(e.absolute_path))
-    assert not errors, f"{'/'.join(parts)}:\n" + "\n".join(
-        f"  at {list(e.absolute_path)}: {e.message}" for e in errors[:10]
-    )
 
 
 def template_of(method: str, path: str) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -29,11 +28,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from jsonschema import Draft202012Validator
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
 from tests.support.metadata import OPENAPI, SAMPLES
+from tests.support.openapi import OpenApiSpec, load_spec, undefined_required
 
 SPEC_FILE = OPENAPI / "core-metadata.yaml"
 SPEC_URI = "urn:edgex:v4.0.2:core-metadata"
@@ -41,33 +38,6 @@ PREFIX = "/api/v3"
 METHODS = ("get", "post", "put", "patch", "delete")
 MODBUS_PROFILE = SAMPLES / "modbus" / "modbus.test.device.profile.yml"
 MODBUS_PROFILE_NAME = "Test-Device-Modbus-Profile"
-
-
-def _load_raw_spec() -> dict[str, Any]:
-    # A JSON round trip turns YAML's integer status keys (207:) into the strings JSON pointers address.
-    raw: dict[str, Any] = json.loads(json.dumps(yaml.safe_load(SPEC_FILE.read_text())))
-    return raw
-
-
-def _properties(schema: dict[str, Any], schemas: dict[str, Any]) -> set[str]:
-    """Property names a schema defines itself or through allOf."""
-    names = set(schema.get("properties", {}))
-    for sub in schema.get("allOf", []):
-        if "$ref" in sub:
-            sub = schemas[sub["$ref"].rsplit("/", 1)[-1]]
-        names |= _properties(sub, schemas)
-    return names
-
-
-def undefined_required(spec: dict[str, Any]) -> dict[str, set[str]]:
-    """Component schemas whose `required` names a property they do not define."""
-    schemas = spec["components"]["schemas"]
-    out = {}
-    for name, schema in schemas.items():
-        missing = set(schema.get("required", [])) - _properties(schema, schemas)
-        if missing:
-            out[name] = missing
-    return out
 
 
 # The spec's internal defects, exactly. Each is patched below; nothing else is relaxed.
@@ -102,18 +72,13 @@ def _patch_spec_defects(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-RAW_SPEC = _load_raw_spec()
+RAW_SPEC = load_spec(SPEC_FILE)
 SPEC = _patch_spec_defects(RAW_SPEC)
-REGISTRY: Registry = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(SPEC))
-FORMATS = Draft202012Validator.FORMAT_CHECKER  # `format: uuid` is asserted (ids, requestIds)
-
+OPENAPI_SPEC = OpenApiSpec(SPEC, SPEC_URI)
 # Operations of the spec: (METHOD, template) -> compiled path regex.
-OPERATIONS: dict[tuple[str, str], re.Pattern[str]] = {
-    (method.upper(), template): re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
-    for template, ops in SPEC["paths"].items()
-    for method in ops
-    if method in METHODS
-}
+OPERATIONS = OPENAPI_SPEC.operations
+validator_for = OPENAPI_SPEC.validator_for
+assert_valid = OPENAPI_SPEC.assert_valid
 
 # Status codes EdgeX answers with that the spec forgets to declare for an operation; validated as
 # ErrorResponse. Anything else undeclared fails the test.
@@ -126,21 +91,6 @@ UNDECLARED_ERRORS: dict[tuple[str, str], set[int]] = {
 
 EXERCISED: set[tuple[str, str]] = set()
 _RAN: set[str] = set()
-
-
-def _pointer(*parts: str) -> str:
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def validator_for(*parts: str) -> Draft202012Validator:
-    return Draft202012Validator({"$ref": f"{SPEC_URI}#{_pointer(*parts)}"}, registry=REGISTRY, format_checker=FORMATS)
-
-
-def assert_valid(instance: Any, *parts: str) -> None:
-    errors = sorted(validator_for(*parts).iter_errors(instance), key=lambda e: list(e.absolute_path))
-    assert not errors, f"{'/'.join(parts)}:\n" + "\n".join(
-        f"  at {list(e.absolute_path)}: {e.message}" for e in errors[:10]
-    )
 
 
 def template_of(method: str, path: str) -> str:
