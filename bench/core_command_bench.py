@@ -27,25 +27,23 @@ import http.client
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import orjson
 import yaml
+from _procs import Procs, wait_http, wait_tcp
 from pymodbus.client import AsyncModbusTcpClient
 
 from device_modbus.main import RES_DIR
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 SERVICE = "device-modbus"
 DEVICE = "bench-plc"
 RESOURCE = "SpeedSetpoint"  # holding register 1, Uint16, 0..3000
@@ -54,68 +52,6 @@ UNIT_ID = 1
 
 
 # ------------------------------------------------------------------------------------------------ processes
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-
-@dataclass
-class Procs:
-    tmp: Path
-    running: list[Proc] = field(default_factory=list)
-
-    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
-        log = self.tmp / f"{name}.log"
-        with log.open("wb") as out:
-            popen = subprocess.Popen(
-                [sys.executable, *args],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **env},
-                cwd=ROOT,
-            )
-        proc = Proc(name, popen, log)
-        self.running.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.running):
-            if proc.popen.poll() is None:
-                proc.popen.terminate()
-            try:
-                proc.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait()
-        self.running.clear()
-
-
-def wait_tcp(proc: Proc, port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited during start:\n{proc.log.read_text()[-2000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{proc.name} did not listen on {port} within {timeout}s:\n{proc.log.read_text()[-2000:]}")
-
-
-def wait_http(proc: Proc, url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited during start:\n{proc.log.read_text()[-2000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{proc.name} not ready at {url} within {timeout}s:\n{proc.log.read_text()[-2000:]}")
 
 
 @contextlib.contextmanager
