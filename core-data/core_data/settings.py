@@ -23,20 +23,20 @@ class IngestSettings(BaseModel):
     )
     topic: str = Field(Topics.EVENTS_ALL, description="Subject filter of the durable consumer.")
     consumers: int = Field(
-        96,
+        2,
         ge=1,
-        le=512,
-        description="Pull consumers per instance. The bus hands each one message at a time, so this bounds how "
-        "many events one Redis round trip can carry. Keep consumers x fetch_batch under the durable "
-        "consumer's MaxAckPending (JetStream default 1000).",
+        le=32,
+        description="Pull consumers per instance; each hands its fetches to the store whole (one write per "
+        "fetch), so two let one write overlap the next fetch. Keep consumers x fetch_batch (per instance, "
+        "summed over instances) under the durable consumer's MaxAckPending (JetStream default 1000).",
     )
-    fetch_batch: int = Field(8, ge=1, description="Messages each pull consumer fetches per request.")
-    max_batch: int = Field(512, ge=1, description="Most events written in one Redis round trip.")
+    fetch_batch: int = Field(256, ge=1, description="Most events one pull consumer fetches, stores and acks at once.")
+    max_batch: int = Field(512, ge=1, description="Most events added over REST written in one Redis round trip.")
     linger_ms: float = Field(
         0.0,
         ge=0,
-        description="Wait this long for more events before a write that is not full (0: group commit, a "
-        "write starts as soon as the previous one is done).",
+        description="Wait this long for more events added over REST before a write that is not full (0: group "
+        "commit, a write starts as soon as the previous one is done).",
     )
 
 

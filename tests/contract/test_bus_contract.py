@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Callable
 
 import nats
 import pytest
-from nats.js.api import StorageType
+from nats.js.api import AckPolicy, StorageType
 
 from edgeplane_common.bus import MessageBus, MessageEnvelope, Topics
-from edgeplane_common.bus.memory import InMemoryBus
+from edgeplane_common.bus.memory import InMemoryBus, _Stored
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.bus.topics import escape, subject, unescape
 from edgeplane_common.errors import NotFound, ServiceUnavailable
@@ -447,3 +447,156 @@ async def test_nats_pipelined_publish_times_out_without_an_ack(nats_url: str, pr
         assert all(isinstance(r, ServiceUnavailable) for r in results)
     finally:
         await bus.close()
+
+
+# -- batch consumers ------------------------------------------------------------------------------------------
+
+
+class BatchCollector:
+    """A batch handler that records each batch it receives; `fail` batches raise before being recorded."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.batches: list[list[MessageEnvelope]] = []
+        self.calls = 0
+        self.fail = fail
+
+    async def __call__(self, envelopes: list[MessageEnvelope]) -> None:
+        self.calls += 1
+        if self.fail > 0:
+            self.fail -= 1
+            raise ConnectionError("store unavailable")
+        self.batches.append(envelopes)
+
+    @property
+    def payloads(self) -> list[object]:
+        return [e.payload for batch in self.batches for e in batch]
+
+
+async def publish_raw(bus: MessageBus, topic: str, data: bytes) -> None:
+    """Put bytes that are not an envelope into the stream capturing `topic` (as a foreign publisher could)."""
+    if isinstance(bus, NatsMessageBus):
+        await bus._jetstream().publish(topic, data)
+        return
+    assert isinstance(bus, InMemoryBus)
+    stream = next(s for s in bus._streams.values() if s.captures(topic))
+    async with bus._changed:
+        bus._seq += 1
+        stream.messages.append(_Stored(bus._seq, topic, data, time.monotonic()))
+        bus._changed.notify_all()
+
+
+async def test_consume_batch_hands_over_whole_fetches(any_bus: MessageBus, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    n = 10
+    for i in range(n):
+        await any_bus.publish_durable(f"{prefix}.ev.{i}", env(i))
+
+    got = BatchCollector()
+    await any_bus.consume_batch(stream, "batcher", f"{prefix}.>", got, batch=4, max_wait=0.5)
+    await eventually(lambda: len(got.payloads) == n)
+    await asyncio.sleep(3 * REDELIVERY_DELAY)  # nothing comes twice
+    assert got.payloads == list(range(n))
+    assert all(1 <= len(b) <= 4 for b in got.batches)
+    assert len(got.batches) < n, "a backlog is handed over several messages at a time"
+    assert got.batches[0][3].received_topic == f"{prefix}.ev.3"
+
+    # Acked: a new member of the durable gets only what comes next.
+    await any_bus.publish_durable(f"{prefix}.ev.{n}", env(n))
+    await eventually(lambda: got.payloads[-1:] == [n])
+    assert got.payloads == list(range(n + 1))
+
+
+async def test_consume_batch_redelivers_a_failed_batch_whole(any_bus: MessageBus, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    for i in range(3):
+        await any_bus.publish_durable(f"{prefix}.e", env(i))
+
+    got = BatchCollector(fail=1)
+    await any_bus.consume_batch(stream, "flaky", f"{prefix}.>", got, batch=10, max_wait=0.5)
+    await eventually(lambda: sorted(got.payloads) == [0, 1, 2])  # type: ignore[type-var]
+    await asyncio.sleep(3 * REDELIVERY_DELAY)
+    assert got.calls >= 2  # the first attempt raised: nacked, then redelivered
+    assert sorted(got.payloads) == [0, 1, 2]  # type: ignore[type-var]  # acked once handled: no more
+
+
+async def test_consume_batch_acks_only_after_the_handler_returns(any_bus: MessageBus, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    for i in range(3):
+        await any_bus.publish_durable(f"{prefix}.e", env(i))
+    release = asyncio.Event()
+    seen: list[object] = []
+
+    async def slow(envelopes: list[MessageEnvelope]) -> None:
+        seen.extend(e.payload for e in envelopes)
+        await release.wait()
+
+    sub = await any_bus.consume_batch(stream, "slow", f"{prefix}.>", slow, batch=10, max_wait=0.5)
+    await eventually(lambda: len(seen) == 3)
+    # While the handler holds them, the messages are neither acked nor given to another member.
+    other = BatchCollector()
+    await any_bus.consume_batch(stream, "slow", f"{prefix}.>", other, batch=10, max_wait=0.2)
+    await asyncio.sleep(3 * REDELIVERY_DELAY)
+    assert other.payloads == []
+    release.set()
+    await sub.unsubscribe()
+    await any_bus.publish_durable(f"{prefix}.e", env(3))
+    await eventually(lambda: other.payloads == [3])
+    await asyncio.sleep(3 * REDELIVERY_DELAY)
+    assert other.payloads == [3]  # 0..2 were acked when the handler returned
+
+
+async def test_consume_batch_drops_a_poison_message_and_keeps_the_rest(
+    any_bus: MessageBus, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    await any_bus.publish_durable(f"{prefix}.e", env(0))
+    await publish_raw(any_bus, f"{prefix}.bad", b"\xff not an envelope")
+    await any_bus.publish_durable(f"{prefix}.e", env(1))
+
+    got = BatchCollector()
+    await any_bus.consume_batch(stream, "d", f"{prefix}.>", got, batch=10, max_wait=0.5)
+    await eventually(lambda: len(got.payloads) == 2)
+    await asyncio.sleep(3 * REDELIVERY_DELAY)
+    assert got.payloads == [0, 1]
+    assert any(f"dropping message on {prefix}.bad" in r.getMessage() for r in caplog.records)
+
+
+async def test_consume_batch_unknown_stream_fails(any_bus: MessageBus, prefix: str) -> None:
+    with pytest.raises(ServiceUnavailable, match="does not exist"):
+        await any_bus.consume_batch(f"S{prefix}", "d", f"{prefix}.>", BatchCollector())
+
+
+async def test_nats_batch_acks_reach_the_server(bus: NatsMessageBus, nats_url: str, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await bus.ensure_stream(stream, [f"{prefix}.>"])
+    for i in range(5):
+        await bus.publish_durable(f"{prefix}.e", env(i))
+    release = asyncio.Event()
+
+    async def held(envelopes: list[MessageEnvelope]) -> None:
+        await release.wait()
+
+    await bus.consume_batch(stream, "batch-acker", f"{prefix}.>", held, batch=10, max_wait=0.5)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        async with asyncio.timeout(5):
+            while True:
+                ci = await js.consumer_info(stream, "batch-acker")
+                if ci.num_ack_pending == 5:
+                    break
+                await asyncio.sleep(0.05)
+        release.set()
+        async with asyncio.timeout(5):
+            while True:
+                ci = await js.consumer_info(stream, "batch-acker")
+                if ci.num_ack_pending == 0 and ci.num_pending == 0:
+                    break
+                await asyncio.sleep(0.05)
+        assert ci.config.ack_policy == AckPolicy.EXPLICIT
+    finally:
+        await nc.close()

@@ -17,6 +17,12 @@ Handler = Callable[[MessageEnvelope], Awaitable["MessageEnvelope | None"]]
 """A subscription handler. For a request, the returned envelope is the reply; exceptions are logged
 and never end the subscription."""
 
+BatchHandler = Callable[[list[MessageEnvelope]], Awaitable[None]]
+"""A `consume_batch` handler: every envelope of one fetch at once (never an empty list)."""
+
+BATCH_MAX_WAIT_S = 1.0
+"""`consume_batch`'s default: how long one fetch waits for its first message before it is re-issued."""
+
 
 class Subscription(Protocol):
     async def unsubscribe(self) -> None: ...
@@ -64,7 +70,36 @@ class MessageBus(Protocol):
         so a crash redelivers it. Several consumers with the same durable name share the load."""
         ...
 
+    async def consume_batch(
+        self,
+        stream: str,
+        durable: str,
+        topic: str,
+        handler: BatchHandler,
+        *,
+        batch: int = 256,
+        max_wait: float = BATCH_MAX_WAIT_S,
+    ) -> Subscription:
+        """Durable pull consumer handing over whole fetches: up to `batch` messages (what is there once the
+        first one is; waiting at most `max_wait` for it) go to `handler` in ONE call, in stream order. A
+        message that is not an envelope is dropped (terminated, logged) without holding back the others.
+        Each message is acked individually (never ack-all: members of the durable in other processes hold
+        their own messages) once `handler` returns; if it raises, the whole batch is naked and redelivered
+        after the bus's redelivery delay. Keep `batch` x members under the durable's MaxAckPending
+        (JetStream default 1000), above which fetches stall."""
+        ...
+
     async def close(self) -> None: ...
 
 
-__all__ = ["Handler", "MessageBus", "MessageEnvelope", "Subscription", "Topics", "escape", "subject"]
+__all__ = [
+    "BATCH_MAX_WAIT_S",
+    "BatchHandler",
+    "Handler",
+    "MessageBus",
+    "MessageEnvelope",
+    "Subscription",
+    "Topics",
+    "escape",
+    "subject",
+]

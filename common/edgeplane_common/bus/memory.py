@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from edgeplane_common.bus import Handler, Subscription
+from edgeplane_common.bus import BATCH_MAX_WAIT_S, BatchHandler, Handler, Subscription
 from edgeplane_common.bus.envelope import MessageEnvelope
 from edgeplane_common.bus.nats import decode_message, dispatch, error_envelope
 from edgeplane_common.errors import ContractInvalid, ServiceUnavailable
@@ -125,24 +125,43 @@ class _Durable:
     in_flight: set[int] = field(default_factory=set)
     not_before: dict[int, float] = field(default_factory=dict)
 
-    def next_ready(self, now: float) -> tuple[_Stored | None, float | None]:
-        """The next message to hand out, or None and how long until a nak'ed message is due again."""
+    def next_ready(self, now: float, limit: int = 1) -> tuple[list[_Stored], float | None]:
+        """Up to `limit` messages to hand out, in stream order; if none, how long until a nak'ed message is
+        due again (None: nothing is)."""
+        ready: list[_Stored] = []
         wait: float | None = None
         for msg in self.stream.messages:
             if msg.seq in self.acked or msg.seq in self.in_flight or not subject_matches(self.filter, msg.subject):
                 continue
             due = self.not_before.get(msg.seq, 0.0)
             if due <= now:
-                return msg, None
-            wait = due - now if wait is None else min(wait, due - now)
-        return None, wait
+                ready.append(msg)
+                if len(ready) >= limit:
+                    break
+            elif not ready:
+                wait = due - now if wait is None else min(wait, due - now)
+        return ready, None if ready else wait
 
 
 class _Consumer:
-    def __init__(self, bus: InMemoryBus, durable: _Durable, handler: Handler, name: str) -> None:
+    """A member of a durable: takes one message at a time (`consume`), or up to `batch` for a batch handler
+    (`consume_batch`)."""
+
+    def __init__(
+        self,
+        bus: InMemoryBus,
+        durable: _Durable,
+        handler: Handler | None,
+        name: str,
+        *,
+        batch_handler: BatchHandler | None = None,
+        batch: int = 1,
+    ) -> None:
         self._bus = bus
         self._durable = durable
         self._handler = handler
+        self._batch_handler = batch_handler
+        self._batch = batch if batch_handler is not None else 1
         self._name = name
         self._stopping = False
         self._busy = False
@@ -152,28 +171,34 @@ class _Consumer:
         cond = self._bus._changed
         while not self._stopping:
             async with cond:
-                msg, wait = self._durable.next_ready(time.monotonic())
-                if msg is None:
+                msgs, wait = self._durable.next_ready(time.monotonic(), self._batch)
+                if not msgs:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(wait):
                             await cond.wait()
                     continue
-                self._durable.in_flight.add(msg.seq)
+                self._durable.in_flight.update(m.seq for m in msgs)
                 self._busy = True
             try:
-                acked = await self._handle(msg)
+                if self._batch_handler is not None:
+                    acked = await self._handle_batch(msgs)
+                else:
+                    acked = [await self._handle(msgs[0])]
             finally:
                 self._busy = False
             async with cond:
-                self._durable.in_flight.discard(msg.seq)
-                if acked:
-                    self._durable.acked.add(msg.seq)
-                    self._durable.not_before.pop(msg.seq, None)
-                else:
-                    self._durable.not_before[msg.seq] = time.monotonic() + self._bus.redelivery_delay
+                now = time.monotonic()
+                for msg, ok in zip(msgs, acked, strict=True):
+                    self._durable.in_flight.discard(msg.seq)
+                    if ok:
+                        self._durable.acked.add(msg.seq)
+                        self._durable.not_before.pop(msg.seq, None)
+                    else:
+                        self._durable.not_before[msg.seq] = now + self._bus.redelivery_delay
                 cond.notify_all()
 
     async def _handle(self, msg: _Stored) -> bool:
+        assert self._handler is not None
         try:
             envelope = decode_message(msg.data, msg.subject)
         except ContractInvalid as err:
@@ -185,6 +210,32 @@ class _Consumer:
             logger.exception("consumer %s failed on %s; message will be redelivered", self._name, msg.subject)
             return False
         return True
+
+    async def _handle_batch(self, msgs: list[_Stored]) -> list[bool]:
+        """Whether each message is acked: the undecodable ones always (as `term`), the rest if the handler
+        returned."""
+        assert self._batch_handler is not None
+        envelopes: list[MessageEnvelope] = []
+        dropped: list[bool] = []
+        for msg in msgs:
+            try:
+                envelopes.append(decode_message(msg.data, msg.subject))
+            except ContractInvalid as err:
+                logger.error("dropping message on %s: %s", msg.subject, err)
+                dropped.append(True)
+            else:
+                dropped.append(False)
+        if envelopes:
+            try:
+                await self._batch_handler(envelopes)
+            except Exception:
+                logger.exception(
+                    "consumer %s failed on a batch of %d; the messages will be redelivered",
+                    self._name,
+                    len(envelopes),
+                )
+                return dropped
+        return [True] * len(msgs)
 
     async def unsubscribe(self) -> None:
         self._bus._consumers.discard(self)
@@ -317,6 +368,25 @@ class InMemoryBus:
         # Like a JetStream durable: the first member fixes the filter, later members share its state.
         state = self._durables.setdefault((stream, durable), _Durable(found, topic))
         consumer = _Consumer(self, state, handler, f"{stream}/{durable}")
+        self._consumers.add(consumer)
+        return consumer
+
+    async def consume_batch(
+        self,
+        stream: str,
+        durable: str,
+        topic: str,
+        handler: BatchHandler,
+        *,
+        batch: int = 256,
+        max_wait: float = BATCH_MAX_WAIT_S,  # the MessageBus signature: what is ready is handed over at once
+    ) -> Subscription:
+        self._check()
+        found = self._streams.get(stream)
+        if found is None:
+            raise ServiceUnavailable(f"stream {stream} does not exist")
+        state = self._durables.setdefault((stream, durable), _Durable(found, topic))
+        consumer = _Consumer(self, state, None, f"{stream}/{durable}", batch_handler=handler, batch=batch)
         self._consumers.add(consumer)
         return consumer
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import nats.errors
@@ -22,7 +23,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, StorageType, StreamConfig
 
-from edgeplane_common.bus import Handler, Subscription
+from edgeplane_common.bus import BATCH_MAX_WAIT_S, BatchHandler, Handler, Subscription
 from edgeplane_common.bus.envelope import MessageEnvelope
 from edgeplane_common.errors import (
     CommunicationError,
@@ -151,11 +152,13 @@ class _PullConsumer:
         batch: int,
         redelivery_delay: float,
         owner: set[_PullConsumer],
+        max_wait: float = FETCH_WAIT_S,
     ) -> None:
         self._psub = psub
         self._handler = handler
         self._name = name
         self._batch = batch
+        self._max_wait = max_wait
         self._redelivery_delay = redelivery_delay
         self._owner = owner
         self._stopping = False
@@ -167,7 +170,7 @@ class _PullConsumer:
         failing = False
         while not self._stopping:
             try:
-                msgs = await self._psub.fetch(self._batch, timeout=FETCH_WAIT_S)
+                msgs = await self._psub.fetch(self._batch, timeout=self._max_wait)
             except TimeoutError:
                 # Nothing to do: an empty fetch times out by design.
                 continue
@@ -183,13 +186,16 @@ class _PullConsumer:
                 failing = False
             self._busy = True
             try:
-                for msg in msgs:
-                    await self._handle(msg)
+                await self._process(msgs)
             except nats.errors.Error as err:
                 # An ack/nak could not be sent: the server redelivers those messages after ack_wait.
                 logger.warning("consumer %s could not acknowledge (%s)", self._name, err)
             finally:
                 self._busy = False
+
+    async def _process(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            await self._handle(msg)
 
     async def _handle(self, msg: Msg) -> None:
         if self._stopping:
@@ -224,6 +230,73 @@ class _PullConsumer:
             await self._task
         with contextlib.suppress(nats.errors.Error, ValueError):
             await self._psub.unsubscribe()
+
+
+class _BatchPullConsumer(_PullConsumer):
+    """A member of a durable pull consumer whose handler takes each fetch whole (`consume_batch`)."""
+
+    def __init__(
+        self,
+        psub: JetStreamContext.PullSubscription,
+        handler: BatchHandler,
+        *,
+        name: str,
+        batch: int,
+        max_wait: float,
+        redelivery_delay: float,
+        owner: set[_PullConsumer],
+    ) -> None:
+        self._batch_handler = handler
+        super().__init__(
+            psub,
+            _no_handler,
+            name=name,
+            batch=batch,
+            redelivery_delay=redelivery_delay,
+            owner=owner,
+            max_wait=max_wait,
+        )
+
+    async def _process(self, msgs: list[Msg]) -> None:
+        if self._stopping:
+            # Stopping before the handler ran: hand them back at once so another member takes them.
+            await _settle(msgs, Msg.nak)
+            return
+        kept: list[Msg] = []
+        envelopes: list[MessageEnvelope] = []
+        for msg in msgs:
+            try:
+                envelopes.append(decode_message(msg.data, msg.subject))
+            except ContractInvalid as err:
+                logger.error("dropping message on %s: %s", msg.subject, err)
+                await msg.term()  # redelivering a malformed message can never succeed
+                continue
+            kept.append(msg)
+        if not kept:
+            return
+        try:
+            await self._batch_handler(envelopes)
+        except Exception:
+            logger.exception(
+                "consumer %s failed on a batch of %d; the messages will be redelivered", self._name, len(kept)
+            )
+            delay = self._redelivery_delay or None
+            for msg in kept:
+                await msg.nak(delay=delay)
+            return
+        await _settle(kept, Msg.ack)
+
+
+async def _no_handler(envelope: MessageEnvelope) -> None:
+    raise AssertionError("a batch consumer handles whole batches")
+
+
+async def _settle(msgs: list[Msg], how: Callable[[Msg], Awaitable[None]]) -> None:
+    """Ack (or nak) each message. Each is a fire-and-forget publish on the message's own reply subject (no
+    round trip is awaited, nats-py only buffers it); acking each one, never "all up to here", leaves the
+    messages other members of the durable hold alone."""
+    for msg in msgs:
+        await how(msg)
 
 
 class NatsMessageBus:
@@ -467,23 +540,47 @@ class NatsMessageBus:
         except nats.errors.Error as err:
             raise ServiceUnavailable(f"JetStream unavailable while ensuring stream {name}: {err}") from err
 
-    async def consume(
-        self, stream: str, durable: str, topic: str, handler: Handler, *, batch: int = 100
-    ) -> Subscription:
+    async def _pull_subscribe(self, stream: str, durable: str, topic: str) -> JetStreamContext.PullSubscription:
         js = self._jetstream()
         try:
-            psub = await js.pull_subscribe(topic, durable=durable, stream=stream)
+            return await js.pull_subscribe(topic, durable=durable, stream=stream)
         except nats.js.errors.NotFoundError as err:
             raise ServiceUnavailable(f"stream {stream} does not exist") from err
         except nats.js.errors.APIError as err:
             raise CommunicationError(f"cannot create consumer {durable} on stream {stream}: {err.description}") from err
         except nats.errors.Error as err:
             raise ServiceUnavailable(f"JetStream unavailable while creating consumer {durable}: {err}") from err
+
+    async def consume(
+        self, stream: str, durable: str, topic: str, handler: Handler, *, batch: int = 100
+    ) -> Subscription:
+        psub = await self._pull_subscribe(stream, durable, topic)
         return _PullConsumer(
             psub,
             handler,
             name=f"{stream}/{durable}",
             batch=batch,
+            redelivery_delay=self._redelivery_delay,
+            owner=self._consumers,
+        )
+
+    async def consume_batch(
+        self,
+        stream: str,
+        durable: str,
+        topic: str,
+        handler: BatchHandler,
+        *,
+        batch: int = 256,
+        max_wait: float = BATCH_MAX_WAIT_S,
+    ) -> Subscription:
+        psub = await self._pull_subscribe(stream, durable, topic)
+        return _BatchPullConsumer(
+            psub,
+            handler,
+            name=f"{stream}/{durable}",
+            batch=batch,
+            max_wait=max_wait,
             redelivery_delay=self._redelivery_delay,
             owner=self._consumers,
         )

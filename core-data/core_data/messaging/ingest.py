@@ -1,11 +1,11 @@
 """Events from the JetStream stream into the store: a durable pull consumer shared by every core-data.
 
-Each message is acknowledged only after its event is stored (the bus acks when the handler returns). The
-bus hands a consumer's messages to the handler one at a time, so `consumers` pull consumers run side by side
-and the store's group-commit writer turns what they hold at once into one Redis round trip.
+The bus hands each fetch (up to `fetch_batch` events) to the handler at once; the batch is validated and
+stored in one write, and the bus acknowledges every message of it only after that write succeeded. A store
+failure raises, so the bus naks the batch and JetStream redelivers it later; writes are idempotent by event
+id, so a redelivery stores nothing twice.
 
-An invalid event is logged and acknowledged (dropped): redelivering it could never succeed. A store failure
-raises, so the bus naks the message and JetStream redelivers it later.
+An invalid event is logged and acknowledged (dropped): redelivering it could never succeed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from core_data.application.events import EventManager
+from core_data.application.ports import EventRecord
 from core_data.settings import IngestSettings
 from edgeplane_common.bus import MessageBus, MessageEnvelope, Subscription, Topics
 from edgeplane_common.bus.topics import escape, subject
@@ -62,12 +63,16 @@ class EventIngestor:
         self.dropped = 0
         """Invalid events acknowledged without storing them."""
 
-    async def handle(self, envelope: MessageEnvelope) -> None:
-        try:
-            await self.events.ingest(event_payload(envelope))
-        except ContractInvalid as err:
-            self.dropped += 1
-            log.warning("dropping invalid event from %s: %s", envelope.received_topic, err)
+    async def handle(self, envelopes: list[MessageEnvelope]) -> None:
+        records: list[EventRecord] = []
+        validate = self.events.validate_ingested
+        for envelope in envelopes:
+            try:
+                records.append(validate(event_payload(envelope)))
+            except ContractInvalid as err:
+                self.dropped += 1
+                log.warning("dropping invalid event from %s: %s", envelope.received_topic, err)
+        await self.events.ingest_batch(records)
 
     async def start(self) -> None:
         """Ensure the stream, then start the pull consumers (the first creates the durable consumer)."""
@@ -75,7 +80,7 @@ class EventIngestor:
         s = self.settings
         for _ in range(s.consumers):
             self.subscriptions.append(
-                await self.bus.consume(Topics.EVENTS_STREAM, s.durable, s.topic, self.handle, batch=s.fetch_batch)
+                await self.bus.consume_batch(Topics.EVENTS_STREAM, s.durable, s.topic, self.handle, batch=s.fetch_batch)
             )
         log.info("consuming %s as %s with %d pull consumer(s)", s.topic, s.durable, s.consumers)
 
@@ -103,7 +108,7 @@ class EventIngestor:
                 await sub.unsubscribe()
 
     async def stop(self) -> None:
-        # Concurrently: each waits for the message its handler holds, which waits for the same write.
+        # Concurrently: each waits for the batch its handler is storing.
         subs, self.subscriptions = self.subscriptions, []
         await asyncio.gather(*(sub.unsubscribe() for sub in subs), return_exceptions=True)
 
