@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from fastapi import FastAPI
 
 from core_command import __version__
@@ -20,8 +19,7 @@ from core_command.messaging.system_events import SystemEventListener
 from core_command.settings import CoreCommandSettings
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
-from edgeplane_common.http import create_service_app
-from edgeplane_common.logging import configure_logging
+from edgeplane_common.http import create_service_app, serve
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +84,4 @@ def create_app(
 
 def run() -> None:
     settings = CoreCommandSettings()
-    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http.host,
-        port=settings.http.port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(settings, lambda: create_app(settings))

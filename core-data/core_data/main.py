@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from fastapi import FastAPI
 
 from core_data import __version__
@@ -26,8 +25,7 @@ from core_data.settings import KB, CoreDataSettings
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.durations import parse_duration
-from edgeplane_common.http import create_service_app
-from edgeplane_common.logging import configure_logging
+from edgeplane_common.http import create_service_app, serve
 from edgeplane_common.redis import create_redis, wait_for_redis
 
 log = logging.getLogger(__name__)
@@ -124,14 +122,7 @@ def create_app(
 
 def run() -> None:
     settings = CoreDataSettings()
-    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http.host,
-        port=settings.http.port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(settings, lambda: create_app(settings))
 
 
 __all__ = ["create_app", "run"]

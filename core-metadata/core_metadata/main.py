@@ -10,7 +10,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 import yaml
 from fastapi import FastAPI
 
@@ -28,8 +27,7 @@ from core_metadata.messaging.validation import BusDeviceValidator
 from core_metadata.settings import CoreMetadataSettings
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
-from edgeplane_common.http import create_service_app
-from edgeplane_common.logging import configure_logging
+from edgeplane_common.http import create_service_app, serve
 from edgeplane_common.redis import create_redis, wait_for_redis
 
 log = logging.getLogger(__name__)
@@ -104,11 +102,4 @@ def create_app(
 
 def run() -> None:
     settings = CoreMetadataSettings()
-    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http.host,
-        port=settings.http.port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(settings, lambda: create_app(settings))

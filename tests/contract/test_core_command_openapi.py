@@ -74,6 +74,7 @@ OPENAPI_SPEC = OpenApiSpec(SPEC, SPEC_URI)
 OPERATIONS = OPENAPI_SPEC.operations
 validator_for = OPENAPI_SPEC.validator_for
 assert_valid = OPENAPI_SPEC.assert_valid
+template_of = OPENAPI_SPEC.template_of
 
 # Statuses core-command answers that the spec does not declare for the operation (validated as ErrorResponse):
 UNDECLARED_ERRORS: dict[tuple[str, str], set[int]] = {
@@ -86,12 +87,6 @@ UNDECLARED_ERRORS: dict[tuple[str, str], set[int]] = {
 
 EXERCISED: set[tuple[str, str]] = set()
 _RAN: set[str] = set()
-
-
-def template_of(method: str, path: str) -> str:
-    found = [t for (m, t), rx in OPERATIONS.items() if m == method and rx.match(path)]
-    assert len(found) == 1, f"{method} {path} matches spec operations {found}"
-    return found[0]
 
 
 def response_schema_parts(method: str, template: str, status: int) -> tuple[str, ...]:

@@ -79,6 +79,7 @@ OPENAPI_SPEC = OpenApiSpec(SPEC, SPEC_URI)
 OPERATIONS = OPENAPI_SPEC.operations
 validator_for = OPENAPI_SPEC.validator_for
 assert_valid = OPENAPI_SPEC.assert_valid
+template_of = OPENAPI_SPEC.template_of
 
 # Status codes EdgeX answers with that the spec forgets to declare for an operation; validated as
 # ErrorResponse. Anything else undeclared fails the test.
@@ -91,12 +92,6 @@ UNDECLARED_ERRORS: dict[tuple[str, str], set[int]] = {
 
 EXERCISED: set[tuple[str, str]] = set()
 _RAN: set[str] = set()
-
-
-def template_of(method: str, path: str) -> str:
-    found = [t for (m, t), rx in OPERATIONS.items() if m == method and rx.match(path)]
-    assert len(found) == 1, f"{method} {path} matches spec operations {found}"
-    return found[0]
 
 
 def response_schema_parts(method: str, template: str, status: int) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """HTTP plumbing shared by every service."""
 
-from edgeplane_common.http.app import API_PREFIX, create_service_app, validation_message
+from edgeplane_common.http.app import API_PREFIX, create_service_app, serve, validation_message
 from edgeplane_common.http.responses import EdgeJSONResponse, error_body, error_response, json_response
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "error_body",
     "error_response",
     "json_response",
+    "serve",
     "validation_message",
 ]

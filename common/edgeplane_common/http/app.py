@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry, generate_latest
@@ -20,6 +21,7 @@ from edgeplane_common import API_VERSION
 from edgeplane_common.errors import EdgeError
 from edgeplane_common.http.middleware import Metrics, ServiceMiddleware
 from edgeplane_common.http.responses import EdgeJSONResponse, error_body, error_response, json_response
+from edgeplane_common.logging import configure_logging
 from edgeplane_common.models.base import BaseRequest, BaseResponse, ContractModel
 from edgeplane_common.settings import ServiceSettings
 
@@ -181,3 +183,9 @@ def _document_400_not_422(app: FastAPI) -> None:
 
 async def noop_lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
+
+
+def serve(settings: ServiceSettings, build: Callable[[], FastAPI]) -> None:
+    """A service main: JSON logging first (so start-up is logged in the same format), then uvicorn."""
+    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
+    uvicorn.run(build(), host=settings.http.host, port=settings.http.port, log_config=None, access_log=False)

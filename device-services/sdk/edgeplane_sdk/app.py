@@ -7,13 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI
 
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
-from edgeplane_common.http import create_service_app
-from edgeplane_common.logging import configure_logging
+from edgeplane_common.http import create_service_app, serve
 from edgeplane_sdk.api import router
 from edgeplane_sdk.driver import ProtocolDriver
 from edgeplane_sdk.metadata_client import MetadataClient
@@ -62,6 +60,6 @@ def create_device_service_app(
 def run_device_service(
     settings: DeviceServiceSettings, driver: ProtocolDriver, *, version: str, default_res_dir: Path | None = None
 ) -> None:
-    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
-    app = create_device_service_app(settings, driver, version=version, default_res_dir=default_res_dir)
-    uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=None, access_log=False)
+    serve(
+        settings, lambda: create_device_service_app(settings, driver, version=version, default_res_dir=default_res_dir)
+    )
