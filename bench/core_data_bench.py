@@ -35,8 +35,6 @@ import nats
 import psutil
 import redis.asyncio as aioredis
 
-from core_data.application.ports import EventRecord
-from core_data.application.validation import validate_event
 from core_data.infrastructure.redis_store import (
     EV,
     EV_ALL,
@@ -53,6 +51,7 @@ from core_data.infrastructure.redis_store import (
 )
 from edgeplane_common.bus import MessageEnvelope, Topics
 from edgeplane_common.bus.nats import NatsMessageBus
+from edgeplane_common.edgex.events import EventRecord, validate_event
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
 from edgeplane_common.settings import NatsSettings
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from core_data.application.ports import EventQuery, EventRecord, EventStore, ReadingQuery
-from core_data.application.validation import validate_event
+from core_data.application.ports import EventQuery, EventStore, ReadingQuery
 from core_data.infrastructure.memory_store import InMemoryEventStore
 from core_data.infrastructure.redis_store import RedisEventStore
+from edgeplane_common.edgex.events import EventRecord, validate_event
 from tests.support.core_data import event, reading
 
 T0 = 1_700_000_000_000_000_000

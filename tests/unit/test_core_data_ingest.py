@@ -9,12 +9,13 @@ import orjson
 import pytest
 
 from core_data.application.events import EventManager
-from core_data.application.ports import EventQuery, EventRecord, ReadingQuery
+from core_data.application.ports import EventQuery, ReadingQuery
 from core_data.infrastructure.memory_store import InMemoryEventStore
 from core_data.messaging.ingest import EventIngestor, event_payload
 from core_data.settings import IngestSettings
 from edgeplane_common.bus import MessageEnvelope, Topics
 from edgeplane_common.bus.memory import InMemoryBus
+from edgeplane_common.edgex.events import EventRecord
 from edgeplane_common.errors import ContractInvalid, ServiceUnavailable
 from tests.support.core_data import add_request, event
 from tests.support.stack import wait_until

@@ -8,8 +8,8 @@ import pytest
 
 from core_data.application.ports import EventQuery
 from core_data.application.retention import RetentionPolicy, RetentionService, policies
-from core_data.application.validation import validate_event
 from core_data.infrastructure.memory_store import InMemoryEventStore
+from edgeplane_common.edgex.events import validate_event
 from edgeplane_common.errors import ServiceUnavailable
 from edgeplane_common.models import Device
 from tests.support.core_data import event

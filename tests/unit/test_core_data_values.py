@@ -12,7 +12,7 @@ from core_data.application.values import (
     aggregate_reading,
     event_with_numeric_values,
     numeric,
-    parse_bool,
+    query_flag,
     with_numeric_value,
 )
 from core_data.settings import CoreDataSettings
@@ -72,10 +72,10 @@ def test_aggregate_func_and_flags_parse() -> None:
     assert AggregateFunc.parse("avg") is AggregateFunc.AVG
     with pytest.raises(ContractInvalid, match="MIN, MAX, COUNT, SUM, AVG"):
         AggregateFunc.parse("median")
-    assert parse_bool("numeric", "TRUE") is True
-    assert parse_bool("numeric", None) is False
+    assert query_flag("numeric", "TRUE") is True
+    assert query_flag("numeric", None) is False
     with pytest.raises(ContractInvalid, match="numeric must be true or false"):
-        parse_bool("numeric", "yes")
+        query_flag("numeric", "yes")
 
 
 def test_paging_as_edgex() -> None:

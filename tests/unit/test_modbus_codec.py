@@ -24,10 +24,10 @@ from device_modbus.attributes import (
     parse_starting_address,
 )
 from device_modbus.codec import RegisterBlock, compile_codec, decode, encode, register_count
+from edgeplane_common.edgex.values import to_float32
 from edgeplane_common.errors import ContractInvalid, ServerError
 from edgeplane_common.models import ValueType as V
 from edgeplane_common.models.enums import normalize_value_type
-from edgeplane_sdk.values import to_float32
 from tests.support.reference import REFERENCE, needs_reference
 
 SAMPLES = (REFERENCE or Path("/nonexistent")) / "edgex-samples" / "modbus"

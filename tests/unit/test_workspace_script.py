@@ -40,7 +40,7 @@ def test_requirements_of_the_modbus_image_leave_out_the_workspace_projects() -> 
 
 
 def test_a_missing_workspace_project_is_an_error_not_an_index_lookup() -> None:
-    result = _run("requirements", str(ROOT / "core-command"))  # depends on edgeplane-common and the SDK
+    result = _run("requirements", str(ROOT / "core-command"))  # depends on edgeplane-common
     assert result.returncode != 0
     assert "edgeplane-common" in result.stderr
     assert "pass its folder too" in result.stderr

@@ -15,16 +15,12 @@ from typing import Any
 
 from core_command.application.models import DeviceCoreCommand
 from core_command.application.ports import CommandRelay, MetadataSource
-from core_command.application.profile_commands import (
-    ResolvedCommand,
-    check_readable,
-    check_settings,
-    check_writable,
-    core_commands,
-    resolve,
-)
-from edgeplane_common.errors import ContractInvalid, Locked, NotFound
-from edgeplane_common.models import AdminState, Device, DeviceProfile, OperatingState
+from core_command.application.profile_commands import core_commands
+from edgeplane_common.edgex.profiles import ResolvedCommand, check_readable, check_settings, check_writable, resolve
+from edgeplane_common.edgex.states import check_commandable
+from edgeplane_common.edgex.values import parse_flag
+from edgeplane_common.errors import ContractInvalid, NotFound
+from edgeplane_common.models import Device, DeviceProfile
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +31,16 @@ _FLAGS = (PUSH_EVENT, RETURN_EVENT)
 
 def normalize_params(params: dict[str, str]) -> dict[str, str]:
     """Query parameters relayed to the device service; ds-pushevent / ds-returnevent must be true or false
-    (any case), as EdgeX checks."""
+    (the kernel's `parse_flag`: any case), as EdgeX checks, and are relayed as "true" or "false"."""
     out = dict(params)
     for key in _FLAGS:
         value = out.get(key)
         if value is None:
             continue
-        lowered = value.strip().lower()
-        if lowered not in ("true", "false"):
+        flag = parse_flag(value)
+        if flag is None:
             raise ContractInvalid(f"query parameter {key}={value!r} is invalid: use true or false")
-        out[key] = lowered
+        out[key] = "true" if flag else "false"
     return out
 
 
@@ -92,7 +88,7 @@ class CommandManager:
     # -- internals -------------------------------------------------------------------------------------
     async def _target(self, device_name: str, command: str) -> tuple[Device, ResolvedCommand]:
         device = await self.metadata.device(device_name)
-        _check_state(device)
+        check_commandable(device)
         if not device.profile_name:
             raise NotFound(f"device {device.name!r} has no device profile, so it has no commands")
         try:
@@ -129,10 +125,3 @@ class CommandManager:
         return DeviceCoreCommand(
             device_name=device.name, profile_name=device.profile_name or "", core_commands=commands
         )
-
-
-def _check_state(device: Device) -> None:
-    if device.admin_state is AdminState.LOCKED:
-        raise Locked(f"device {device.name!r} is LOCKED (adminState); unlock it in core-metadata to command it")
-    if device.operating_state is OperatingState.DOWN:
-        raise Locked(f"device {device.name!r} is DOWN (operatingState): its device service could not reach it")

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from core_data.application.events import EventManager
 from core_data.application.readings import ReadingManager
-from core_data.application.values import parse_bool
+from core_data.application.values import query_flag
 from edgeplane_common import API_VERSION
 from edgeplane_common.models import BaseResponse, BaseWithTotalCountResponse, Event, Reading
 from edgeplane_common.models.base import ContractModel
@@ -57,7 +57,7 @@ AggregateText = Annotated[
 
 
 def numeric_flag(text: str | None) -> bool:
-    return parse_bool("numeric", text)
+    return query_flag("numeric", text)
 
 
 def ok(status: int = 200) -> dict[str, Any]:

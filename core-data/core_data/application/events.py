@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 from core_data.application.batching import GroupCommitWriter
 from core_data.application.pagination import check_range, check_time_range, page_of
-from core_data.application.ports import EventQuery, EventRecord, EventStore
-from core_data.application.validation import is_uuid, unwrap_request, validate_event
+from core_data.application.ports import EventQuery, EventStore
 from core_data.application.values import event_with_numeric_values
+from edgeplane_common.edgex.events import EventRecord, is_uuid, unwrap_request, validate_event
 from edgeplane_common.errors import ContractInvalid, DuplicateName, NotFound
 
 log = logging.getLogger(__name__)

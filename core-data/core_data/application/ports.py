@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgeplane_common.models import Device, ValueType
-
-NUMERIC_TYPES = frozenset(v.value for v in ValueType if v.is_numeric)
-INTEGER_TYPES = frozenset(v for v in NUMERIC_TYPES if not v.startswith("Float"))
-UNSIGNED_TYPES = frozenset(v for v in NUMERIC_TYPES if v.startswith("Uint"))
+from edgeplane_common.edgex.events import EventRecord
+from edgeplane_common.edgex.values import INTEGER_TYPES, NUMERIC_TYPES
+from edgeplane_common.models import Device
 
 
 class EventQuery(BaseModel):
@@ -55,58 +52,6 @@ class ReadingQuery(BaseModel):
     end: int | None = None
     offset: int = Field(0, ge=0)
     limit: int | None = Field(None, ge=0)
-
-
-class ReadingRef(NamedTuple):
-    """What the indexes need of one reading. `value` is the text of a numeric value (None otherwise)."""
-
-    resource: str
-    origin: int
-    profile: str
-    value_type: str
-    value: str | None
-
-
-class EventRecord(NamedTuple):
-    """A validated event: `doc` is its EdgeX JSON (as stored and returned), `blob` that JSON encoded.
-
-    Named tuples: built for every event on the ingestion path, where a frozen dataclass costs 5x more."""
-
-    id: str
-    device: str
-    profile: str
-    source: str
-    origin: int
-    readings: tuple[ReadingRef, ...]
-    doc: dict[str, Any]
-    blob: bytes
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any], blob: bytes | None = None) -> EventRecord:
-        """From a normalized event document (see validation.normalize_event or a stored blob)."""
-        numeric = NUMERIC_TYPES
-        refs = tuple(
-            [
-                ReadingRef(
-                    r["resourceName"],
-                    r["origin"],
-                    r["profileName"],
-                    r["valueType"],
-                    r.get("value") if r["valueType"] in numeric else None,
-                )
-                for r in doc["readings"]
-            ]
-        )
-        return cls(
-            doc["id"],
-            doc["deviceName"],
-            doc["profileName"],
-            doc["sourceName"],
-            doc["origin"],
-            refs,
-            doc,
-            blob if blob is not None else orjson.dumps(doc),
-        )
 
 
 @dataclass(slots=True)

@@ -6,7 +6,8 @@ import math
 from enum import StrEnum
 from typing import Any
 
-from core_data.application.ports import INTEGER_TYPES, NUMERIC_TYPES, UNSIGNED_TYPES, AggregateGroup
+from core_data.application.ports import AggregateGroup
+from edgeplane_common.edgex.values import INTEGER_TYPES, NUMERIC_TYPES, UNSIGNED_TYPES, parse_flag
 from edgeplane_common.errors import ContractInvalid
 
 
@@ -27,13 +28,14 @@ class AggregateFunc(StrEnum):
             ) from None
 
 
-def parse_bool(name: str, text: str | None) -> bool:
+def query_flag(name: str, text: str | None) -> bool:
+    """A true/false query parameter such as `numeric` (the kernel's `parse_flag`); absent or empty is false."""
     if text is None or text == "":
         return False
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    raise ContractInvalid(f"{name} must be true or false, got {text!r}")
+    found = parse_flag(text)
+    if found is None:
+        raise ContractInvalid(f"{name} must be true or false, got {text!r}")
+    return found
 
 
 def numeric(value_type: str, text: str) -> int | float | str:

@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from core_data.application.ports import AggregateGroup, EventQuery, EventRecord, ReadingQuery
+from core_data.application.ports import AggregateGroup, EventQuery, ReadingQuery
+from edgeplane_common.edgex.events import EventRecord
 
 
 def _in_range(origin: int, start: int | None, end: int | None) -> bool:

@@ -41,7 +41,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from core_data.application.ports import AggregateGroup, EventQuery, EventRecord, ReadingQuery
+from core_data.application.ports import AggregateGroup, EventQuery, ReadingQuery
+from edgeplane_common.edgex.events import EventRecord
 from edgeplane_common.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)

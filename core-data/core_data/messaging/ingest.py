@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 
 from core_data.application.events import EventManager
-from core_data.application.ports import EventRecord
 from core_data.settings import IngestSettings
 from edgeplane_common.bus import MessageBus, MessageEnvelope, Subscription, Topics
 from edgeplane_common.bus.topics import escape, subject
+from edgeplane_common.edgex.events import EventRecord
 from edgeplane_common.errors import ContractInvalid, EdgeError
 
 log = logging.getLogger(__name__)

@@ -46,6 +46,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edgeplane_common.durations import parse_duration
+from edgeplane_common.edgex import values as edgex_values
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.models import ValueType
 
@@ -82,8 +83,6 @@ RAW_TYPES: Final = (
 )
 _RAW_TYPES_BY_NAME: Final = {t.value.lower(): t for t in RAW_TYPES}
 
-_TRUE: Final = frozenset({"1", "t", "true"})  # strconv.ParseBool, case-folded
-_FALSE: Final = frozenset({"0", "f", "false"})
 _ADDRESS_TEXT: Final = re.compile(r"(\d+)(?:\.(\d{1,2}))?")
 
 
@@ -103,15 +102,13 @@ def _fold_keys(data: Any, names: Mapping[str, str]) -> Any:
 
 
 def parse_flag(value: Any) -> bool:
-    """A boolean attribute as EdgeX casts it: a bool, 0/1, or ParseBool text ("true", "T", "0", ...)."""
+    """A boolean attribute as EdgeX casts it: a bool, 0/1, or ParseBool text ("true", "T", "0", ...; any case)."""
     if isinstance(value, bool):
         return value
-    text = str(value).strip().lower() if isinstance(value, int | str) else None
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
+    found = edgex_values.parse_flag(str(value)) if isinstance(value, int | str) else None
+    if found is None:
+        raise ValueError(f"expected true or false, got {value!r}")
+    return found
 
 
 def _parse_uint(value: Any, what: str, hi: int) -> int:

@@ -37,9 +37,9 @@ from functools import lru_cache
 from typing import Any, Final
 
 from device_modbus.attributes import ModbusAttributes, PrimaryTable, parse_attributes
+from edgeplane_common.edgex.values import ARRAY_ELEMENT, FLOAT_TYPES, INT_RANGES, to_float32
 from edgeplane_common.errors import ContractInvalid, ServerError
 from edgeplane_common.models import ValueType
-from edgeplane_sdk.values import ARRAY_ELEMENT, FLOAT_TYPES, INT_RANGES, to_float32
 
 MAX_READ_REGISTERS: Final = 125
 MAX_WRITE_REGISTERS: Final = 123

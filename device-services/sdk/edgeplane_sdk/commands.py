@@ -14,20 +14,15 @@ from typing import Any, Final
 import orjson
 
 from edgeplane_common import API_VERSION
-from edgeplane_common.errors import ContractInvalid, EdgeError, Locked, NotAllowed, ServerError
-from edgeplane_common.models import AdminState, Device, Event, OperatingState, Reading, ValueType
+from edgeplane_common.edgex.profiles import check_readable, check_writable, write_value
+from edgeplane_common.edgex.states import check_commandable
+from edgeplane_common.edgex.transforms import TransformError, has_transforms, map_read, transform_read
+from edgeplane_common.edgex.values import format_float32, format_float64, format_value
+from edgeplane_common.errors import ContractInvalid, EdgeError, ServerError
+from edgeplane_common.models import Device, Event, OperatingState, Reading, ValueType
 from edgeplane_common.models.event import now_ns
 from edgeplane_sdk.driver import CommandValue, ProtocolDriver
 from edgeplane_sdk.registry import Registry, Source
-from edgeplane_sdk.transforms import (
-    TransformError,
-    has_transforms,
-    map_read,
-    map_write,
-    transform_read,
-    transform_write,
-)
-from edgeplane_sdk.values import _format_e32, _format_e64, format_value, parse_value
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +67,7 @@ class HealthTracker:
 
 
 def _reading(device: Device, profile_name: str, source: Source, i: int, cv: CommandValue) -> Reading:
-    res = source.resources[i]
+    res = source.command.resources[i]
     props = res.properties
     vt = props.value_type
     common: dict[str, Any] = {
@@ -94,7 +89,7 @@ def _reading(device: Device, profile_name: str, source: Source, i: int, cv: Comm
         # EdgeX publishes the failure as a String reading ("overflow", "NaN") instead of dropping the event.
         log.warning("device %s resource %s: %s", device.name, res.name, err.message)
         return Reading(**{**common, "value_type": ValueType.STRING}, value=err.reading_text)
-    mappings = source.mappings[i]
+    mappings = source.command.mappings[i]
     if mappings and text in mappings:
         # A mapped value is text now, so EdgeX marks it String.
         return Reading(**{**common, "value_type": ValueType.STRING}, value=map_read(text, mappings))
@@ -140,7 +135,7 @@ class _Spec:
     __slots__ = ("f32_lane", "kind", "mappings", "name", "props", "tags", "units", "value_type", "vt")
 
     def __init__(self, source: Source, i: int) -> None:
-        res = source.resources[i]
+        res = source.command.resources[i]
         props = res.properties
         vt = props.value_type
         self.name = res.name
@@ -149,7 +144,7 @@ class _Spec:
         self.value_type = vt.value
         self.units = props.units
         self.tags = res.tags
-        self.mappings = source.mappings[i] or None
+        self.mappings = source.command.mappings[i] or None
         if vt in (ValueType.BINARY, ValueType.OBJECT, ValueType.OBJECT_ARRAY):
             self.kind = _SLOW
         elif not vt.is_numeric:
@@ -170,7 +165,7 @@ class _SourceSpecs:
 
     def __init__(self, source: Source) -> None:
         self.source = source  # held so the cache key (its id) cannot be reused while cached
-        self.specs = [_Spec(source, i) for i in range(len(source.resources))]
+        self.specs = [_Spec(source, i) for i in range(len(source.command.resources))]
         self._templates: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def templates(self, device_name: str, profile_name: str) -> list[dict[str, Any]]:
@@ -214,7 +209,7 @@ def _text(spec: _Spec, v: Any) -> str | None:
     if kind is _F32:
         if type(v) is float and v == v:  # NaN: the reference path publishes the "NaN" String reading
             try:
-                text = _format_e32(v)
+                text = format_float32(v)
             except OverflowError:  # beyond float32: the reference path raises its ServerError
                 return None
             if v != 0:
@@ -226,7 +221,7 @@ def _text(spec: _Spec, v: Any) -> str | None:
         return format_value(v, spec.vt)
     elif kind is _F64:
         if type(v) is float and v == v:
-            return _format_e64(v)
+            return format_float64(v)
     elif kind is _INT:
         if type(v) is int:
             return format_value(v, spec.vt)
@@ -295,12 +290,6 @@ class CommandExecutor:
             cached = self._specs[id(source)] = _SourceSpecs(source)
         return cached
 
-    def check_unlocked(self, device: Device) -> None:
-        if device.admin_state is AdminState.LOCKED:
-            raise Locked(f"device {device.name!r} is LOCKED")
-        if device.operating_state is OperatingState.DOWN:
-            raise Locked(f"device {device.name!r} is DOWN")
-
     async def read(self, device_name: str, command: str, *, allow_down: bool = False) -> Event:
         """Read a command or resource: one event with all its readings (LOCKED → 423, DOWN → 423 unless
         `allow_down`, as autoevents keep polling a DOWN device to see it recover)."""
@@ -309,13 +298,9 @@ class CommandExecutor:
     async def read_json(self, device_name: str, command: str, *, allow_down: bool = False) -> EventJson:
         """As `read`, giving the event in its EdgeX JSON shape (what is published and returned)."""
         device = self.registry.device(device_name)
-        if device.admin_state is AdminState.LOCKED or (
-            not allow_down and device.operating_state is OperatingState.DOWN
-        ):
-            self.check_unlocked(device)
+        check_commandable(device, allow_down=allow_down)
         source = self.registry.source(device, command)
-        if not source.readable:
-            raise NotAllowed(f"{command!r} of device {device_name!r} is write-only")
+        check_readable(device.name, source.command)
         if len(source.requests) > self.max_ops:
             raise ContractInvalid(f"{command!r} reads {len(source.requests)} resources; the limit is {self.max_ops}")
         try:
@@ -346,25 +331,20 @@ class CommandExecutor:
 
     async def write(self, device_name: str, command: str, settings: dict[str, Any]) -> None:
         device = self.registry.device(device_name)
-        self.check_unlocked(device)
+        check_commandable(device)
         source = self.registry.source(device, command)
-        if not source.writable:
-            raise NotAllowed(f"{command!r} of device {device_name!r} is read-only")
+        resolved = source.command
+        check_writable(device.name, resolved)
         requests, values = [], []
-        for i, res in enumerate(source.resources):
-            given = settings.get(res.name, settings.get(command) if len(source.resources) == 1 else None)
+        for i, res in enumerate(resolved.resources):
+            given = settings.get(res.name, settings.get(command) if len(resolved.resources) == 1 else None)
             if given is None:
-                given = source.defaults[i]
+                given = resolved.defaults[i]
             if given is None:
-                if len(source.resources) == 1:
+                if len(resolved.resources) == 1:
                     raise ContractInvalid(f'no value given for {res.name!r}; send {{"{res.name}": <value>}}')
                 continue  # a multi-resource command writes only what it is given
-            if source.mappings[i] and isinstance(given, str):
-                given = map_write(given, source.mappings[i])
-            try:
-                raw = transform_write(parse_value(given, res.properties.value_type), res.properties, resource=res.name)
-            except EdgeError as err:
-                raise ContractInvalid(f"{res.name}: {err.message}") from None
+            raw = write_value(device.name, res, resolved.mappings[i], given)
             requests.append(source.requests[i])
             values.append(CommandValue(res.name, res.properties.value_type, raw))
         if not requests:

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgeplane_common.edgex.profiles import ResolvedCommand, resolve
 from edgeplane_common.errors import NotFound
-from edgeplane_common.models import Device, DeviceProfile, DeviceResource
+from edgeplane_common.models import Device, DeviceProfile
 from edgeplane_sdk.driver import CommandRequest
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Source:
-    """What one command or resource name resolves to: its resources in order, and their mappings."""
+    """A command or resource name resolved against its profile (the kernel's `resolve`), with the driver's
+    request for each of its resources, built once per profile version."""
 
-    name: str
-    resources: list[DeviceResource]
+    command: ResolvedCommand
     requests: list[CommandRequest]
-    mappings: list[dict[str, str]]
-    defaults: list[str | None]
-    readable: bool
-    writable: bool
 
 
 @dataclass
@@ -50,36 +47,7 @@ class Registry:
         key = (profile.name, name)
         found = self._sources.get(key)
         if found is None:
-            found = _resolve(profile, name)
+            command = resolve(profile, name)
+            found = Source(command, [CommandRequest.for_resource(r) for r in command.resources])
             self._sources[key] = found
         return found
-
-
-def _resolve(profile: DeviceProfile, name: str) -> Source:
-    command = profile.command(name)
-    if command is not None:
-        resources, mappings, defaults = [], [], []
-        for op in command.resource_operations:
-            res = profile.resource(op.device_resource)
-            if res is None:
-                raise NotFound(f"command {name!r} refers to missing resource {op.device_resource!r}")
-            resources.append(res)
-            mappings.append(op.mappings or {})
-            defaults.append(op.default_value)
-        rw = command.read_write
-        return Source(
-            name,
-            resources,
-            [CommandRequest.for_resource(r) for r in resources],
-            mappings,
-            defaults,
-            rw.readable,
-            rw.writable,
-        )
-    res = profile.resource(name)
-    if res is None:
-        raise NotFound(f"profile {profile.name!r} has no device command or resource {name!r}")
-    rw = res.properties.read_write
-    return Source(
-        name, [res], [CommandRequest.for_resource(res)], [{}], [res.properties.default_value], rw.readable, rw.writable
-    )

@@ -10,6 +10,7 @@ from typing import Any
 
 from edgeplane_common.bus import MessageBus, MessageEnvelope, Topics
 from edgeplane_common.bus.topics import escape, unescape
+from edgeplane_common.edgex.values import parse_flag
 from edgeplane_common.errors import ContractInvalid, EdgeError
 from edgeplane_common.models import Device, DeviceProfile, DeviceService, Event, OperatingState
 from edgeplane_sdk.autoevents import AutoEventScheduler
@@ -24,9 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def flag(value: Any, default: bool) -> bool:
-    if value is None:
-        return default
-    return str(value).lower() in ("true", "1", "yes")
+    """A ds-pushevent / ds-returnevent switch read with the kernel's `parse_flag`; absent or spelled otherwise
+    keeps `default`, as device-sdk-go acts only on a true or false it recognises."""
+    found = parse_flag(None if value is None else str(value))
+    return default if found is None else found
 
 
 class DeviceServiceRuntime:

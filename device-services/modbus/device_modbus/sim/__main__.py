@@ -10,6 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
+
 from device_modbus.sim.config import SimConfig, SimConfigError, load_config
 from device_modbus.sim.server import ModbusSimulator
 from edgeplane_common.logging import configure_logging
@@ -18,8 +20,14 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "res" / "sim" / "demo-plc.ya
 
 
 def _env_flag(name: str, default: bool) -> bool:
+    # Read as the services read their settings (pydantic's bool: 1/0, true/false, yes/no, on/off).
     value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+    if value is None:
+        return default
+    try:
+        return TypeAdapter(bool).validate_python(value.strip())
+    except ValidationError:
+        return default
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgeplane_common.edgex.values import INT_RANGES, format_float, format_value, parse_value, to_float32
 from edgeplane_common.errors import ContractInvalid, ServerError
 from edgeplane_common.models import ValueType as V
-from edgeplane_sdk.values import INT_RANGES, format_float, format_value, parse_value, to_float32
 
 F32 = struct.Struct("<f")
 GO_E = re.compile(r"-?[0-9](\.[0-9]*[1-9])?e[+-][0-9]{2,3}")

@@ -37,9 +37,9 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
+from edgeplane_common.edgex.values import FLOAT32_MAX, FLOAT_TYPES, INT_RANGES, to_float32
 from edgeplane_common.errors import ContractInvalid, EdgeError, ErrorKind, ServerError
 from edgeplane_common.models import ResourceProperties, ValueType
-from edgeplane_sdk.values import FLOAT32_MAX, FLOAT_TYPES, INT_RANGES, to_float32
 
 OVERFLOW_READING: Final = "overflow"
 NAN_READING: Final = "NaN"

@@ -1,4 +1,5 @@
-"""core-data's event validation: what EdgeX's DTO validation accepts and refuses, and the stored shape."""
+"""The kernel's event validation (used by core-data): what EdgeX's DTO validation accepts and refuses, and the stored
+shape."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from core_data.application.validation import check_simple_value, normalize_event, unwrap_request, validate_event
+from edgeplane_common.edgex.events import check_simple_value, normalize_event, unwrap_request, validate_event
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.models import Event
 from tests.support.core_data import event, reading

@@ -14,6 +14,9 @@ Write parsing follows device-sdk-go's `createCommandValueFromDeviceResource`: th
 (a JSON number 5 is "5") and parsed with Go's rules — `strconv.ParseBool` spellings, base-10 integers with the
 type's range, `ParseFloat` (incl. "NaN"/"Inf", hex floats, and the legacy base64 big-endian float encoding),
 arrays as "[1, 2]" (or "1,2").
+
+True/false text has one parser here (`parse_bool`, Go's `strconv.ParseBool`); switches such as query parameters
+use it through `parse_flag`, which ignores letter case and surrounding blanks.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import json
 import math
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from edgeplane_common.errors import ContractInvalid, ServerError
@@ -43,6 +46,12 @@ INT_RANGES: Final[dict[ValueType, tuple[int, int]]] = {
 }
 FLOAT_TYPES: Final = frozenset({ValueType.FLOAT32, ValueType.FLOAT64})
 FLOAT32_MAX: Final = 3.4028234663852886e38
+
+# The same tables by plain name, for code that holds value types as the strings of decoded JSON (event validation,
+# core-data's indexes): a str set answers a str faster than a set of enum members does.
+NUMERIC_TYPES: Final = frozenset(vt.value for vt in (*INT_RANGES, *FLOAT_TYPES))
+INTEGER_TYPES: Final = frozenset(vt.value for vt in INT_RANGES)
+UNSIGNED_TYPES: Final = frozenset(vt.value for vt, (lo, _) in INT_RANGES.items() if lo == 0)
 
 ARRAY_ELEMENT: Final[dict[ValueType, ValueType]] = {
     ValueType.BOOL_ARRAY: ValueType.BOOL,
@@ -82,7 +91,8 @@ def _special(x: float) -> str | None:
     return None
 
 
-def _format_e64(x: float) -> str:
+def format_float64(x: float) -> str:
+    """Go's `strconv.FormatFloat(x, 'e', -1, 64)` (the hot-path spelling of `format_float(x, 64)`)."""
     special = _special(x)
     if special is not None:
         return special
@@ -107,7 +117,8 @@ _F32_TEXT_MAX = 16384  # repeated readings (a value unchanged between polls) ski
 _POW10: Final = {k: 10.0**k for k in range(-46, 40)}  # exact compares: no float32 lies between 10**k and these
 
 
-def _format_e32(x: float) -> str:
+def format_float32(x: float) -> str:
+    """Go's `strconv.FormatFloat(x, 'e', -1, 32)`, `x` rounded to float32 first; OverflowError beyond its range."""
     special = _special(x)
     if special is not None:
         return special
@@ -173,7 +184,7 @@ def _shorter_at_power_of_two(x: float, digits: int) -> str | None:
 
 def format_float(value: float, bits: int = 64) -> str:
     """Go's `strconv.FormatFloat(value, 'e', -1, bits)` for bits 32 or 64."""
-    return _format_e32(value) if bits == 32 else _format_e64(value)
+    return format_float32(value) if bits == 32 else format_float64(value)
 
 
 _GO_JSON_ESCAPES = str.maketrans(
@@ -207,10 +218,10 @@ def _float_text(value: Any, value_type: ValueType) -> str:
         raise _bad_reading(value, value_type, "expected a number")
     if value_type is ValueType.FLOAT32:
         try:
-            return _format_e32(float(value))
+            return format_float32(float(value))
         except OverflowError:
             raise _bad_reading(value, value_type, "beyond float32 range") from None
-    return _format_e64(float(value))
+    return format_float64(float(value))
 
 
 def _bool_text(value: Any, value_type: ValueType) -> str:
@@ -264,8 +275,10 @@ def format_value(value: Any, value_type: ValueType) -> str:
 
 # ------------------------------------------------------------------------------------------------------ parsing
 
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # strconv.ParseBool
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+_BOOL_TEXT: Final[Mapping[str, bool]] = {  # Go's strconv.ParseBool, exactly
+    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
+}
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")
 _FLOAT_SPECIAL = re.compile(r"[+-]?(inf|infinity|nan)", re.IGNORECASE)
 
@@ -288,15 +301,26 @@ def _go_text(value: Any) -> str:
     return str(value)
 
 
+def parse_bool(text: Any) -> bool | None:
+    """Go's `strconv.ParseBool`: True for "1", "t", "T", "TRUE", "true", "True", False for "0", "f", "F", "FALSE",
+    "false", "False", None for anything else (no blanks, no other casing). A bool is itself."""
+    if text is True or text is False:
+        return text
+    return _BOOL_TEXT.get(text) if isinstance(text, str) else None
+
+
+def parse_flag(text: str | None) -> bool | None:
+    """A true/false switch (a query parameter such as `numeric` or `ds-pushevent`, a driver attribute):
+    `parse_bool` with letter case and surrounding blanks ignored ("TRUE", " false", "1", "t");
+    None when absent, empty or spelled otherwise, for the caller to refuse or default."""
+    return None if text is None else parse_bool(text.strip().lower())
+
+
 def _parse_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = _go_text(value).strip() if isinstance(value, int | float | str) else None
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise _bad(ValueType.BOOL, value, "expected true/false (or 1/0, t/f)")
+    found = parse_bool(_go_text(value).strip()) if isinstance(value, bool | int | float | str) else None
+    if found is None:
+        raise _bad(ValueType.BOOL, value, "expected true/false (or 1/0, t/f)")
+    return found
 
 
 def _parse_int(value: Any, value_type: ValueType) -> int:
@@ -446,9 +470,16 @@ __all__ = [
     "ARRAY_ELEMENT",
     "FLOAT32_MAX",
     "FLOAT_TYPES",
+    "INTEGER_TYPES",
     "INT_RANGES",
+    "NUMERIC_TYPES",
+    "UNSIGNED_TYPES",
     "format_float",
+    "format_float32",
+    "format_float64",
     "format_value",
+    "parse_bool",
+    "parse_flag",
     "parse_value",
     "to_float32",
 ]

@@ -12,10 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeplane_common.errors import ContractInvalid, ServerError
-from edgeplane_common.models import DeviceProfile, ResourceProperties
-from edgeplane_common.models import ValueType as V
-from edgeplane_sdk.transforms import (
+from edgeplane_common.edgex.transforms import (
     NAN_READING,
     OVERFLOW_READING,
     TransformError,
@@ -27,7 +24,10 @@ from edgeplane_sdk.transforms import (
     transform_read,
     transform_write,
 )
-from edgeplane_sdk.values import format_value, to_float32
+from edgeplane_common.edgex.values import format_value, to_float32
+from edgeplane_common.errors import ContractInvalid, ServerError
+from edgeplane_common.models import DeviceProfile, ResourceProperties
+from edgeplane_common.models import ValueType as V
 from tests.support.reference import REFERENCE, needs_reference
 
 SAMPLES = (REFERENCE or Path("/nonexistent")) / "edgex-samples" / "modbus"
