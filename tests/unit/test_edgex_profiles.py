@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from edgeplane_common.edgex.profiles import check_readable, check_settings, check_writable, resolve
-from edgeplane_common.errors import ContractInvalid, NotAllowed, NotFound
+from edgeplane_common.edgex.profiles import check_readable, check_settings, check_writable, resolve, write_value
+from edgeplane_common.errors import ContractInvalid, EdgeError, NotAllowed, NotFound
+from edgeplane_common.models import DeviceProfile, DeviceResource
 from tests.support.profiles import thermo
 
 
@@ -103,3 +104,53 @@ def test_values_that_do_not_fit_answer_400_naming_resource_and_reason(
         check_settings("room-1", resolve(thermo(), command), settings)
     assert message in info.value.message
     assert info.value.status_code == 400
+
+
+# ------------------------------------------------------------------------ what both callers need of a resolution
+
+
+def test_resolve_carries_mappings_and_defaults_of_each_resource() -> None:
+    p = DeviceProfile.model_validate(
+        {
+            "name": "Pump",
+            "deviceResources": [
+                {"name": "Speed", "properties": {"valueType": "Int16", "readWrite": "RW", "defaultValue": "10"}},
+                {"name": "Mode", "properties": {"valueType": "Uint8", "readWrite": "RW"}},
+            ],
+            "deviceCommands": [
+                {
+                    "name": "Run",
+                    "readWrite": "W",
+                    "resourceOperations": [
+                        {"deviceResource": "Speed", "defaultValue": "20"},
+                        {"deviceResource": "Mode", "mappings": {"1": "On"}},
+                    ],
+                }
+            ],
+        }
+    )
+    run = resolve(p, "Run")
+    assert run.mappings == ({}, {"1": "On"})
+    assert run.defaults == ("20", None)  # the resource operation's default, not the resource's
+    speed = resolve(p, "Speed")
+    assert (speed.mappings, speed.defaults) == (({},), ("10",))  # called by name: the resource's own default
+
+
+def test_write_value_gives_the_raw_value_the_driver_writes() -> None:
+    p = thermo()
+    offset = resolve(p, "Offset")
+    assert write_value("room-1", offset.resources[0], offset.mappings[0], "32767") == 32667  # offset 100 reversed
+    mode = resolve(p, "ModeText")
+    assert write_value("room-1", mode.resources[0], mode.mappings[0], "Cool") == 2  # mapped back first
+    assert write_value("room-1", mode.resources[0], mode.mappings[0], 1) == 1
+
+
+def test_a_profile_whose_transform_cannot_be_reversed_is_not_the_callers_fault() -> None:
+    res = DeviceResource.model_validate(
+        {"name": "Zero", "properties": {"valueType": "Int16", "readWrite": "RW", "scale": 0}}
+    )
+    with pytest.raises(EdgeError) as info:
+        write_value("room-1", res, {}, "1")
+    assert not isinstance(info.value, ContractInvalid)
+    assert info.value.status_code == 500
+    assert "resource 'Zero' of device 'room-1' cannot be written: " in info.value.message

@@ -11,7 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeplane_common.edgex.values import INT_RANGES, format_float, format_value, parse_value, to_float32
+from edgeplane_common.edgex.values import (
+    INT_RANGES,
+    INTEGER_TYPES,
+    NUMERIC_TYPES,
+    UNSIGNED_TYPES,
+    format_float,
+    format_value,
+    parse_bool,
+    parse_flag,
+    parse_value,
+    to_float32,
+)
 from edgeplane_common.errors import ContractInvalid, ServerError
 from edgeplane_common.models import ValueType as V
 
@@ -291,3 +302,39 @@ def test_to_float32_rounds_and_refuses_out_of_range() -> None:
     assert to_float32(math.inf) == math.inf
     with pytest.raises(OverflowError):
         to_float32(1e39)
+
+
+# ------------------------------------------------------------------------------------------ the one bool parser
+
+GO_TRUE = ["1", "t", "T", "TRUE", "true", "True"]
+GO_FALSE = ["0", "f", "F", "FALSE", "false", "False"]
+
+
+def test_parse_bool_is_go_parse_bool_exactly() -> None:
+    assert [parse_bool(t) for t in GO_TRUE] == [True] * 6
+    assert [parse_bool(t) for t in GO_FALSE] == [False] * 6
+    assert (parse_bool(True), parse_bool(False)) == (True, False)
+    # Go refuses mixed case, blanks and words: so do reading values (core-data) and Bool writes.
+    for text in ("tRuE", " true", "true ", "yes", "no", "on", "2", "", None, 1, 0.0):
+        assert parse_bool(text) is None, text
+    assert parse_value(" true ", V.BOOL) is True  # a write value is trimmed first, as before
+    with pytest.raises(ContractInvalid, match="expected true/false"):
+        parse_value("yes", V.BOOL)
+
+
+def test_parse_flag_is_parse_bool_ignoring_case_and_blanks() -> None:
+    # Every spelling the old switch parsers agreed on (query flags, driver attributes): true/false in any case.
+    for text, want in (("true", True), ("TRUE", True), (" True ", True), ("false", False), ("FaLsE", False)):
+        assert parse_flag(text) is want, text
+    # Go's other spellings, in any case: the attributes parser took them, the query flags now do too.
+    for text, want in (("1", True), ("t", True), ("T", True), ("0", False), ("f", False)):
+        assert parse_flag(text) is want, text
+    for text in (None, "", " ", "yes", "no", "on", "off", "maybe", "2", "truee"):
+        assert parse_flag(text) is None, text
+
+
+def test_the_type_name_tables_derive_from_the_integer_ranges() -> None:
+    assert {V(t) for t in INTEGER_TYPES} == set(INT_RANGES)
+    assert NUMERIC_TYPES == INTEGER_TYPES | {"Float32", "Float64"}
+    assert UNSIGNED_TYPES == {"Uint8", "Uint16", "Uint32", "Uint64"}
+    assert all(type(t) is str for t in NUMERIC_TYPES)  # plain names: decoded JSON holds strings
