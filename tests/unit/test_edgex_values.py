@@ -335,6 +335,6 @@ def test_parse_flag_is_parse_bool_ignoring_case_and_blanks() -> None:
 
 def test_the_type_name_tables_derive_from_the_integer_ranges() -> None:
     assert {V(t) for t in INTEGER_TYPES} == set(INT_RANGES)
-    assert NUMERIC_TYPES == INTEGER_TYPES | {"Float32", "Float64"}
-    assert UNSIGNED_TYPES == {"Uint8", "Uint16", "Uint32", "Uint64"}
+    assert INTEGER_TYPES | {"Float32", "Float64"} == NUMERIC_TYPES
+    assert {"Uint8", "Uint16", "Uint32", "Uint64"} == UNSIGNED_TYPES
     assert all(type(t) is str for t in NUMERIC_TYPES)  # plain names: decoded JSON holds strings
