@@ -104,7 +104,7 @@ _READING_EXACT = _EXACT[_READING_KEYS]
 
 # The kernel's integer ranges by plain name: value types here are the strings of decoded JSON.
 _INT_RANGES = {vt.value: bounds for vt, bounds in INT_RANGES.items()}
-_MIN_I64, _MAX_I64 = -(2**63), 2**63 - 1
+_MIN_I64, _MAX_I64 = INT_RANGES[ValueType.INT64]  # origins are Go int64
 _INT_TEXT = re.compile(r"[+-]?\d+\Z")
 _BINARY = "Binary"
 _OBJECTS = frozenset({"Object", "ObjectArray"})
@@ -144,7 +144,7 @@ def _origin(data: dict[str, Any], where: str, default: int | None = None) -> int
         raise ContractInvalid(f"{where}.origin is required (Unix time in nanoseconds)")
     if isinstance(value, bool) or not isinstance(value, int):
         raise ContractInvalid(f"{where}.origin must be an integer (Unix time in nanoseconds), got {value!r}")
-    if not -(2**63) <= value < 2**63:
+    if not _MIN_I64 <= value <= _MAX_I64:
         raise ContractInvalid(f"{where}.origin {value} does not fit a 64-bit integer")
     return value
 
