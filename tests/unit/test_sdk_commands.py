@@ -132,8 +132,8 @@ async def test_direction_and_state_answer_as_core_command_does() -> None:
 
 
 def test_ds_switches_use_the_kernel_flag_and_keep_their_default_otherwise() -> None:
-    assert (flag("true", False), flag(" TRUE ", False), flag("1", False)) == (True, True, True)
-    assert (flag("false", True), flag("False", True), flag("0", True)) == (False, False, False)
+    assert (flag("true", False), flag(" TRUE ", False)) == (True, True)
+    assert (flag("false", True), flag("False", True)) == (False, False)
     assert (flag(None, True), flag(None, False)) == (True, False)
-    # Not a true/false spelling: the default, as device-sdk-go acts only on a value it recognises.
-    assert (flag("yes", False), flag("maybe", True), flag("", True)) == (False, True, True)
+    # Not true or false: the default, as device-sdk-go acts only on a value it recognises.
+    assert (flag("yes", False), flag("1", False), flag("maybe", True), flag("0", True)) == (False, False, True, True)

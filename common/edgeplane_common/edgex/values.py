@@ -16,7 +16,7 @@ type's range, `ParseFloat` (incl. "NaN"/"Inf", hex floats, and the legacy base64
 arrays as "[1, 2]" (or "1,2").
 
 True/false text has one parser here (`parse_bool`, Go's `strconv.ParseBool`); switches such as query parameters
-use it through `parse_flag`, which ignores letter case and surrounding blanks.
+use it through `parse_flag`, which takes only the words true and false, in any letter case.
 """
 
 from __future__ import annotations
@@ -309,11 +309,17 @@ def parse_bool(text: Any) -> bool | None:
     return _BOOL_TEXT.get(text) if isinstance(text, str) else None
 
 
+_FLAG_WORDS: Final = frozenset({"true", "false"})
+
+
 def parse_flag(text: str | None) -> bool | None:
-    """A true/false switch (a query parameter such as `numeric` or `ds-pushevent`, a driver attribute):
-    `parse_bool` with letter case and surrounding blanks ignored ("TRUE", " false", "1", "t");
+    """A true/false switch such as the query parameters `numeric` and `ds-pushevent`: the word true or false in
+    any letter case, surrounding blanks ignored (EdgeX takes only those words there, not Go's 1/t/0/f);
     None when absent, empty or spelled otherwise, for the caller to refuse or default."""
-    return None if text is None else parse_bool(text.strip().lower())
+    if text is None:
+        return None
+    word = text.strip().lower()
+    return parse_bool(word) if word in _FLAG_WORDS else None
 
 
 def _parse_bool(value: Any) -> bool:

@@ -46,7 +46,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edgeplane_common.durations import parse_duration
-from edgeplane_common.edgex import values as edgex_values
+from edgeplane_common.edgex.values import parse_bool
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.models import ValueType
 
@@ -105,7 +105,8 @@ def parse_flag(value: Any) -> bool:
     """A boolean attribute as EdgeX casts it: a bool, 0/1, or ParseBool text ("true", "T", "0", ...; any case)."""
     if isinstance(value, bool):
         return value
-    found = edgex_values.parse_flag(str(value)) if isinstance(value, int | str) else None
+    # Any letter case: lowered, Go's spellings are exactly 1/t/true and 0/f/false.
+    found = parse_bool(str(value).strip().lower()) if isinstance(value, int | str) else None
     if found is None:
         raise ValueError(f"expected true or false, got {value!r}")
     return found
