@@ -7,9 +7,7 @@ before reuse (`health_check_interval`), and `wait_for_redis` holds start-up unti
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -18,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from edgeplane_common.errors import ServiceUnavailable
+from edgeplane_common.bootstrap import Action, ServiceBootstrap, connect_with_retry
 from edgeplane_common.settings import RedisSettings
 
 logger = logging.getLogger(__name__)
@@ -59,33 +57,28 @@ def redis_address(client: aioredis.Redis) -> str:
     return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
+REDIS_RETRYABLE = (RedisError, OSError, TimeoutError)
+"""What waiting for Redis retries: it may still be starting, or loading its data."""
+START_WAIT_S = 60.0
+"""How long a service's start-up waits for Redis before it gives up (and its supervisor restarts it)."""
+
+
+def connect_redis(
+    boot: ServiceBootstrap, client: aioredis.Redis, *, close: Action, timeout: float = START_WAIT_S
+) -> None:
+    """Add "wait until Redis answers" to a service's start steps; `close` (the store owning `client`) is
+    called on teardown."""
+    boot.connect(
+        f"Redis at {redis_address(client)}", client.ping, close=close, timeout=timeout, retry_on=REDIS_RETRYABLE
+    )
+
+
 async def wait_for_redis(client: aioredis.Redis, timeout: float = 30.0) -> None:
-    """PING until Redis answers (it may still be starting, or loading its data) or `timeout` passes.
+    """PING until Redis answers or `timeout` passes (ServiceUnavailable naming host:port, never the password).
 
-    Raises ServiceUnavailable naming host:port when it gives up. Logs the wait once, not once per try."""
-    where = redis_address(client)
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    logged = False
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            # Each PING is bounded by what is left of the deadline; the pool discards a cancelled connection.
-            async with asyncio.timeout(max(remaining, 0.1)):
-                await client.ping()
-        except (RedisError, OSError, TimeoutError) as err:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ServiceUnavailable(f"Redis at {where} did not answer within {timeout:g}s: {err}") from err
-            if not logged:
-                logger.warning("waiting for Redis at %s (%s)", where, err or type(err).__name__)
-                logged = True
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, 2.0)
-            continue
-        if logged:
-            logger.info("Redis at %s is available", where)
-        return
+    Logs the wait once, not once per try. A service's bootstrap does the same as its `connect` step."""
+    where = f"Redis at {redis_address(client)}"
+    await connect_with_retry(where, client.ping, timeout=timeout, retry_on=REDIS_RETRYABLE, log=logger)
 
 
-__all__ = ["create_redis", "redis_address", "wait_for_redis"]
+__all__ = ["REDIS_RETRYABLE", "START_WAIT_S", "connect_redis", "create_redis", "redis_address", "wait_for_redis"]

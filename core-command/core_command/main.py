@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -17,6 +15,7 @@ from core_command.infrastructure.metadata_client import MetadataHttpClient
 from core_command.messaging.command_relay import BusCommandRelay
 from core_command.messaging.system_events import SystemEventListener
 from core_command.settings import CoreCommandSettings
+from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.http import create_service_app, serve
@@ -31,51 +30,42 @@ def create_app(
     bus: MessageBus | None = None,
 ) -> FastAPI:
     """`metadata`: where devices and profiles come from (default: core-metadata over REST at
-    `settings.metadata_url`); `bus`: a connected bus (default: NATS, connected and closed by the app)."""
+    `settings.metadata_url`, owned by the app); `bus`: a connected bus (default: NATS, connected and closed
+    by the app). Given adapters are the caller's: never connected or closed here."""
     settings = settings or CoreCommandSettings()
-    own_bus, own_metadata = bus is None, metadata is None
-    bus = bus or NatsMessageBus(settings.nats, name=settings.service_name)
-    token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
-    source: MetadataSource = metadata or MetadataHttpClient(
-        settings.metadata_url, token=token, timeout=settings.metadata_timeout
+    cache_state = f"on, ttl {settings.cache.ttl:g}s" if settings.cache.enabled else "off"
+    boot = ServiceBootstrap(
+        settings.service_name,
+        started_message=(
+            f"core-command ready on port {settings.http.port} (core-metadata at {settings.metadata_url}, "
+            f"command timeout {settings.command.timeout:g}s, cache {cache_state})"
+        ),
     )
+    # Start order: NATS, then the system-event listener that keeps the cache fresh; teardown is the reverse.
+    if metadata is None:
+        token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
+        metadata = MetadataHttpClient(settings.metadata_url, token=token, timeout=settings.metadata_timeout)
+        boot.close("core-metadata client", metadata.close)
+    source: MetadataSource = metadata
+    if bus is None:
+        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        boot.connect("NATS", bus.connect, close=bus.close)
     cache = CachedMetadata(source, ttl=settings.cache.ttl) if settings.cache.enabled else None
-    listener = SystemEventListener(bus, cache) if cache is not None else None
+    if cache is not None:
+        listener = SystemEventListener(bus, cache)
+        boot.step("system events", listener.start, stop=listener.stop)
     manager = CommandManager(
         cache or source,
         BusCommandRelay(bus, timeout=settings.command.timeout),
         service_url=settings.service_url(),
     )
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if own_bus:
-            await bus.connect()
-        if listener is not None:
-            await listener.start()
-        log.info(
-            "core-command ready on port %s (core-metadata at %s, command timeout %gs, cache %s)",
-            settings.http.port,
-            settings.metadata_url,
-            settings.command.timeout,
-            f"on, ttl {settings.cache.ttl:g}s" if cache is not None else "off",
-        )
-        try:
-            yield
-        finally:
-            if listener is not None:
-                await listener.stop()
-            if own_bus:
-                await bus.close()
-            if own_metadata:
-                await source.close()
-
     app = create_service_app(
         settings,
         version=__version__,
         title="edgeplane core-command",
         routers=[commands.router],
-        lifespan=lifespan,
+        bootstrap=boot,
     )
     app.state.commands = manager
     app.state.metadata_cache = cache

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 
@@ -22,11 +19,12 @@ from core_data.infrastructure.metadata_client import HttpMetadataSource
 from core_data.infrastructure.redis_store import RedisEventStore
 from core_data.messaging.ingest import BusEventPublisher, EventIngestor
 from core_data.settings import KB, CoreDataSettings
+from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.durations import parse_duration
 from edgeplane_common.http import create_service_app, serve
-from edgeplane_common.redis import create_redis, wait_for_redis
+from edgeplane_common.redis import connect_redis, create_redis
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +36,26 @@ def create_app(
     bus: MessageBus | None = None,
     metadata: MetadataSource | None = None,
 ) -> FastAPI:
-    """The core-data app. Adapters not given are built from `settings` and owned (closed) by the app;
-    a given `bus` is expected to be connected already."""
+    """The core-data app. Adapters not given are built from `settings` and owned by the app (connected at
+    start, closed at stop); a given `store`, `bus` or `metadata` is the caller's (a bus connected already)."""
     settings = settings or CoreDataSettings()
-    own_store, own_bus, own_metadata = store is None, bus is None, metadata is None
-    bus = bus or NatsMessageBus(settings.nats, name=settings.service_name)
-    redis_client = create_redis(settings.redis) if store is None else None
-    store = store or RedisEventStore(redis_client)  # type: ignore[arg-type]
-    token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
-    metadata = metadata or HttpMetadataSource(settings.metadata_url, token=token)
+    # Start order: Redis (waited for, with a timeout), then in the background NATS and the events consumer
+    # (core-data answers REST while NATS is still away); teardown is the reverse.
+    boot = ServiceBootstrap(settings.service_name, started_message=f"core-data ready on port {settings.http.port}")
+    readiness = boot.readiness
+    if store is None:
+        redis_client = create_redis(settings.redis)
+        store = RedisEventStore(redis_client)
+        connect_redis(boot, redis_client, close=store.close)
+    if metadata is None:
+        token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
+        metadata = HttpMetadataSource(settings.metadata_url, token=token)
+        boot.close("core-metadata client", metadata.close)
+    connect_bus: Callable[[], Awaitable[None]] | None = None
+    if bus is None:
+        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        boot.close("NATS", bus.close)
+        connect_bus = bus.connect
 
     ingest = settings.ingest
     event_manager = EventManager(
@@ -69,49 +78,36 @@ def create_app(
         ),
     )
     ingestor = EventIngestor(bus, event_manager, ingest)
+    boot.close("event writer", event_manager.close)
+    boot.close("events consumer", ingestor.stop)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if redis_client is not None:
-            await wait_for_redis(redis_client, timeout=60)
-        tasks: list[asyncio.Task[None]] = []
+    async def connect_nats() -> None:
+        if connect_bus is not None:
+            await connect_bus()
+            readiness.up("NATS")
+
+    if connect_bus is not None and (ingest.enabled or settings.publish_rest_events):
+        readiness.expect("NATS")
+    if ingest.enabled:
 
         async def start_ingest() -> None:
-            if own_bus:
-                await bus.connect()
-            await ingestor.run()
+            await connect_nats()
+            await ingestor.run()  # retries until the stream and its consumers are there
 
-        if ingest.enabled:
-            tasks.append(asyncio.create_task(start_ingest(), name="core-data ingest start"))
-        elif own_bus and settings.publish_rest_events:
-            tasks.append(asyncio.create_task(bus.connect(), name="core-data bus connect"))
-        if r.enabled:
-            interval = parse_duration(r.interval)
-            if interval > 0:
-                tasks.append(asyncio.create_task(retention.run_forever(interval), name="core-data retention"))
-        log.info("core-data ready on port %s", settings.http.port)
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await ingestor.stop()
-            await event_manager.close()
-            if own_bus:
-                await bus.close()
-            if own_metadata:
-                await metadata.close()
-            if own_store:
-                await store.close()
+        boot.task("events consumer", start_ingest, ready=True)
+    elif connect_bus is not None and settings.publish_rest_events:
+        boot.task("NATS connect", connect_nats)
+    if r.enabled:
+        interval = parse_duration(r.interval)
+        if interval > 0:
+            boot.task("retention", lambda: retention.run_forever(interval))
 
     app = create_service_app(
         settings,
         version=__version__,
         title="edgeplane core-data",
         routers=[events.router, readings.router],
-        lifespan=lifespan,
+        bootstrap=boot,
     )
     app.state.managers = Managers(events=event_manager, readings=reading_manager)
     app.state.max_event_bytes = settings.max_event_size * KB

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,11 @@ from core_metadata.infrastructure.redis_store import RedisMetadataStore
 from core_metadata.messaging.system_events import BusSystemEventPublisher
 from core_metadata.messaging.validation import BusDeviceValidator
 from core_metadata.settings import CoreMetadataSettings
+from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.http import create_service_app, serve
-from edgeplane_common.redis import create_redis, wait_for_redis
+from edgeplane_common.redis import connect_redis, create_redis
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +44,18 @@ def create_app(
     store: MetadataStore | None = None,
     bus: MessageBus | None = None,
 ) -> FastAPI:
+    """Adapters not given are built from `settings` and owned by the app (connected at start, closed at
+    stop); a given `store` or `bus` is the caller's: used as it is, never connected or closed here."""
     settings = settings or CoreMetadataSettings()
-    own_store, own_bus = store is None, bus is None
-    bus = bus or NatsMessageBus(settings.nats, name=settings.service_name)
-    redis_client = create_redis(settings.redis) if store is None else None
-    store = store or RedisMetadataStore(redis_client)  # type: ignore[arg-type]
+    # Start order: Redis, then NATS; teardown is the reverse.
+    boot = ServiceBootstrap(settings.service_name, started_message=f"core-metadata ready on port {settings.http.port}")
+    if store is None:
+        redis_client = create_redis(settings.redis)
+        store = RedisMetadataStore(redis_client)
+        connect_redis(boot, redis_client, close=store.close)
+    if bus is None:
+        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        boot.connect("NATS", bus.connect, close=bus.close)
 
     lock = asyncio.Lock()
     publisher = BusSystemEventPublisher(bus)
@@ -66,21 +72,6 @@ def create_app(
         watchers=ProvisionWatcherManager(store, publisher, **common),
     )
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if redis_client is not None:
-            await wait_for_redis(redis_client, timeout=60)
-        if own_bus:
-            await bus.connect()
-        log.info("core-metadata ready on port %s", settings.http.port)
-        try:
-            yield
-        finally:
-            if own_bus:
-                await bus.close()
-            if own_store:
-                await store.close()
-
     app = create_service_app(
         settings,
         version=__version__,
@@ -93,7 +84,7 @@ def create_app(
             watchers.router,
             uom.router,
         ],
-        lifespan=lifespan,
+        bootstrap=boot,
     )
     app.state.managers = managers
     app.state.uom = load_uom(settings.uom_file)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -18,11 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from edgeplane_common import API_VERSION
+from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.errors import EdgeError
 from edgeplane_common.http.middleware import Metrics, ServiceMiddleware
+from edgeplane_common.http.openapi import error_responses
 from edgeplane_common.http.responses import EdgeJSONResponse, error_body, error_response, json_response
 from edgeplane_common.logging import configure_logging
 from edgeplane_common.models.base import BaseRequest, BaseResponse, ContractModel
+from edgeplane_common.secrets import SecretStore
 from edgeplane_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -81,19 +83,21 @@ def create_service_app(
     version: str,
     title: str,
     routers: list[APIRouter],
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    bootstrap: ServiceBootstrap | None = None,
 ) -> FastAPI:
+    """The service's app; `bootstrap` is its lifecycle (its readiness is `app.state.readiness`)."""
     app = FastAPI(
         title=title,
         version=version,
-        lifespan=lifespan,
+        lifespan=bootstrap.lifespan if bootstrap is not None else None,
         default_response_class=EdgeJSONResponse,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.secrets = {}
+    app.state.readiness = bootstrap.readiness if bootstrap is not None else None
+    app.state.secrets = SecretStore()
     registry = CollectorRegistry()
     token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
     app.add_middleware(
@@ -137,10 +141,11 @@ def create_service_app(
     async def get_config() -> Response:
         return json_response(ConfigResponse(service_name=settings.service_name, config=settings.redacted()))
 
-    @common.post("/secret", status_code=201, response_model=BaseResponse)
+    @common.post("/secret", status_code=201, response_model=BaseResponse, responses=error_responses(413))
     async def post_secret(body: SecretRequest) -> Response:
         # Kept in process memory only: secrets never reach Redis or logs.
-        app.state.secrets[body.secret_name] = {kv.key: kv.value for kv in body.secret_data}
+        secrets: SecretStore = app.state.secrets
+        secrets.put(body.secret_name, {kv.key: kv.value for kv in body.secret_data})
         return json_response(BaseResponse(request_id=body.request_id, status_code=201), 201)
 
     app.include_router(common)
@@ -179,10 +184,6 @@ def _document_400_not_422(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-async def noop_lifespan(_: FastAPI) -> AsyncIterator[None]:
-    yield
 
 
 def serve(settings: ServiceSettings, build: Callable[[], FastAPI]) -> None:

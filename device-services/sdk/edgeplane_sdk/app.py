@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.http import create_service_app, serve
@@ -30,27 +29,23 @@ def create_device_service_app(
     metadata: MetadataClient | None = None,
     default_res_dir: Path | None = None,
 ) -> FastAPI:
-    own_bus = bus is None
-    bus = bus or NatsMessageBus(settings.nats, name=settings.service_name)
-    token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
-    metadata = metadata or MetadataClient(settings.metadata_url, token=token)
+    """A device service around `driver`. Adapters not given are built from `settings` and owned by the app;
+    a given `bus` (connected) or `metadata` client is the caller's: never connected or closed here."""
+    # Start order: NATS, then the runtime (waits for core-metadata, registers, provisions, starts the driver
+    # and subscribes); teardown is the reverse.
+    boot = ServiceBootstrap(settings.service_name)
+    if bus is None:
+        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        boot.connect("NATS", bus.connect, close=bus.close)
+    if metadata is None:
+        token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
+        metadata = MetadataClient(settings.metadata_url, token=token)
+        boot.close("core-metadata client", metadata.close)
     runtime = DeviceServiceRuntime(settings, driver, bus, metadata, default_res_dir=default_res_dir)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if own_bus:
-            await bus.connect()
-        await runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.stop()
-            await metadata.close()
-            if own_bus:
-                await bus.close()
+    boot.step("runtime", runtime.start, stop=runtime.stop)
 
     app = create_service_app(
-        settings, version=version, title=f"edgeplane {settings.service_name}", routers=[router], lifespan=lifespan
+        settings, version=version, title=f"edgeplane {settings.service_name}", routers=[router], bootstrap=boot
     )
     app.state.runtime = runtime
     app.state.discoveries = {}
