@@ -5,22 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from core_command.api.common import Limit, Offset, errors, manager
-from core_command.application.commands import CommandManager
+from core_command.api.common import Limit, Offset
+from core_command.api.deps import M
 from core_command.application.models import (
     DeviceCoreCommandResponse,
     EventResponse,
     MultiDeviceCoreCommandsResponse,
 )
 from edgeplane_common.errors import ContractInvalid
-from edgeplane_common.http import json_response
+from edgeplane_common.http import error_responses, json_response
 from edgeplane_common.models import BaseResponse
 
 router = APIRouter(prefix="/api/v3/device", tags=["command"])
-M = Annotated[CommandManager, Depends(manager)]
+COMMAND_ERRORS = error_responses(400, 404, 405, 423, 502, 503)
 
 _SETTINGS_BODY: dict[str, Any] = {
     "requestBody": {
@@ -41,18 +41,18 @@ _SETTINGS_BODY: dict[str, Any] = {
 }
 
 
-@router.get("/all", response_model=MultiDeviceCoreCommandsResponse, responses=errors(400, 416, 503))
+@router.get("/all", response_model=MultiDeviceCoreCommandsResponse, responses=error_responses(400, 416, 503))
 async def all_device_commands(m: M, offset: Offset = 0, limit: Limit = 20) -> Response:
     commands, total = await m.all_commands(offset, limit)
     return json_response(MultiDeviceCoreCommandsResponse(device_core_commands=commands, total_count=total))
 
 
-@router.get("/name/{name}", response_model=DeviceCoreCommandResponse, responses=errors(404, 503))
+@router.get("/name/{name}", response_model=DeviceCoreCommandResponse, responses=error_responses(404, 503))
 async def device_commands(name: str, m: M) -> Response:
     return json_response(DeviceCoreCommandResponse(device_core_command=await m.device_commands(name)))
 
 
-@router.get("/name/{name}/{command}", response_model=EventResponse, responses=errors(400, 404, 405, 423, 502, 503))
+@router.get("/name/{name}/{command}", response_model=EventResponse, responses=COMMAND_ERRORS)
 async def issue_get_command(
     request: Request,
     name: str,
@@ -80,7 +80,7 @@ async def issue_get_command(
 @router.put(
     "/name/{name}/{command}",
     response_model=BaseResponse,
-    responses=errors(400, 404, 405, 423, 502, 503),
+    responses=COMMAND_ERRORS,
     openapi_extra=_SETTINGS_BODY,
 )
 async def issue_set_command(request: Request, name: str, command: str, m: M) -> Response:

@@ -1,11 +1,12 @@
-"""What every core-data router shares: the use cases, query parameters, response shapes."""
+"""What every core-data router shares: the use cases, query parameters, response shapes (the dependency
+aliases are in `deps`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Query
 from pydantic import Field
 
 from core_data.application.events import EventManager
@@ -13,22 +14,6 @@ from core_data.application.readings import ReadingManager
 from core_data.application.values import query_flag
 from edgeplane_common import API_VERSION
 from edgeplane_common.models import BaseResponse, BaseWithTotalCountResponse, Event, Reading
-from edgeplane_common.models.base import ContractModel
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": BaseResponse, "description": desc}
-    for code, desc in {
-        400: "Bad request: the message says what is wrong",
-        401: "Missing or invalid bearer token",
-        404: "Not found",
-        409: "Conflict: an event with this id exists",
-        413: "Event or body too large",
-        415: "Unsupported content type",
-        416: "Offset beyond the number of items",
-        500: "Internal error",
-        503: "Store unavailable",
-    }.items()
-}
 
 
 @dataclass(frozen=True)
@@ -37,12 +22,6 @@ class Managers:
     readings: ReadingManager
 
 
-def managers(request: Request) -> Managers:
-    m: Managers = request.app.state.managers
-    return m
-
-
-M = Annotated[Managers, Depends(managers)]
 Offset = Annotated[
     int, Query(ge=-1, description="Items to skip; -1 starts at the first without counting the total (totalCount 0)")
 ]
@@ -80,7 +59,3 @@ class MultiEventsResponse(BaseWithTotalCountResponse):
 class MultiReadingsResponse(BaseWithTotalCountResponse):
     aggregate_func: str | None = Field(None, description="The aggregate function applied, when one was asked")
     readings: list[Reading]
-
-
-class ResourceNamesRequest(ContractModel):
-    resource_names: list[str] = Field(default_factory=list)

@@ -9,23 +9,22 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from core_data.api.common import (
-    ERROR_RESPONSES,
     CountResponse,
     EventResponse,
     Limit,
-    M,
     MultiEventsResponse,
     NumericText,
     Offset,
     numeric_flag,
     ok,
 )
+from core_data.api.deps import ERRORS, M
 from edgeplane_common import API_VERSION
 from edgeplane_common.errors import ContractInvalid, LimitExceeded, UnsupportedMediaType
 from edgeplane_common.http import json_response
 from edgeplane_common.models import BaseResponse, BaseWithIdResponse
 
-router = APIRouter(prefix="/api/v3/event", tags=["event"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v3/event", tags=["event"], responses=ERRORS)
 
 _ADD_EVENT_BODY = {
     "requestBody": {

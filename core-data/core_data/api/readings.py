@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from core_data.api.common import (
-    ERROR_RESPONSES,
-    AggregateText,
-    CountResponse,
-    Limit,
-    M,
-    Managers,
-    MultiReadingsResponse,
-    NumericText,
-    Offset,
-    numeric_flag,
-    ok,
-)
+from core_data.api.common import CountResponse, Managers, MultiReadingsResponse, numeric_flag, ok
+from core_data.api.deps import ERRORS, L, Listing, M
 from core_data.application.values import AggregateFunc
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.http import json_response
 
-router = APIRouter(prefix="/api/v3/reading", tags=["reading"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v3/reading", tags=["reading"], responses=ERRORS)
 
 DeviceName = Annotated[str, Path(alias="deviceName")]
 ResourceName = Annotated[str, Path(alias="resourceName")]
@@ -46,25 +34,6 @@ _RESOURCE_NAMES_BODY = {
         },
     }
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Listing:
-    """The query parameters every readings listing takes."""
-
-    offset: int
-    limit: int
-    numeric: str | None
-    aggregate: str | None
-
-
-def listing(
-    offset: Offset = 0, limit: Limit = 20, numeric: NumericText = None, aggregate: AggregateText = None
-) -> Listing:
-    return Listing(offset, limit, numeric, aggregate)
-
-
-L = Annotated[Listing, Depends(listing)]
 
 
 async def _readings(

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Query, Request
+from fastapi import Query
 from starlette.responses import Response
 
 from core_metadata.application.devices import DeviceManager
@@ -20,22 +20,6 @@ from edgeplane_common.models.base import BaseRequest
 
 T = TypeVar("T", bound=BaseRequest)
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": BaseResponse, "description": desc}
-    for code, desc in {
-        400: "Bad request: the message says what is wrong",
-        401: "Missing or invalid bearer token",
-        404: "Not found",
-        409: "Conflict: duplicate name or still in use",
-        413: "Body too large",
-        415: "Unsupported content type",
-        416: "Offset beyond the number of items",
-        423: "Locked",
-        500: "Internal error",
-        503: "Store or device service unavailable",
-    }.items()
-}
-
 
 @dataclass(frozen=True)
 class Managers:
@@ -43,11 +27,6 @@ class Managers:
     profiles: ProfileManager
     services: DeviceServiceManager
     watchers: ProvisionWatcherManager
-
-
-def managers(request: Request) -> Managers:
-    m: Managers = request.app.state.managers
-    return m
 
 
 Offset = Annotated[int, Query(ge=0, description="Items to skip")]

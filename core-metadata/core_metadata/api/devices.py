@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 from fastapi import Query as Q
 from starlette.responses import Response
 
 from core_metadata.api.common import (
-    ERROR_RESPONSES,
     Labels,
     Limit,
-    Managers,
     Offset,
     add_batch,
-    managers,
     ok,
     split_labels,
     update_batch,
 )
+from core_metadata.api.deps import ERRORS, M
 from core_metadata.application.ports import Query
 from edgeplane_common.errors import NotFound
 from edgeplane_common.http import json_response
@@ -31,8 +29,7 @@ from edgeplane_common.models.responses import (
     UpdateDeviceRequest,
 )
 
-router = APIRouter(prefix="/api/v3/device", tags=["device"], responses=ERROR_RESPONSES)
-M = Annotated[Managers, Depends(managers)]
+router = APIRouter(prefix="/api/v3/device", tags=["device"], responses=ERRORS)
 Bypass = Annotated[bool, Q(alias="bypassValidation", description="Skip the device service's validation")]
 
 

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Body, File, Request, UploadFile
 from pydantic import ValidationError
 from starlette.responses import Response
 
 from core_metadata.api.common import (
-    ERROR_RESPONSES,
     Labels,
     Limit,
-    Managers,
     Offset,
     add_batch,
-    managers,
     ok,
     split_labels,
     update_batch,
 )
+from core_metadata.api.deps import ERRORS, M
 from core_metadata.application.ports import Query
 from core_metadata.application.profiles import parse_profile_file
 from edgeplane_common.errors import ContractInvalid, LimitExceeded
@@ -40,9 +38,8 @@ from edgeplane_common.models.responses import (
     UpdateDeviceResourceRequest,
 )
 
-router = APIRouter(prefix="/api/v3/deviceprofile", tags=["device profile"], responses=ERROR_RESPONSES)
-resource_router = APIRouter(prefix="/api/v3/deviceresource", tags=["device profile"], responses=ERROR_RESPONSES)
-M = Annotated[Managers, Depends(managers)]
+router = APIRouter(prefix="/api/v3/deviceprofile", tags=["device profile"], responses=ERRORS)
+resource_router = APIRouter(prefix="/api/v3/deviceresource", tags=["device profile"], responses=ERRORS)
 UploadField = Annotated[UploadFile, File(description="The device profile as a YAML (or JSON) file")]
 
 

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 from starlette.responses import Response
 
 from core_metadata.api.common import (
-    ERROR_RESPONSES,
     Labels,
     Limit,
-    Managers,
     Offset,
     add_batch,
-    managers,
     ok,
     split_labels,
     update_batch,
 )
+from core_metadata.api.deps import ERRORS, M
 from edgeplane_common.http import json_response
 from edgeplane_common.models import BaseResponse, BaseWithIdResponse
 from edgeplane_common.models.responses import (
@@ -28,8 +26,7 @@ from edgeplane_common.models.responses import (
     UpdateDeviceServiceRequest,
 )
 
-router = APIRouter(prefix="/api/v3/deviceservice", tags=["device service"], responses=ERROR_RESPONSES)
-M = Annotated[Managers, Depends(managers)]
+router = APIRouter(prefix="/api/v3/deviceservice", tags=["device service"], responses=ERRORS)
 
 
 @router.post("", status_code=207, response_model=list[BaseWithIdResponse])

@@ -8,12 +8,12 @@ import tomli_w
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
-from core_metadata.api.common import ERROR_RESPONSES
+from core_metadata.api.deps import ERRORS
 from edgeplane_common import API_VERSION
 from edgeplane_common.http import json_response
 from edgeplane_common.models.base import ContractModel
 
-router = APIRouter(prefix="/api/v3", tags=["units of measure"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v3", tags=["units of measure"], responses=ERRORS)
 
 
 class UnitsOfMeasureResponse(ContractModel):
