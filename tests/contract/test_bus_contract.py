@@ -13,7 +13,7 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, StorageType
 
-from edgeplane_common.bus import MessageBus, MessageEnvelope, Topics
+from edgeplane_common.bus import MessageBus, MessageEnvelope, NoResponders, Topics
 from edgeplane_common.bus.memory import InMemoryBus, _Stored
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.bus.topics import escape, subject, unescape
@@ -185,6 +185,15 @@ async def test_request_without_responders_fails_fast(any_bus: MessageBus, prefix
         await any_bus.request(f"{prefix}.nobody", env(None), timeout=5)
     # Far below the 5 s timeout: the bus knows at once that nobody listens.
     assert time.monotonic() - started < 1.0
+
+
+async def test_nobody_listening_is_told_apart_from_no_reply_by_type(any_bus: MessageBus, prefix: str) -> None:
+    with pytest.raises(NoResponders):
+        await any_bus.request(f"{prefix}.nobody", env(None), timeout=5)
+    await any_bus.subscribe(f"{prefix}.silent", Collector())
+    with pytest.raises(ServiceUnavailable) as info:
+        await any_bus.request(f"{prefix}.silent", env(None), timeout=0.2)
+    assert not isinstance(info.value, NoResponders)
 
 
 async def test_request_without_reply_times_out(any_bus: MessageBus, prefix: str) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,10 +118,24 @@ class Env:
 
 
 TIMEOUT = 0.3
+PATIENT_TIMEOUT = 30.0
+"""A command timeout no answer given "at once" comes near, even on a busy CI machine."""
 
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
+    async with running(TIMEOUT) as e:
+        yield e
+
+
+@pytest.fixture
+async def patient_env() -> AsyncIterator[Env]:
+    async with running(PATIENT_TIMEOUT) as e:
+        yield e
+
+
+@asynccontextmanager
+async def running(timeout: float) -> AsyncIterator[Env]:
     bus = InMemoryBus()
     await bus.connect()
     ds = DeviceService()
@@ -132,7 +147,7 @@ async def env() -> AsyncIterator[Env]:
 
     await bus.subscribe("edgex.device.command.request.svc-slow.>", slow)
     metadata = Metadata()
-    settings = CoreCommandSettings.model_validate({"command": {"timeout": TIMEOUT}, "http": {"port": 59882}})
+    settings = CoreCommandSettings.model_validate({"command": {"timeout": timeout}, "http": {"port": 59882}})
     app = create_app(settings, metadata=metadata, bus=bus)
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://cc") as c:
@@ -273,9 +288,9 @@ async def test_device_refusals_pass_through_with_their_status_and_message(env: E
     assert r.json()["message"] == "device 'pump2' is not managed by this device service"
 
 
-async def test_a_service_that_is_not_running_answers_503_at_once(env: Env) -> None:
+async def test_a_service_that_is_not_running_answers_503_at_once(patient_env: Env) -> None:
     start = time.perf_counter()
-    r = await env.client.get(url("ghost-owned", "Flow"))
+    r = await patient_env.client.get(url("ghost-owned", "Flow"))
     elapsed = time.perf_counter() - start
     await expect_error(
         r,
@@ -283,7 +298,9 @@ async def test_a_service_that_is_not_running_answers_503_at_once(env: Env) -> No
         "device service 'device-ghost' is unavailable for get command 'Flow' of device 'ghost-owned'",
         "no service is listening",
     )
-    assert elapsed < TIMEOUT  # not after the timeout: nobody listens, and NATS says so at once
+    # Not after the (long) timeout: nobody listens, and NATS says so at once. The bound is far above any
+    # answer given at once, even on a loaded machine, and far below the timeout.
+    assert elapsed < PATIENT_TIMEOUT / 3
 
 
 async def test_a_slow_service_answers_503_after_the_timeout(env: Env) -> None:

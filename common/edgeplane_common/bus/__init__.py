@@ -12,6 +12,7 @@ from typing import Protocol
 
 from edgeplane_common.bus.envelope import MessageEnvelope
 from edgeplane_common.bus.topics import Topics, escape, subject
+from edgeplane_common.errors import ServiceUnavailable
 
 Handler = Callable[[MessageEnvelope], Awaitable["MessageEnvelope | None"]]
 """A subscription handler. For a request, the returned envelope is the reply; exceptions are logged
@@ -22,6 +23,11 @@ BatchHandler = Callable[[list[MessageEnvelope]], Awaitable[None]]
 
 BATCH_MAX_WAIT_S = 1.0
 """`consume_batch`'s default: how long one fetch waits for its first message before it is re-issued."""
+
+
+class NoResponders(ServiceUnavailable):
+    """A request nobody listens to (NATS "no responders"): known at once, without waiting for the timeout.
+    Callers tell "the service is not running" from "it did not answer in time" by this type."""
 
 
 class Subscription(Protocol):
@@ -56,7 +62,7 @@ class MessageBus(Protocol):
         ...
 
     async def request(self, topic: str, envelope: MessageEnvelope, *, timeout: float = 5.0) -> MessageEnvelope:
-        """Request/reply. Raises ServiceUnavailable when nobody listens (at once) or on timeout."""
+        """Request/reply. Raises NoResponders when nobody listens (at once), ServiceUnavailable on timeout."""
         ...
 
     async def ensure_stream(self, name: str, subjects: list[str], *, max_age_s: float | None = None) -> None:
@@ -98,6 +104,7 @@ __all__ = [
     "Handler",
     "MessageBus",
     "MessageEnvelope",
+    "NoResponders",
     "Subscription",
     "Topics",
     "escape",

@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from edgeplane_common.bus import BATCH_MAX_WAIT_S, BatchHandler, Handler, Subscription
+from edgeplane_common.bus import BATCH_MAX_WAIT_S, BatchHandler, Handler, NoResponders, Subscription
 from edgeplane_common.bus.envelope import MessageEnvelope
 from edgeplane_common.bus.nats import decode_message, dispatch, error_envelope
 from edgeplane_common.errors import ContractInvalid, ServiceUnavailable
@@ -309,7 +309,7 @@ class InMemoryBus:
         self._check()
         targets = self._targets(topic)
         if not targets:
-            raise ServiceUnavailable(f"no service is listening on {topic}")
+            raise NoResponders(f"no service is listening on {topic}")
         wait = self._request_timeout if timeout is None else timeout
         reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         data = envelope.encode()

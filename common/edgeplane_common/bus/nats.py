@@ -23,7 +23,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, StorageType, StreamConfig
 
-from edgeplane_common.bus import BATCH_MAX_WAIT_S, BatchHandler, Handler, Subscription
+from edgeplane_common.bus import BATCH_MAX_WAIT_S, BatchHandler, Handler, NoResponders, Subscription
 from edgeplane_common.bus.envelope import MessageEnvelope
 from edgeplane_common.errors import (
     CommunicationError,
@@ -463,7 +463,7 @@ class NatsMessageBus:
         try:
             msg = await self._client().request(topic, encode(envelope), timeout=wait)
         except nats.errors.NoRespondersError as err:
-            raise ServiceUnavailable(f"no service is listening on {topic}") from err
+            raise NoResponders(f"no service is listening on {topic}") from err
         except nats.errors.TimeoutError as err:
             raise ServiceUnavailable(f"no reply on {topic} within {wait:g}s") from err
         except nats.errors.Error as err:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from core_command.application.errors import RemoteError
-from edgeplane_common.bus import MessageBus, MessageEnvelope, Topics
+from edgeplane_common.bus import MessageBus, MessageEnvelope, NoResponders, Topics
 from edgeplane_common.errors import CommunicationError, ServiceUnavailable
 from edgeplane_common.logging import correlation_id
 from edgeplane_common.models import Device
@@ -35,10 +35,14 @@ class BusCommandRelay:
         try:
             reply = await self.bus.request(topic, envelope, timeout=self.timeout)
         except ServiceUnavailable as err:
-            raise ServiceUnavailable(
+            unavailable = (
                 f"device service {device.service_name!r} is unavailable for {method} command {command!r} of "
                 f"device {device.name!r}: {err.message}"
-            ) from err
+            )
+            # "Not running" (nobody listens: known at once) stays distinguishable from "no answer in time".
+            if isinstance(err, NoResponders):
+                raise NoResponders(unavailable) from err
+            raise ServiceUnavailable(unavailable) from err
         payload = reply.payload
         if reply.error_code:
             if isinstance(payload, dict) and isinstance(payload.get("statusCode"), int):

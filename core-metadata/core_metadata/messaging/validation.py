@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from edgeplane_common.bus import MessageBus, MessageEnvelope, Topics
+from edgeplane_common.bus import MessageBus, MessageEnvelope, NoResponders, Topics
 from edgeplane_common.errors import ContractInvalid, ServiceUnavailable
 from edgeplane_common.models import Device
 
@@ -26,8 +26,7 @@ class BusDeviceValidator:
         try:
             reply = await self.bus.request(topic, MessageEnvelope(payload=device.to_json_dict()), timeout=self.timeout)
         except ServiceUnavailable as err:
-            no_listener = "no service is listening" in err.message
-            if no_listener and not self.reject_when_unavailable:
+            if isinstance(err, NoResponders) and not self.reject_when_unavailable:
                 note = (
                     f"device service {device.service_name!r} is not running; the device was stored "
                     "unvalidated and will be validated when the service starts"

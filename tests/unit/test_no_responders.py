@@ -1,0 +1,59 @@
+""" "Nobody listens" is a type (NoResponders), not a message to match: the command relay keeps it, and
+core-metadata's device validation defers on it alone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core_command.messaging.command_relay import BusCommandRelay
+from core_metadata.messaging.validation import BusDeviceValidator
+from edgeplane_common.bus import MessageEnvelope, NoResponders, Topics
+from edgeplane_common.bus.memory import InMemoryBus
+from edgeplane_common.errors import ServiceUnavailable
+from edgeplane_common.models import Device
+
+DEVICE = Device.model_validate({"name": "pump1", "serviceName": "svc", "profileName": "Pump"})
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[InMemoryBus]:
+    bus = InMemoryBus()
+    await bus.connect()
+    yield bus
+    await bus.close()
+
+
+async def silent(envelope: MessageEnvelope) -> None:
+    return None
+
+
+async def test_the_relay_raises_no_responders_when_the_service_is_not_running(bus: InMemoryBus) -> None:
+    relay = BusCommandRelay(bus, timeout=5)
+    with pytest.raises(NoResponders, match="device service 'svc' is unavailable for get command 'Flow'"):
+        await relay.get(DEVICE, "Flow", {})
+
+
+async def test_the_relay_raises_plain_service_unavailable_on_a_timeout(bus: InMemoryBus) -> None:
+    await bus.subscribe(Topics.command_request_all("svc"), silent)
+    relay = BusCommandRelay(bus, timeout=0.05)
+    with pytest.raises(ServiceUnavailable, match=r"within 0\.05s") as info:
+        await relay.get(DEVICE, "Flow", {})
+    assert not isinstance(info.value, NoResponders)
+
+
+async def test_validation_is_deferred_only_when_nobody_listens(bus: InMemoryBus) -> None:
+    validator = BusDeviceValidator(bus, timeout=0.05)
+    note = await validator.validate(DEVICE)
+    assert note is not None
+    assert "is not running" in note
+    await bus.subscribe(Topics.device_validation("svc"), silent)
+    with pytest.raises(ServiceUnavailable, match="could not validate device 'pump1'"):
+        await validator.validate(DEVICE)
+
+
+async def test_validation_rejects_when_told_to_even_if_nobody_listens(bus: InMemoryBus) -> None:
+    validator = BusDeviceValidator(bus, timeout=0.05, reject_when_unavailable=True)
+    with pytest.raises(ServiceUnavailable, match="could not validate device 'pump1'"):
+        await validator.validate(DEVICE)
