@@ -206,8 +206,8 @@ async def run_service(
 ) -> ServiceResult:
     client = aioredis.from_url(redis_url)
     await client.flushdb()
-    subject_prefix = f"edgex.events.device.{SERVICE}-{tag}"
-    topic = f"{subject_prefix}.Bench-PLC.plc.src"
+    service = f"{SERVICE}-{tag}"
+    topic = Topics.events(service, "Bench-PLC", "plc", "src")
     durable = f"core-data-bench-{tag}"
     await publish_backlog(nats_url, topic, events)
 
@@ -217,7 +217,7 @@ async def run_service(
         "CORE_DATA_REDIS__URL": redis_url,
         "CORE_DATA_HTTP__HOST": "127.0.0.1",
         "CORE_DATA_INGEST__DURABLE": durable,
-        "CORE_DATA_INGEST__TOPIC": f"{subject_prefix}.>",
+        "CORE_DATA_INGEST__TOPIC": Topics.events_of(service),
         "CORE_DATA_RETENTION__ENABLED": "false",
         "CORE_DATA_LOG_JSON": "false",
         "CORE_DATA_LOG_LEVEL": "WARNING",

@@ -45,6 +45,7 @@ from _procs import Procs, wait_http, wait_tcp
 from pymodbus.client import AsyncModbusTcpClient
 
 from device_modbus.planner import Span, plan
+from edgeplane_common.bus import Topics
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
 
 POINTS = 100
@@ -296,7 +297,7 @@ async def measure_published(nats_url: str, warmup: float, window: float, meter: 
             counts["events"] += 1
             counts["readings"] += readings
 
-    sub = await nc.subscribe(f"edgex.events.device.{SERVICE}.>", cb=on_msg, pending_msgs_limit=1_000_000)
+    sub = await nc.subscribe(Topics.events_of(SERVICE), cb=on_msg, pending_msgs_limit=1_000_000)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60
     while not sample:

@@ -87,3 +87,10 @@ def test_command_topics() -> None:
 )
 def test_subject_matching_like_nats(pattern: str, subj: str, matches: bool) -> None:
     assert subject_matches(pattern, subj) is matches
+
+
+def test_events_of_one_service_and_core_events_are_built_in_one_place() -> None:
+    assert Topics.events_of("device.modbus") == "edgex.events.device.device%2Emodbus.>"
+    assert subject_matches(Topics.events_of("svc"), Topics.events("svc", "P", "d", "s"))
+    assert not subject_matches(Topics.events_of("svc"), Topics.events("svc2", "P", "d", "s"))
+    assert Topics.core_events("core-data", "P.1", "dev 1", "src") == "edgex.events.core.core-data.P%2E1.dev%201.src"

@@ -36,6 +36,16 @@ class Topics:
     EVENTS_ALL = "edgex.events.device.>"
 
     @staticmethod
+    def events_of(service: str) -> str:
+        """Every event one device service publishes."""
+        return subject("edgex", "events", "device", escape(service), ">")
+
+    @staticmethod
+    def core_events(service: str, profile: str, device: str, source: str) -> str:
+        """An event added over core-data's REST API, as EdgeX core-data republishes it (`edgex.events.core`)."""
+        return subject("edgex", "events", "core", escape(service), escape(profile), escape(device), escape(source))
+
+    @staticmethod
     def system_event(source: str, type_: str, action: str, owner: str, profile: str | None = None) -> str:
         parts = ["edgex", "system-events", escape(source), type_, action, escape(owner)]
         if profile:

@@ -22,7 +22,6 @@ import orjson
 from core_data.application.events import EventManager
 from core_data.settings import IngestSettings
 from edgeplane_common.bus import MessageBus, MessageEnvelope, Subscription, Topics
-from edgeplane_common.bus.topics import escape, subject
 from edgeplane_common.edgex.events import EventRecord
 from edgeplane_common.errors import ContractInvalid, EdgeError
 
@@ -122,15 +121,7 @@ class BusEventPublisher:
         self._failing = False
 
     async def publish(self, service: str, event: dict[str, Any]) -> None:
-        topic = subject(
-            "edgex",
-            "events",
-            "core",
-            escape(service),
-            escape(event["profileName"]),
-            escape(event["deviceName"]),
-            escape(event["sourceName"]),
-        )
+        topic = Topics.core_events(service, event["profileName"], event["deviceName"], event["sourceName"])
         try:
             await self.bus.publish(topic, MessageEnvelope(payload=event))
         except EdgeError as err:
