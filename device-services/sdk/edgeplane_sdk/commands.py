@@ -290,13 +290,10 @@ class CommandExecutor:
             cached = self._specs[id(source)] = _SourceSpecs(source)
         return cached
 
-    async def read(self, device_name: str, command: str, *, allow_down: bool = False) -> Event:
-        """Read a command or resource: one event with all its readings (LOCKED → 423, DOWN → 423 unless
-        `allow_down`, as autoevents keep polling a DOWN device to see it recover)."""
-        return event_from_json(await self.read_json(device_name, command, allow_down=allow_down))
-
     async def read_json(self, device_name: str, command: str, *, allow_down: bool = False) -> EventJson:
-        """As `read`, giving the event in its EdgeX JSON shape (what is published and returned)."""
+        """Read a command or resource: one event with all its readings, in its EdgeX JSON shape (what is
+        published and returned). LOCKED → 423, DOWN → 423 unless `allow_down`, as autoevents keep polling a
+        DOWN device to see it recover."""
         device = self.registry.device(device_name)
         check_commandable(device, allow_down=allow_down)
         source = self.registry.source(device, command)
