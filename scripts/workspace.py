@@ -20,12 +20,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def members() -> list[tuple[Path, dict[str, Any]]]:
+def members(root_dir: Path = ROOT) -> list[tuple[Path, dict[str, Any]]]:
     """(folder, parsed pyproject.toml) of each member, in the order the root pyproject lists them."""
-    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    root = tomllib.loads((root_dir / "pyproject.toml").read_text())
     out: list[tuple[Path, dict[str, Any]]] = []
     for pattern in root["tool"]["uv"]["workspace"]["members"]:
-        for folder in sorted(ROOT.glob(pattern)):
+        for folder in sorted(root_dir.glob(pattern)):
             if (folder / "pyproject.toml").is_file():
                 out.append((folder, tomllib.loads((folder / "pyproject.toml").read_text())))
     return out
