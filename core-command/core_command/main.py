@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI
 
 from core_command import __version__
@@ -19,8 +17,6 @@ from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.http import create_service_app, serve
-
-log = logging.getLogger(__name__)
 
 
 def create_app(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
@@ -25,8 +24,6 @@ from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.durations import parse_duration
 from edgeplane_common.http import create_service_app, serve
 from edgeplane_common.redis import connect_redis, create_redis
-
-log = logging.getLogger(__name__)
 
 
 def create_app(

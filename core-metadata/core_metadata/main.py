@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,6 @@ from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.http import create_service_app, serve
 from edgeplane_common.redis import connect_redis, create_redis
-
-log = logging.getLogger(__name__)
 
 
 def load_uom(path: str | None) -> dict[str, Any]:

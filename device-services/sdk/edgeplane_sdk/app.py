@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -16,8 +15,6 @@ from edgeplane_sdk.driver import ProtocolDriver
 from edgeplane_sdk.metadata_client import MetadataClient
 from edgeplane_sdk.runtime import DeviceServiceRuntime
 from edgeplane_sdk.settings import DeviceServiceSettings
-
-log = logging.getLogger(__name__)
 
 
 def create_device_service_app(
