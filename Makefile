@@ -82,12 +82,13 @@ test: lint ## lint, then the whole test suite (pytest's exit 5, no tests collect
 bench: bootstrap ## run every bench/*_bench.py in turn; each prints its figures (timings are never asserted)
 	@for b in bench/*_bench.py; do echo "== $$b"; $(PY) "$$b"; done
 
-lint: bootstrap ## ruff check, ruff format --check, mypy (strict) on the workspace packages
-	@# All three run even when one fails, so one pass shows every problem.
+lint: bootstrap ## ruff check, ruff format --check, mypy (strict), and the import rule (no service imports another)
+	@# All four run even when one fails, so one pass shows every problem.
 	@failed=""; \
 	echo "ruff check ."; $(VENV)/bin/ruff check . || failed="$$failed ruff-check"; \
 	echo "ruff format --check ."; $(VENV)/bin/ruff format --check . || failed="$$failed ruff-format"; \
 	echo "mypy $(MYPY_TARGETS)"; $(VENV)/bin/mypy $(MYPY_TARGETS) || failed="$$failed mypy"; \
+	echo "scripts/check_imports.py"; $(TOOLS)/bin/python scripts/check_imports.py || failed="$$failed imports"; \
 	if [ -n "$$failed" ]; then echo "lint failed:$$failed" >&2; exit 1; fi
 
 format: bootstrap ## apply ruff's fixes and formatting
