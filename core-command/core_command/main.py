@@ -6,16 +6,14 @@ from fastapi import FastAPI
 
 from core_command import __version__
 from core_command.api import commands
-from core_command.application.cache import CachedMetadata
 from core_command.application.commands import CommandManager
 from core_command.application.ports import MetadataSource
-from core_command.infrastructure.metadata_client import MetadataHttpClient
 from core_command.messaging.command_relay import BusCommandRelay
-from core_command.messaging.system_events import SystemEventListener
 from core_command.settings import CoreCommandSettings
 from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
+from edgeplane_common.clients import CachedMetadata, CacheUpdater, MetadataClient, SystemEventListener
 from edgeplane_common.http import create_service_app, serve
 
 
@@ -40,7 +38,7 @@ def create_app(
     # Start order: NATS, then the system-event listener that keeps the cache fresh; teardown is the reverse.
     if metadata is None:
         token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
-        metadata = MetadataHttpClient(settings.metadata_url, token=token, timeout=settings.metadata_timeout)
+        metadata = MetadataClient(settings.metadata_url, token=token, timeout=settings.metadata_timeout)
         boot.close("core-metadata client", metadata.close)
     source: MetadataSource = metadata
     if bus is None:
@@ -48,7 +46,7 @@ def create_app(
         boot.connect("NATS", bus.connect, close=bus.close)
     cache = CachedMetadata(source, ttl=settings.cache.ttl) if settings.cache.enabled else None
     if cache is not None:
-        listener = SystemEventListener(bus, cache)
+        listener = SystemEventListener(bus, CacheUpdater(cache))
         boot.step("system events", listener.start, stop=listener.stop)
     manager = CommandManager(
         cache or source,

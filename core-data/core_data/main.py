@@ -14,13 +14,13 @@ from core_data.application.events import EventManager
 from core_data.application.ports import EventStore, MetadataSource
 from core_data.application.readings import ReadingManager
 from core_data.application.retention import RetentionPolicy, RetentionService
-from core_data.infrastructure.metadata_client import HttpMetadataSource
 from core_data.infrastructure.redis_store import RedisEventStore
 from core_data.messaging.ingest import BusEventPublisher, EventIngestor
 from core_data.settings import KB, CoreDataSettings
 from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
+from edgeplane_common.clients import MetadataClient
 from edgeplane_common.durations import parse_duration
 from edgeplane_common.http import create_service_app, serve
 from edgeplane_common.redis import connect_redis, create_redis
@@ -46,7 +46,7 @@ def create_app(
         connect_redis(boot, redis_client, close=store.close)
     if metadata is None:
         token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
-        metadata = HttpMetadataSource(settings.metadata_url, token=token)
+        metadata = MetadataClient(settings.metadata_url, token=token)
         boot.close("core-metadata client", metadata.close)
     connect_bus: Callable[[], Awaitable[None]] | None = None
     if bus is None:

@@ -376,15 +376,14 @@ async def test_an_unreadable_system_event_clears_the_cache(env: Env) -> None:
 
 
 async def test_core_metadata_unreachable_is_a_503_but_cached_devices_keep_working() -> None:
-    from core_command.application.cache import CachedMetadata
-    from core_command.infrastructure.metadata_client import MetadataHttpClient
+    from edgeplane_common.clients import CachedMetadata, MetadataClient
     from edgeplane_common.embedded import free_port
 
     bus = InMemoryBus()
     await bus.connect()
     ds = DeviceService()
     await bus.subscribe("edgex.device.command.request.svc.>", ds.handle)
-    dead = MetadataHttpClient(f"http://127.0.0.1:{free_port()}", timeout=1)
+    dead = MetadataClient(f"http://127.0.0.1:{free_port()}", timeout=1)
     app = create_app(CoreCommandSettings(), metadata=dead, bus=bus)
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://cc") as c:

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from core_command.application.cache import CachedMetadata
+from edgeplane_common.clients.cache import CachedMetadata
 from edgeplane_common.errors import NotFound
 from edgeplane_common.models import AdminState, Device, DeviceProfile
 

@@ -24,7 +24,7 @@ class FakeMetadata:
         self.list = devices
         self.down = False
 
-    async def devices(self) -> list[Device]:
+    async def all_devices(self) -> list[Device]:
         if self.down:
             raise ServiceUnavailable("core-metadata is down")
         return self.list

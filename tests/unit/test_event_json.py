@@ -90,6 +90,15 @@ class Driver(ProtocolDriver):
             for r in requests
         ]
 
+    async def handle_write_commands(
+        self,
+        device: Device,
+        protocols: dict[str, dict[str, Any]],
+        requests: list[CommandRequest],
+        values: list[CommandValue],
+    ) -> None:
+        raise AssertionError("these tests only read")
+
 
 async def executor(resources: list[tuple[dict[str, Any], Any]]) -> tuple[CommandExecutor, Registry]:
     registry = Registry()

@@ -62,6 +62,22 @@ def test_system_event_topic() -> None:
     assert subject_matches(Topics.SYSTEM_EVENTS_ALL, Topics.system_event("s", "t", "a", "o"))
 
 
+def test_system_event_subscriptions_match_what_core_metadata_publishes() -> None:
+    every_device = Topics.system_events_of("device")
+    assert every_device == "edgex.system-events.core-metadata.device.>"
+    mine = Topics.system_events_of("device", owner="svc.a")
+    assert mine == "edgex.system-events.core-metadata.device.*.svc%2Ea.>"
+    added = Topics.system_event("core-metadata", "device", "add", "svc.a", "P")
+    assert subject_matches(every_device, added)
+    assert subject_matches(mine, added)
+    assert not subject_matches(mine, Topics.system_event("core-metadata", "device", "add", "svc-b", "P"))
+    profiles = Topics.system_events_of("deviceprofile")
+    assert subject_matches(
+        profiles, Topics.system_event("core-metadata", "deviceprofile", "delete", "core-metadata", "P")
+    )
+    assert not subject_matches(profiles, added)
+
+
 def test_command_topics() -> None:
     request = Topics.command_request("device-modbus", "PLC 1", "Temp.Set", "SET")
     assert request == "edgex.device.command.request.device-modbus.PLC%201.Temp%2ESet.set"

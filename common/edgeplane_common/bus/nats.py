@@ -32,6 +32,7 @@ from edgeplane_common.errors import (
     ServerError,
     ServiceUnavailable,
 )
+from edgeplane_common.logging import correlation_id
 from edgeplane_common.settings import NatsSettings
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,9 @@ def error_envelope(request: MessageEnvelope, err: EdgeError) -> MessageEnvelope:
 
 async def dispatch(handler: Handler, envelope: MessageEnvelope, subject: str) -> MessageEnvelope | None:
     """Run a subscription handler so that it can never raise: an exception is logged with the subject and
-    becomes an error reply. A returned reply always carries the request's correlation id."""
+    becomes an error reply. A returned reply always carries the request's correlation id, and so does every
+    log line written while the handler runs (as for a REST request)."""
+    cid = correlation_id.set(envelope.correlation_id)
     try:
         result = await handler(envelope)
     except EdgeError as err:
@@ -115,6 +118,8 @@ async def dispatch(handler: Handler, envelope: MessageEnvelope, subject: str) ->
     except Exception as err:
         logger.exception("handler for %s raised", subject)
         return error_envelope(envelope, ServerError(f"{type(err).__name__}: {err}"))
+    finally:
+        correlation_id.reset(cid)
     if result is not None and result.correlation_id != envelope.correlation_id:
         result = result.model_copy(update={"correlation_id": envelope.correlation_id})
     return result

@@ -55,6 +55,14 @@ class Topics:
     SYSTEM_EVENTS_ALL = "edgex.system-events.>"
 
     @staticmethod
+    def system_events_of(type_: str, *, owner: str | None = None, source: str = "core-metadata") -> str:
+        """Every system event (any action) about `type_` entities from `source`; with `owner`, only those of
+        that owner (a device service for devices and watchers), which carry a profile token after it."""
+        if owner is None:
+            return subject("edgex", "system-events", escape(source), type_, ">")
+        return subject("edgex", "system-events", escape(source), type_, "*", escape(owner), ">")
+
+    @staticmethod
     def command_request(service: str, device: str, command: str, method: str) -> str:
         return subject(
             "edgex",

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core_command.application.errors import RemoteError
 from edgeplane_common.bus import MessageBus, MessageEnvelope, NoResponders, Topics
-from edgeplane_common.errors import CommunicationError, ServiceUnavailable
+from edgeplane_common.errors import CommunicationError, RemoteError, ServiceUnavailable
 from edgeplane_common.logging import correlation_id
 from edgeplane_common.models import Device
 

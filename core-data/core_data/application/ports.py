@@ -144,7 +144,7 @@ class EventStore(Protocol):
 class MetadataSource(Protocol):
     """What core-data needs of core-metadata: the devices, for their autoEvents' retention."""
 
-    async def devices(self) -> list[Device]:
+    async def all_devices(self) -> list[Device]:
         """Every device; ServiceUnavailable when core-metadata cannot be asked."""
         ...
 

@@ -93,7 +93,7 @@ class RetentionService:
         """One retention pass; events removed, or None when core-metadata could not be asked (skipped:
         purging with defaults alone could remove what a device's own policy keeps)."""
         try:
-            devices = await self.metadata.devices()
+            devices = await self.metadata.all_devices()
         except EdgeError as err:
             if not self._metadata_down:
                 log.warning("retention skipped: cannot list devices from core-metadata (%s)", err)

@@ -10,8 +10,8 @@ from device_modbus import __version__
 from device_modbus.driver import ModbusDriver
 from device_modbus.settings import DeviceModbusSettings
 from edgeplane_common.bus import MessageBus
+from edgeplane_common.clients import MetadataClient
 from edgeplane_sdk.app import create_device_service_app, run_device_service
-from edgeplane_sdk.metadata_client import MetadataClient
 
 RES_DIR = Path(__file__).parent / "res"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from edgeplane_common.http import json_response
 from edgeplane_common.models import BaseResponse
 from edgeplane_sdk.runtime import DeviceServiceRuntime, flag
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v3", tags=["device service"])
 
 
@@ -50,8 +52,16 @@ async def discovery(request: Request) -> Response:
     rt = runtime(request)
     request_id = str(uuid.uuid4())
     tasks: dict[str, asyncio.Task[Any]] = request.app.state.discoveries
-    tasks[request_id] = asyncio.create_task(rt.driver.discover())
+    task = tasks[request_id] = asyncio.create_task(rt.discover(), name=f"discovery {request_id}")
+    task.add_done_callback(lambda t: _discovery_done(tasks, request_id, t))
     return json_response({"apiVersion": "v3", "statusCode": 202, "requestId": request_id}, 202)
+
+
+def _discovery_done(tasks: dict[str, asyncio.Task[Any]], request_id: str, task: asyncio.Task[Any]) -> None:
+    if tasks.get(request_id) is task:
+        del tasks[request_id]
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("discovery %s failed: %s", request_id, task.exception())
 
 
 @router.delete("/discovery")

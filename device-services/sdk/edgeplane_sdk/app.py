@@ -9,10 +9,10 @@ from fastapi import FastAPI
 from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
+from edgeplane_common.clients import MetadataClient
 from edgeplane_common.http import create_service_app, serve
 from edgeplane_sdk.api import router
 from edgeplane_sdk.driver import ProtocolDriver
-from edgeplane_sdk.metadata_client import MetadataClient
 from edgeplane_sdk.runtime import DeviceServiceRuntime
 from edgeplane_sdk.settings import DeviceServiceSettings
 

@@ -309,6 +309,11 @@ class CommandExecutor:
             await self.health.failed(device, err)
             raise ServerError(f"reading {command!r} of device {device_name!r} failed: {err}") from err
         await self.health.succeeded(device)
+        return self.event_json(device, command, source, values)
+
+    def event_json(self, device: Device, command: str, source: Source, values: list[CommandValue]) -> EventJson:
+        """The event of raw `values` (one per resource of `source`, in its order) read from `device`: what
+        commands, autoevents and values pushed by the driver publish."""
         profile = device.profile_name or ""
         specs = self._source_specs(source)
         if len(values) != len(specs.specs):

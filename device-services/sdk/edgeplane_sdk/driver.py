@@ -2,16 +2,21 @@
 
 A driver reads and writes *raw* values for a batch of resources of one device. The SDK owns everything
 else: transforms (mask → shift → base → scale → offset), mappings, min/max checks, events, autoevents,
-device state and the REST/bus command API.
+device state and the REST/bus command API. Values a device sends on its own (subscriptions, unsolicited
+reports) go through `DeviceServiceSDK.push_async_values`, given to the driver at `initialize`.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgeplane_common.models import Device, DeviceResource, DiscoveredDevice, ValueType
+from edgeplane_common.models import Device, DeviceResource, ValueType
 from edgeplane_common.models.event import now_ns
+
+if TYPE_CHECKING:
+    from edgeplane_sdk.service import DeviceServiceSDK
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,18 +45,33 @@ class CommandValue:
     tags: dict[str, Any] | None = None
 
 
-class ProtocolDriver:
-    """Subclass and override the handlers; lifecycle hooks default to no-ops."""
+@dataclass(frozen=True, slots=True)
+class DiscoveredDevice:
+    """A device a driver found on the network (device-sdk-go's `DiscoveredDevice`). Provision watchers decide
+    whether it is added, with which profile: their identifiers are matched against `protocols`."""
 
-    async def initialize(self) -> None:
-        """Called once before any device is added."""
+    name: str
+    protocols: dict[str, dict[str, Any]]
+    description: str | None = None
+    labels: list[str] = field(default_factory=list)
 
+
+class ProtocolDriver(ABC):
+    """Implement the two handlers; every other hook defaults to a no-op (concrete on purpose: B027 is silenced
+    for them). The device hooks are called in the order core-metadata's changes arrive, one at a time."""
+
+    async def initialize(self, sdk: DeviceServiceSDK) -> None:  # noqa: B027
+        """Called once before any device is added. Keep `sdk` to push values the devices send on their own
+        (`sdk.push_async_values`), look devices up and log."""
+
+    @abstractmethod
     async def handle_read_commands(
         self, device: Device, protocols: dict[str, dict[str, Any]], requests: list[CommandRequest]
     ) -> list[CommandValue]:
-        """Read every requested resource of `device` (batch them: one round trip where the protocol allows)."""
-        raise NotImplementedError
+        """Read every requested resource of `device` (batch them: one round trip where the protocol allows);
+        one raw value per request, in the requests' order."""
 
+    @abstractmethod
     async def handle_write_commands(
         self,
         device: Device,
@@ -60,23 +80,23 @@ class ProtocolDriver:
         values: list[CommandValue],
     ) -> None:
         """Write raw `values` (already reverse-transformed and range-checked) to `device`."""
-        raise NotImplementedError
 
-    async def validate_device(self, device: Device) -> None:
+    async def validate_device(self, device: Device) -> None:  # noqa: B027
         """Raise ContractInvalid if the device's protocol properties cannot work with this driver."""
 
-    async def add_device(self, device: Device) -> None:
+    async def add_device(self, device: Device) -> None:  # noqa: B027
         """A device was added (at start or at run time)."""
 
-    async def update_device(self, device: Device) -> None:
+    async def update_device(self, device: Device) -> None:  # noqa: B027
         """A device changed."""
 
-    async def remove_device(self, device: Device) -> None:
+    async def remove_device(self, device: Device) -> None:  # noqa: B027
         """A device was removed; release what it held (connections shared with others stay)."""
 
     async def discover(self) -> list[DiscoveredDevice]:
-        """Find devices on the network; the SDK matches them against provision watchers."""
+        """Find devices on the network (POST /discovery); the SDK matches them against this service's
+        provision watchers and adds those that match to core-metadata."""
         return []
 
-    async def stop(self, force: bool = False) -> None:
+    async def stop(self, force: bool = False) -> None:  # noqa: B027
         """Release connections; `force` means don't wait for in-flight requests."""

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
 
-from edgeplane_common.errors import ContractInvalid
-from edgeplane_sdk.metadata_client import MetadataClient
+from edgeplane_common.clients import MetadataClient
+from edgeplane_common.errors import ContractInvalid, EdgeError
 
 log = logging.getLogger(__name__)
 _SUFFIXES = {".yaml", ".yml", ".json"}
@@ -62,16 +63,23 @@ def _files(folder: Path) -> list[Path]:
 async def provision(client: MetadataClient, res_dir: Path, service_name: str) -> None:
     """Add what is missing; existing profiles and devices (409) are left as the user changed them."""
     for path in _files(res_dir / "profiles"):
-        status, message = await client.add_profile(load_file(path))
-        if status not in (201, 409):
-            raise ContractInvalid(f"profile file {path.name} was refused by core-metadata: {message}")
-        if status == 201:
+        if await _added(client.add_profile(load_file(path)), f"profile file {path.name} was refused by core-metadata"):
             log.info("provisioned profile from %s", path.name)
     for path in _files(res_dir / "devices"):
         for definition in device_definitions(load_file(path)):
             device = {"adminState": "UNLOCKED", "operatingState": "UP", **definition, "serviceName": service_name}
-            status, message = await client.add_device(device)
-            if status not in (201, 409):
-                raise ContractInvalid(f"device {device.get('name')!r} in {path.name} was refused: {message}")
-            if status == 201:
+            if await _added(client.add_device(device), f"device {device.get('name')!r} in {path.name} was refused"):
                 log.info("provisioned device %s from %s", device.get("name"), path.name)
+
+
+async def _added(adding: Awaitable[str | None], refused: str) -> bool:
+    """True if added, False if it existed; a definition core-metadata refuses is a ContractInvalid."""
+    try:
+        await adding
+    except EdgeError as err:
+        if err.status_code == 409:
+            return False
+        if 400 <= err.status_code < 500:
+            raise ContractInvalid(f"{refused}: {err.message}") from None
+        raise
+    return True

@@ -9,16 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from edgeplane_common.bus import MessageBus, MessageEnvelope, Topics
-from edgeplane_common.bus.topics import escape, unescape
+from edgeplane_common.bus.topics import unescape
+from edgeplane_common.clients import MetadataChanges, MetadataClient, SystemEventListener
 from edgeplane_common.edgex.values import parse_flag
-from edgeplane_common.errors import ContractInvalid, EdgeError
+from edgeplane_common.errors import ContractInvalid, EdgeError, NotFound
 from edgeplane_common.models import Device, DeviceProfile, DeviceService, Event, OperatingState
 from edgeplane_sdk.autoevents import AutoEventScheduler
 from edgeplane_sdk.commands import CommandExecutor, EventJson, HealthTracker, event_from_json
+from edgeplane_sdk.discovery import to_provision
 from edgeplane_sdk.driver import ProtocolDriver
-from edgeplane_sdk.metadata_client import MetadataClient
 from edgeplane_sdk.provisioning import provision
 from edgeplane_sdk.registry import Registry
+from edgeplane_sdk.service import DeviceServiceSDK
 from edgeplane_sdk.settings import DeviceServiceSettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class DeviceServiceRuntime:
         self.autoevents = AutoEventScheduler(
             lambda d, s: self.executor.read_json(d, s, allow_down=True), self.publish_autoevent
         )
+        self.sdk = DeviceServiceSDK(self)
+        self.system_events = SystemEventListener(bus, _Changes(self), owner=self.name)
         self._subs: list[Any] = []
         self._topics: dict[tuple[str, str, str], str] = {}
         self._publish_failing = False
@@ -68,22 +72,20 @@ class DeviceServiceRuntime:
         await self.metadata.register_service(DeviceService(name=self.name, base_address=base))
         if self.settings.provision and self.res_dir is not None:
             await provision(self.metadata, self.res_dir, self.name)
-        await self.driver.initialize()
+        await self.driver.initialize(self.sdk)
         # Subscribe before loading, so a change made while we load is not missed (applying twice is harmless).
         queue = self.name if self.settings.command_queue_group else None
         self._subs = [
             await self.bus.subscribe(Topics.command_request_all(self.name), self._on_command, queue=queue),
             await self.bus.subscribe(Topics.device_validation(self.name), self._on_validate, queue=queue),
-            await self.bus.subscribe(
-                f"edgex.system-events.core-metadata.device.*.{escape(self.name)}.>", self._on_device_event
-            ),
-            await self.bus.subscribe("edgex.system-events.core-metadata.deviceprofile.*.>", self._on_profile_event),
         ]
+        await self.system_events.start()
         for device in await self.metadata.devices_of(self.name):
             await self._add_device(device)
         log.info("%s started with %d device(s)", self.name, len(self.registry.devices))
 
     async def stop(self) -> None:
+        await self.system_events.stop()
         for sub in self._subs:
             await sub.unsubscribe()
         await self.autoevents.stop()
@@ -146,9 +148,11 @@ class DeviceServiceRuntime:
             return None
         profile = self.registry.profiles.get(name)
         if profile is None:
-            profile = await self.metadata.profile(name)
-            if profile is not None:
-                self.registry.put_profile(profile)
+            try:
+                profile = await self.metadata.profile(name)
+            except NotFound:
+                return None
+            self.registry.put_profile(profile)
         return profile
 
     async def _add_device(self, device: Device) -> None:
@@ -178,7 +182,29 @@ class DeviceServiceRuntime:
         device = self.registry.devices.get(name)
         if device is not None:
             self.registry.devices[name] = device.model_copy(update={"operating_state": state})
-        await self.metadata.set_operating_state(name, state.value)
+        await self.metadata.set_operating_state(name, state)
+
+    # -- discovery -------------------------------------------------------------------------------
+    async def discover(self) -> list[str]:
+        """Ask the driver to discover devices and add those this service's provision watchers match to
+        core-metadata (their system events then add them here); the names added."""
+        found = await self.driver.discover()
+        if not found:
+            return []
+        watchers = await self.metadata.provision_watchers_of(self.name)
+        added: list[str] = []
+        for device, watcher in to_provision(found, watchers, self.name, set(self.registry.devices)):
+            try:
+                await self.metadata.add_device(device.to_json_dict())
+            except EdgeError as err:
+                if err.status_code == 409:  # a device of that name exists (perhaps of another service)
+                    log.info("discovered device %s already exists in core-metadata", device.name)
+                else:
+                    log.warning("discovered device %s could not be added: %s", device.name, err)
+                continue
+            log.info("discovered device %s added (provision watcher %s)", device.name, watcher.name)
+            added.append(device.name)
+        return added
 
     # -- bus handlers ----------------------------------------------------------------------------
     async def _on_command(self, env: MessageEnvelope) -> MessageEnvelope:
@@ -204,27 +230,32 @@ class DeviceServiceRuntime:
         await self.driver.validate_device(device)
         return env.reply({"apiVersion": "v3", "statusCode": 200})
 
-    async def _on_device_event(self, env: MessageEnvelope) -> None:
-        payload = env.payload or {}
-        device = Device.model_validate(payload.get("details"))
-        action = payload.get("action")
-        if action == "delete" or device.service_name != self.name:
-            await self._remove_device(device.name)
-        elif device.name in self.registry.devices:
-            await self._update_device(device)
-        else:
-            await self._add_device(device)
 
-    async def _on_profile_event(self, env: MessageEnvelope) -> None:
-        payload = env.payload or {}
-        profile = DeviceProfile.model_validate(payload.get("details"))
-        if payload.get("action") == "delete":
-            self.registry.profiles.pop(profile.name, None)
-            return
-        if profile.name in self.registry.profiles or any(
-            d.profile_name == profile.name for d in self.registry.devices.values()
-        ):
-            self.registry.put_profile(profile)
+class _Changes(MetadataChanges):
+    """core-metadata's system events (this service's devices, every profile), applied to the runtime."""
+
+    def __init__(self, runtime: DeviceServiceRuntime) -> None:
+        self.rt = runtime
+
+    async def device_changed(self, device: Device) -> None:
+        rt = self.rt
+        if device.service_name != rt.name:  # moved to another service
+            await rt._remove_device(device.name)
+        elif device.name in rt.registry.devices:
+            await rt._update_device(device)
+        else:
+            await rt._add_device(device)
+
+    async def device_deleted(self, device: Device) -> None:
+        await self.rt._remove_device(device.name)
+
+    async def profile_changed(self, profile: DeviceProfile) -> None:
+        registry = self.rt.registry
+        if profile.name in registry.profiles or any(d.profile_name == profile.name for d in registry.devices.values()):
+            registry.put_profile(profile)
+
+    async def profile_deleted(self, profile: DeviceProfile) -> None:
+        self.rt.registry.profiles.pop(profile.name, None)
 
 
 def _schedule_changed(old: Device, new: Device) -> bool:
@@ -234,7 +265,3 @@ def _schedule_changed(old: Device, new: Device) -> bool:
         or old.protocols != new.protocols
         or old.profile_name != new.profile_name
     )
-
-
-async def wait_forever() -> None:
-    await asyncio.Event().wait()

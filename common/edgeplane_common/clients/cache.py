@@ -1,6 +1,6 @@
 """Devices and profiles kept in memory, so a command costs no core-metadata round trip.
 
-Freshness comes from core-metadata's system events (messaging/system_events.py calls `device_changed`,
+Freshness comes from core-metadata's system events (`system_events.CacheUpdater` calls `device_changed`,
 `device_deleted`, `profile_changed`, `profile_deleted`): every add, update (incl. adminState and
 operatingState changes) and delete reaches the cache within a bus hop of being stored. Two safety nets:
 
@@ -17,12 +17,29 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-from core_command.application.ports import MetadataSource
 from edgeplane_common.models import Device, DeviceProfile
 
 T = TypeVar("T", Device, DeviceProfile)
+
+
+class MetadataSource(Protocol):
+    """Devices and profiles as core-metadata knows them (`clients.metadata.MetadataClient`, or a fake)."""
+
+    async def device(self, name: str) -> Device:
+        """NotFound if core-metadata has no such device."""
+        ...
+
+    async def profile(self, name: str) -> DeviceProfile:
+        """NotFound if core-metadata has no such profile."""
+        ...
+
+    async def devices(self, offset: int, limit: int) -> tuple[list[Device], int]:
+        """A page of all devices and the total (limit -1: as many as core-metadata allows)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class _Table(Generic[T]):
@@ -50,7 +67,7 @@ class _Table(Generic[T]):
 
 
 class CachedMetadata:
-    """A `MetadataSource` in front of another (core-metadata over REST)."""
+    """A `MetadataSource` in front of another (core-metadata over REST), itself one."""
 
     def __init__(self, source: MetadataSource, *, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.source = source

@@ -1,0 +1,74 @@
+"""What a driver gets at `initialize`: the SDK's services (device-sdk-go's `DeviceServiceSDK`), small on purpose.
+
+A driver pushes values its devices send on their own (OPC UA subscriptions, unsolicited reports) with
+`push_async_values`: the event is built and published exactly as an autoevent's (transforms, mappings,
+EdgeX JSON, the events stream with its bounded outstanding acks).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from edgeplane_common.errors import ContractInvalid, Locked, NotFound
+from edgeplane_common.models import AdminState, Device, DeviceProfile
+from edgeplane_sdk.driver import CommandValue
+
+if TYPE_CHECKING:
+    from edgeplane_sdk.runtime import DeviceServiceRuntime
+
+
+class DeviceServiceSDK:
+    def __init__(self, runtime: DeviceServiceRuntime) -> None:
+        self._runtime = runtime
+        self.logger = logging.getLogger(f"edgeplane_sdk.driver.{runtime.name}")
+
+    @property
+    def name(self) -> str:
+        """This device service's name (the owner of its devices in core-metadata)."""
+        return self._runtime.name
+
+    def device(self, name: str) -> Device:
+        """A device of this service as it is now; NotFound if it has none of that name."""
+        return self._runtime.registry.device(name)
+
+    def devices(self) -> list[Device]:
+        """Every device of this service."""
+        return list(self._runtime.registry.devices.values())
+
+    def profile(self, name: str) -> DeviceProfile:
+        """A profile this service's devices use; NotFound if none of them does."""
+        found = self._runtime.registry.profiles.get(name)
+        if found is None:
+            raise NotFound(f"device profile {name!r} is not used by this device service")
+        return found
+
+    async def push_async_values(
+        self, device_name: str, values: list[CommandValue], *, source_name: str | None = None
+    ) -> None:
+        """Publish raw values read from `device_name` without a command asking for them.
+
+        Without `source_name`, each value is an event of its own resource (as device-opcua pushes each data
+        change). With it, the values are one event of that device command or resource: one value per
+        resource it reads, in any order. NotFound for an unknown device or source, Locked for a LOCKED
+        device (nothing is published), ContractInvalid when values do not fit the source; a failure to
+        store the event is raised when known at once and logged otherwise, as for autoevents."""
+        runtime = self._runtime
+        device = runtime.registry.device(device_name)
+        if device.admin_state is AdminState.LOCKED:
+            raise Locked(f"device {device_name!r} is LOCKED; its values are not published")
+        groups = [(v.resource_name, [v]) for v in values] if source_name is None else [(source_name, values)]
+        for source_name_, group in groups:
+            source = runtime.registry.source(device, source_name_)
+            ordered = _in_source_order(group, [r.name for r in source.resources], source_name_)
+            await runtime.publish_autoevent(runtime.executor.event_json(device, source_name_, source, ordered))
+
+
+def _in_source_order(values: list[CommandValue], names: list[str], source: str) -> list[CommandValue]:
+    if [v.resource_name for v in values] == names:
+        return values
+    by_name = {v.resource_name: v for v in values}
+    if len(by_name) != len(values) or set(by_name) != set(names):
+        given = [v.resource_name for v in values]
+        raise ContractInvalid(f"values for {source!r} must be one per resource {names}, got {given}")
+    return [by_name[name] for name in names]
