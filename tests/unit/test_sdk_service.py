@@ -215,7 +215,7 @@ async def test_pushed_values_of_a_command_are_one_event_in_its_resource_order(en
 async def test_pushing_is_refused_for_what_does_not_fit(env: Env) -> None:
     with pytest.raises(NotFound, match="not managed by this device service"):
         await env.sdk.push_async_values("ghost", [CommandValue("Temp", ValueType.FLOAT32, 1.0)])
-    with pytest.raises(NotFound, match="no device command or resource 'Nope'"):
+    with pytest.raises(NotFound, match="no device command or device resource named 'Nope'"):
         await env.sdk.push_async_values("t1", [CommandValue("Nope", ValueType.FLOAT32, 1.0)])
     with pytest.raises(ContractInvalid, match="one per resource"):
         await env.sdk.push_async_values("t1", [CommandValue("Temp", ValueType.FLOAT32, 1.0)], source_name="Both")

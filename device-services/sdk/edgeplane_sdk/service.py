@@ -60,7 +60,7 @@ class DeviceServiceSDK:
         groups = [(v.resource_name, [v]) for v in values] if source_name is None else [(source_name, values)]
         for source_name_, group in groups:
             source = runtime.registry.source(device, source_name_)
-            ordered = _in_source_order(group, [r.name for r in source.resources], source_name_)
+            ordered = _in_source_order(group, [r.name for r in source.command.resources], source_name_)
             await runtime.publish_autoevent(runtime.executor.event_json(device, source_name_, source, ordered))
 
 
