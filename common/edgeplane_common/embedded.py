@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, ClassVar, Self
 
+from edgeplane_common.logging import open_process_log
+
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 10.0
@@ -107,13 +109,20 @@ class _EmbeddedServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def poll(self) -> int | None:
+        """The exit code if the server died since `start()` (reaping it: no zombie), else None."""
+        return self._proc.poll() if self._proc is not None else None
+
     def start(self) -> Self:
-        """Spawn the server and return once its port accepts connections (or raise)."""
+        """Spawn the server and return once its port accepts connections (or raise). After the server
+        died, this starts it again on the same port with the same data (a supervisor's restart)."""
         if self.running:
             return self
+        self._close_log()
         binary = self._binary or self._find_binary()
         if port_in_use(self.host, self.port):
-            if not self._auto_port:
+            # A restart after a crash keeps its port: clients have its URL.
+            if not self._auto_port or self._proc is not None:
                 raise PortBusyError(
                     f"port {self.port} ({self.kind}) on {self.host} is already in use — "
                     "stop whatever uses it or choose another port"
@@ -121,8 +130,8 @@ class _EmbeddedServer:
             # We picked it ourselves and somebody took it since: just pick again.
             self.port = free_port(self.host)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
         cmd = self._command(binary)
+        self._log = open_process_log(self.log_path, f"starting {self.kind} on {self.host}:{self.port}")
         logger.debug("starting %s: %s", self.kind, " ".join(cmd))
         # Own session: a terminal's Ctrl-C must not stop the servers before the services using them.
         self._proc = subprocess.Popen(
@@ -166,6 +175,9 @@ class _EmbeddedServer:
                 logger.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", self.kind, proc.pid, STOP_TIMEOUT_S)
                 proc.kill()
                 proc.wait()
+        self._close_log()
+
+    def _close_log(self) -> None:
         if self._log is not None:
             with contextlib.suppress(OSError):
                 self._log.close()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +58,28 @@ def test_servers_start_on_free_ports_and_stop(tmp_path: Path) -> None:
     # Server output goes to the data dir, not to our stdout.
     assert "Server is ready" in (tmp_path / "nats" / "nats.log").read_text()
     assert "Ready to accept connections" in (tmp_path / "redis" / "redis.log").read_text()
+
+
+@pytest.mark.parametrize("kind", [EmbeddedNats, EmbeddedRedis])
+def test_killed_server_is_reaped_and_starts_again_on_its_port(
+    tmp_path: Path, kind: type[EmbeddedNats] | type[EmbeddedRedis]
+) -> None:
+    """What the launcher's supervisor does with a server that died: poll (reap, exit code), start again."""
+    with kind(data_dir=tmp_path / "srv") as server:
+        first = server.pid
+        assert first is not None and server.poll() is None
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while (code := server.poll()) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert code == -signal.SIGKILL
+        assert not _alive(first), "reaped: no zombie left behind"
+        server.start()
+        assert server.pid not in (None, first) and server.poll() is None
+        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+    log = server.log_path.read_text()
+    assert log.count(f"starting {server.kind} on 127.0.0.1:{server.port}") == 2, log
 
 
 @pytest.mark.parametrize("server_cls", [EmbeddedNats, EmbeddedRedis])
