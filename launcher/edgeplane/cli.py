@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,6 +23,7 @@ from edgeplane.services import NATS, PORT_OFFSET_ENV, REDIS, UnknownServiceError
 from edgeplane.supervisor import (
     Child,
     ChildExitedError,
+    Event,
     HealthTimeoutError,
     PortsBusyError,
     Row,
@@ -30,6 +31,7 @@ from edgeplane.supervisor import (
     Stack,
     StackConfig,
     StopRequestedError,
+    describe_exit,
     http_ping,
     pid_alive,
     read_state,
@@ -114,6 +116,19 @@ def _show_log(child: Child, lines: int = 30) -> None:
     err.print("---", style="dim")
 
 
+def _print_event(event: Event) -> None:
+    # Text, not markup: a message may hold brackets ("[Errno 98] ...").
+    line = Text(time.strftime("%H:%M:%S "), style="dim") + Text(event.message, style="green" if event.ok else "yellow")
+    if event.ok:
+        out.print(line)
+        return
+    err.print(line)
+    if event.log:
+        err.print(f"--- last lines of the {event.name} log ---", style="dim")
+        err.print(Text(event.log))
+        err.print("---", style="dim")
+
+
 def _none_if_blank(value: str | None) -> str | None:
     return value if value and value.strip() else None
 
@@ -180,11 +195,8 @@ def up(
         out.print(f"[green]ready in {time.monotonic() - started:.1f} s[/]; Ctrl-C stops everything")
         if services:
             out.print(f"try: curl {services[0].ping_url(config.port_offset)}")
-        exited = stack.watch(signals.stop_requested)
-        if exited is not None:
-            err.print(f"[red]error:[/] {exited.name} exited unexpectedly (code {exited.poll()})")
-            _show_log(exited)
-            code = EXIT_FAILED
+        # From here a service or server that dies is restarted; the rest keeps running.
+        stack.supervise(signals.stop_requested, _print_event)
     except StopRequestedError:
         pass
     except PortsBusyError as exc:
@@ -240,7 +252,8 @@ def status(
     state = read_state(data_dir.resolve()) or {}
     if port_offset is None:
         port_offset = int(state.get("portOffset", 0))
-    pids = {e["name"]: e.get("pid") for e in state.get("servers", []) + state.get("services", [])}
+    entries = {e["name"]: e for e in state.get("servers", []) + state.get("services", [])}
+    pids = {name: e.get("pid") for name, e in entries.items()}
     urls = {e["name"]: e.get("url") for e in state.get("servers", [])}
 
     rows: list[Row] = []
@@ -250,16 +263,28 @@ def status(
         ok = tcp_reachable(url)
         all_up &= ok
         pid = pids.get(infra.name)
-        rows.append(Row(infra.name, url, pid if pid_alive(pid) else None, "up" if ok else "down"))
+        status = ("up" if ok else "down") + _restart_note(entries.get(infra.name))
+        rows.append(Row(infra.name, url, pid if pid_alive(pid) else None, status))
     for service in services:
         ok = http_ping(service.ping_url(port_offset))
         all_up &= ok
         pid = pids.get(service.name)
-        rows.append(
-            Row(service.name, service.url(port_offset), pid if pid_alive(pid) else None, "healthy" if ok else "down")
-        )
+        status = ("healthy" if ok else "down") + _restart_note(entries.get(service.name))
+        rows.append(Row(service.name, service.url(port_offset), pid if pid_alive(pid) else None, status))
     out.print(_table(rows))
     raise typer.Exit(0 if all_up else EXIT_FAILED)
+
+
+def _restart_note(entry: dict[str, Any] | None) -> str:
+    """What the supervisor wrote to run.json about a process's restarts, as a status suffix."""
+    if not entry or (not entry.get("restarts") and entry.get("nextStartAt") is None):
+        return ""
+    parts = [f"restarted {entry['restarts']}x"] if entry.get("restarts") else []
+    parts.append(f"last {describe_exit(entry.get('lastExit'))}")
+    next_at = entry.get("nextStartAt")
+    if next_at is not None:
+        parts.append(f"next try in {max(0.0, float(next_at) - time.time()):.0f} s")
+    return " (" + ", ".join(parts) + ")"
 
 
 @app.command()

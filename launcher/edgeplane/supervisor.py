@@ -1,7 +1,13 @@
-"""Process supervision for `edgeplane up`: port checks, embedded servers, child services, health, stop.
+"""Process supervision for `edgeplane up`: port checks, embedded servers, child services, health,
+restarts, stop.
 
 The CLI only parses options, prints and turns signals into `stop_requested()`; everything that can go
 wrong with processes lives here and is tested on its own (tests/unit/test_launcher_supervisor.py).
+
+Once the stack is up, `Stack.supervise` keeps it up: a service or embedded server that dies is reaped,
+reported once with its exit code and started again after a capped exponential backoff (`Backoff`), while
+everything else keeps running. The first start stays fail-fast: a service that cannot start at all (a
+configuration error) stops `edgeplane up` with its log instead of being retried behind the user's back.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import httpx
 
 from edgeplane.services import LOG_JSON_ENV, METADATA_URL_ENV, NATS, REDIS, SERVICES, Infra, Service
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, PortBusyError, port_in_use
+from edgeplane_common.logging import open_process_log
 
 STATE_FILE = "run.json"
 LOOPBACK = "127.0.0.1"
@@ -71,6 +78,90 @@ class PortsBusyError(Exception):
         self.problems = problems
 
 
+# ---------------------------------------------------------------- restarts
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Restart delays: `initial` seconds, times `factor` for each further exit in a row, at most `cap`.
+    A process that stayed up `stable_after` seconds starts the series again (its next exit waits
+    `initial`), so a one-off crash is restarted at once and a crash loop settles at one try per `cap`."""
+
+    initial: float = 0.5
+    factor: float = 2.0
+    cap: float = 30.0
+    stable_after: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait before the restart after the `failures`-th exit in a row (1 for the first)."""
+        exponent = min(max(failures - 1, 0), 64)  # 2**64 is past any cap; no float overflow
+        return float(min(self.cap, self.initial * self.factor**exponent))
+
+
+@dataclass
+class Restarts:
+    """One supervised process's restart bookkeeping."""
+
+    policy: Backoff = field(default_factory=Backoff)
+    count: int = 0
+    """Restarts so far."""
+    failures: int = 0
+    """Exits in a row, each before the process had stayed up `policy.stable_after` seconds."""
+    last_exit: int | None = None
+    due: float | None = None
+    """`time.monotonic()` of the next start attempt; None while the process is running."""
+    due_wall: float | None = None
+    """The same as `time.time()`, for `edgeplane status` in another process."""
+
+    def exited(self, code: int | None, uptime: float, now: float) -> float:
+        """Record an exit (or a failed start: `code` None) after `uptime` seconds; the delay before the
+        next start, which is then due."""
+        if uptime >= self.policy.stable_after:
+            self.failures = 0
+        self.failures += 1
+        self.last_exit = code
+        delay = self.policy.delay(self.failures)
+        self.due = now + delay
+        self.due_wall = time.time() + delay
+        return delay
+
+    def restarting(self) -> None:
+        self.count += 1
+        self.due = self.due_wall = None
+
+    def state(self) -> dict[str, Any]:
+        """The part of run.json `edgeplane status` shows."""
+        return {
+            "restarts": self.count,
+            "lastExit": self.last_exit,
+            "failuresInARow": self.failures,
+            "nextStartAt": self.due_wall,
+        }
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "could not be started"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the supervisor did or saw, for the CLI to print."""
+
+    name: str
+    message: str
+    ok: bool
+    """True for a recovery, False for a failure."""
+    log: str = ""
+    """The end of the process's log, with the first exit of a series."""
+
+
 # ---------------------------------------------------------------- child processes
 
 
@@ -106,10 +197,13 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     healthy_after: float | None = None
+    restarts: Restarts = field(default_factory=Restarts)
 
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
+    def start(self, why: str = "") -> None:
+        """Spawn the process, its output appended to `log_path` after a marker line (the previous run's
+        lines, a crash's traceback among them, stay)."""
+        title = f"edgeplane up: starting {self.name}" + (f" ({why})" if why else "")
+        with open_process_log(self.log_path, title) as log:
             self.process = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
@@ -128,7 +222,7 @@ class Child:
         return self.process.pid if self.process else None
 
     def poll(self) -> int | None:
-        """Exit code, or None while running (or never started)."""
+        """Exit code (reaping the process: no zombie), or None while running (or never started)."""
         return self.process.poll() if self.process else None
 
     @property
@@ -238,7 +332,13 @@ class Server(Protocol):
     @property
     def pid(self) -> int | None: ...
 
-    def start(self) -> object: ...
+    def poll(self) -> int | None:
+        """The exit code once the server died (reaping it), else None."""
+        ...
+
+    def start(self) -> object:
+        """Start, or start again on the same port after `poll()` reported it dead."""
+        ...
 
     def stop(self) -> None: ...
 
@@ -275,6 +375,7 @@ class StackConfig:
     log_json: bool = True
     health_timeout: float = 30.0
     stop_grace: float = 10.0
+    backoff: Backoff = field(default_factory=Backoff)
     python: str = sys.executable
     base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
@@ -309,6 +410,8 @@ class Stack:
         self.config = config
         self._server_factory = server_factory
         self.servers: list[tuple[Infra, Server]] = []
+        self.server_restarts: dict[str, Restarts] = {}
+        self.server_started: dict[str, float] = {}
         self.children: list[Child] = []
         self.urls: dict[str, str] = {}
         if config.nats_url:
@@ -341,6 +444,8 @@ class Stack:
             except Exception as err:
                 raise ServerStartError(infra, err) from err
             self.servers.append((infra, server))
+            self.server_restarts[infra.name] = Restarts(self.config.backoff)
+            self.server_started[infra.name] = time.monotonic()
             self.urls[infra.name] = server.url
 
     def service_env(self, service: Service) -> dict[str, str]:
@@ -373,6 +478,7 @@ class Stack:
                 log_path=self.config.logs / f"{service.name}.log",
                 health_url=service.ping_url(offset),
                 url=service.ping_url(offset) if service.health == "tcp" else service.url(offset),
+                restarts=Restarts(self.config.backoff),
             )
             self.children.append(child)
             child.start()
@@ -381,14 +487,92 @@ class Stack:
     def wait_healthy(self, stop_requested: Callable[[], bool] = lambda: False) -> None:
         wait_healthy(self.children, timeout=self.config.health_timeout, stop_requested=stop_requested)
 
-    def watch(self, stop_requested: Callable[[], bool], interval: float = 0.2) -> Child | None:
-        """Block until a stop is requested (returns None) or a service exits (returns it)."""
+    # -- supervise
+
+    def supervise(
+        self,
+        stop_requested: Callable[[], bool],
+        on_event: Callable[[Event], None] = lambda _e: None,
+        *,
+        interval: float = 0.2,
+        ping: Callable[[str], bool] = http_ping,
+    ) -> None:
+        """Keep every server and service running until a stop is requested."""
         while not stop_requested():
-            for child in self.children:
-                if not child.running:
-                    return child
+            for event in self.supervise_once(ping=ping):
+                on_event(event)
             time.sleep(interval)
-        return None
+
+    def supervise_once(self, *, ping: Callable[[str], bool] = http_ping) -> list[Event]:
+        """One pass: reap and schedule what died, start what is due, note restarted services answering."""
+        events: list[Event] = []
+        changed = False
+        for infra, server in self.servers:
+            changed |= self._supervise_server(infra, server, events)
+        for child in self.children:
+            changed |= self._supervise_child(child, events, ping)
+        if changed:
+            self.write_state()
+        return events
+
+    def _supervise_server(self, infra: Infra, server: Server, events: list[Event]) -> bool:
+        restarts = self.server_restarts[infra.name]
+        now = time.monotonic()
+        if restarts.due is None:
+            code = server.poll()
+            if code is None:
+                return False
+            delay = restarts.exited(code, now - self.server_started[infra.name], now)
+            events.append(Event(infra.name, f"{infra.label} {describe_exit(code)}; restarting in {delay:g} s", False))
+            return True
+        if now < restarts.due:
+            return False
+        restarts.restarting()
+        try:
+            server.start()
+        except Exception as err:
+            delay = restarts.exited(None, 0.0, time.monotonic())
+            events.append(
+                Event(infra.name, f"{infra.label} could not be started ({err}); next try in {delay:g} s", False)
+            )
+            return True
+        self.server_started[infra.name] = time.monotonic()
+        events.append(Event(infra.name, f"{infra.label} restarted (pid {server.pid}, restart {restarts.count})", True))
+        return True
+
+    def _supervise_child(self, child: Child, events: list[Event], ping: Callable[[str], bool]) -> bool:
+        restarts = child.restarts
+        now = time.monotonic()
+        if restarts.due is None:
+            code = child.poll()
+            if code is None:
+                # A restarted service is reported once more when it answers again.
+                if child.healthy_after is None and restarts.count and ping(child.health_url):
+                    child.healthy_after = time.monotonic() - child.started_at
+                    events.append(Event(child.name, f"{child.name} answers again ({child.healthy_after:.1f} s)", True))
+                return False
+            delay = restarts.exited(code, now - child.started_at, now)
+            child.healthy_after = None
+            # The log's end with the first exit of a series; a crash loop then gets one line per try.
+            log = child.log_tail(15) if restarts.failures == 1 else ""
+            again = f" ({restarts.failures} in a row)" if restarts.failures > 1 else ""
+            message = f"{child.name} {describe_exit(code)}{again}; restarting in {delay:g} s"
+            events.append(Event(child.name, message, False, log))
+            return True
+        if now < restarts.due:
+            return False
+        last = describe_exit(restarts.last_exit).replace("was ", "")
+        restarts.restarting()
+        try:
+            child.start(f"restart {restarts.count}, after it {last}")
+        except OSError as err:
+            delay = restarts.exited(None, 0.0, time.monotonic())
+            events.append(
+                Event(child.name, f"{child.name} could not be started ({err}); next try in {delay:g} s", False)
+            )
+            return True
+        events.append(Event(child.name, f"{child.name} restarted (pid {child.pid}, restart {restarts.count})", True))
+        return True
 
     # -- stop
 
@@ -418,21 +602,19 @@ class Stack:
             if infra.name not in self.urls:
                 continue
             server = next((s for i, s in self.servers if i is infra), None)
-            rows.append(
-                Row(
-                    infra.name,
-                    self.urls[infra.name],
-                    server.pid if server else None,
-                    "embedded" if server else "external",
-                )
-            )
+            if server is None:
+                rows.append(Row(infra.name, self.urls[infra.name], None, "external"))
+                continue
+            restarts = self.server_restarts[infra.name]
+            status = "embedded" if restarts.due is None else f"down ({describe_exit(restarts.last_exit)})"
+            rows.append(Row(infra.name, self.urls[infra.name], server.pid, status))
         for child in self.children:
             if child.healthy_after is not None and child.running:
                 status = f"healthy ({child.healthy_after:.1f} s)"
             elif child.running:
                 status = "starting"
             else:
-                status = f"exited ({child.poll()})"
+                status = f"down ({describe_exit(child.poll())})"
             rows.append(Row(child.name, child.url, child.pid, status))
         return rows
 
@@ -445,8 +627,11 @@ class Stack:
         state = {
             "launcherPid": os.getpid(),
             "portOffset": self.config.port_offset,
-            "servers": [{"name": infra.name, "url": server.url, "pid": server.pid} for infra, server in self.servers],
-            "services": [{"name": c.name, "url": c.url, "pid": c.pid} for c in self.children],
+            "servers": [
+                {"name": infra.name, "url": server.url, "pid": server.pid, **self.server_restarts[infra.name].state()}
+                for infra, server in self.servers
+            ],
+            "services": [{"name": c.name, "url": c.url, "pid": c.pid, **c.restarts.state()} for c in self.children],
         }
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
