@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from edgeplane.services import NATS, REDIS, Infra, Service
 from edgeplane.supervisor import (
+    Backoff,
     Child,
     ChildExitedError,
     HealthTimeoutError,
     PortClaim,
     PortsBusyError,
+    Restarts,
     Stack,
     StackConfig,
     StopRequestedError,
     check_ports,
+    describe_exit,
     pid_alive,
     read_state,
     stop_children,
@@ -199,6 +203,9 @@ class FakeServer:
     def pid(self) -> int | None:
         return 4242
 
+    def poll(self) -> int | None:
+        return None
+
     def start(self) -> None:
         self.calls.append(f"start {self.infra.name}")
 
@@ -285,3 +292,164 @@ def test_stack_reports_every_busy_port_before_starting(tmp_path: Path, listener:
         f"port {listener} (NATS) is already in use",
         f"port {listener} (svc) is also requested for NATS",
     ]
+
+
+# ------------------------------------------------------------------ restarts
+
+
+def test_backoff_doubles_from_half_a_second_to_the_cap() -> None:
+    policy = Backoff()
+    assert [policy.delay(n) for n in range(1, 10)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+    assert policy.delay(10_000) == 30  # a crash loop of days: still the cap, no overflow
+
+
+def test_restarts_reset_the_series_after_the_process_stayed_up() -> None:
+    restarts = Restarts(Backoff(initial=1, factor=2, cap=8, stable_after=60))
+    delays = [restarts.exited(3, uptime=0.5, now=100.0) for _ in range(5)]
+    assert delays == [1, 2, 4, 8, 8]
+    assert (restarts.failures, restarts.last_exit, restarts.due) == (5, 3, 108.0)
+    restarts.restarting()
+    assert (restarts.count, restarts.due) == (1, None)
+    assert restarts.exited(-9, uptime=61, now=200.0) == 1, "up for a while: a new series"
+    assert restarts.state() | {"nextStartAt": None} == {
+        "restarts": 1,
+        "lastExit": -9,
+        "failuresInARow": 1,
+        "nextStartAt": None,
+    }
+
+
+def test_describe_exit() -> None:
+    assert describe_exit(3) == "exited with code 3"
+    assert describe_exit(-signal.SIGKILL) == "was killed by SIGKILL"
+    assert describe_exit(None) == "could not be started"
+
+
+def _supervise_until(stack: Stack, done: Callable[[], bool], timeout: float = 20) -> list[str]:
+    """Run supervision passes until `done()` is true; the messages of the events seen."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not done():
+        seen += [e.message for e in stack.supervise_once(ping=lambda url: True)]
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.02)
+    return seen
+
+
+def _stack_of(tmp_path: Path, *children: Child, servers: list[tuple[Infra, DyingServer]] | None = None) -> Stack:
+    stack = Stack(StackConfig(services=[], data_dir=tmp_path / "data", backoff=Backoff(initial=0.05, cap=0.2)))
+    for child in children:
+        child.restarts = Restarts(stack.config.backoff)
+        stack.children.append(child)
+    for infra, server in servers or []:
+        stack.servers.append((infra, server))
+        stack.server_restarts[infra.name] = Restarts(stack.config.backoff)
+        stack.server_started[infra.name] = time.monotonic()
+        stack.urls[infra.name] = "nats://127.0.0.1:1"
+    return stack
+
+
+def test_a_killed_service_is_restarted_and_the_others_keep_running(tmp_path: Path) -> None:
+    code = "import time; print('up', flush=True); time.sleep(60)"
+    victim, bystander = _child(tmp_path, "victim", code), _child(tmp_path, "bystander", code)
+    stack = _stack_of(tmp_path, victim, bystander)
+    for child in stack.children:
+        child.start()
+        _wait_for_log(child, "up")
+    first, other = victim.pid, bystander.pid
+    assert first is not None
+    try:
+        os.kill(first, signal.SIGKILL)
+        seen = _supervise_until(stack, lambda: victim.restarts.count == 1 and victim.healthy_after is not None)
+        assert seen == [
+            "victim was killed by SIGKILL; restarting in 0.05 s",
+            f"victim restarted (pid {victim.pid}, restart 1)",
+            seen[-1],
+        ]
+        assert seen[-1].startswith("victim answers again")
+        assert not pid_alive(first), "reaped"
+        assert victim.running
+        assert victim.pid != first
+        assert (bystander.pid, bystander.running, bystander.restarts.count) == (other, True, 0)
+        state = read_state(stack.config.data_dir)
+        assert state is not None
+        entry = next(e for e in state["services"] if e["name"] == "victim")
+        assert (entry["pid"], entry["restarts"], entry["lastExit"]) == (victim.pid, 1, -signal.SIGKILL)
+        _wait_for_log(victim, "up")
+        log = victim.log_path.read_text()
+        assert log.count("edgeplane up: starting victim") == 2, "appended, not truncated"
+        assert "restart 1, after it killed by SIGKILL" in log
+    finally:
+        stop_children(stack.children, grace=5)
+
+
+def test_a_crash_loop_is_retried_at_the_cap_with_its_log_shown_once(tmp_path: Path) -> None:
+    crasher = _child(tmp_path, "crasher", "print('config broken', flush=True); raise SystemExit(3)")
+    stack = _stack_of(tmp_path, crasher)
+    crasher.start()
+    events = []
+    deadline = time.monotonic() + 30
+    while crasher.restarts.count < 4:
+        events += stack.supervise_once(ping=lambda url: True)
+        assert time.monotonic() < deadline, events
+        time.sleep(0.02)
+    failures = [e for e in events if not e.ok]
+    assert [e.message for e in failures[:4]] == [
+        "crasher exited with code 3; restarting in 0.05 s",
+        "crasher exited with code 3 (2 in a row); restarting in 0.1 s",
+        "crasher exited with code 3 (3 in a row); restarting in 0.2 s",
+        "crasher exited with code 3 (4 in a row); restarting in 0.2 s",
+    ]
+    assert "config broken" in failures[0].log
+    assert all(e.log == "" for e in failures[1:])
+    assert crasher.log_path.read_text().count("config broken") >= 4
+
+
+class DyingServer:
+    """A server stand-in that can die, and refuse to start a number of times."""
+
+    def __init__(self) -> None:
+        self.exit: int | None = None
+        self.refusals = 0
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return "nats://127.0.0.1:1"
+
+    @property
+    def pid(self) -> int | None:
+        return 1000 + self.starts
+
+    def poll(self) -> int | None:
+        return self.exit
+
+    def start(self) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise OSError("port taken")
+        self.starts += 1
+        self.exit = None
+
+    def stop(self) -> None:
+        pass
+
+
+def test_a_dead_server_is_restarted_with_backoff_while_services_keep_running(tmp_path: Path) -> None:
+    server = DyingServer()
+    service = _child(tmp_path, "svc", "import time; print('up', flush=True); time.sleep(60)")
+    stack = _stack_of(tmp_path, service, servers=[(NATS, server)])
+    service.start()
+    pid = service.pid
+    try:
+        server.exit, server.refusals = -signal.SIGKILL, 1
+        seen = _supervise_until(stack, lambda: server.starts == 1)
+        assert seen == [
+            "NATS was killed by SIGKILL; restarting in 0.05 s",
+            "NATS could not be started (port taken); next try in 0.1 s",
+            "NATS restarted (pid 1001, restart 2)",
+        ]
+        assert (service.pid, service.running) == (pid, True)
+        assert [(r.name, r.status) for r in stack.rows()] == [("nats", "embedded"), ("svc", "starting")]
+    finally:
+        stop_children(stack.children, grace=5)
