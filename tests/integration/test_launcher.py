@@ -12,15 +12,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from edgeplane.services import SERVICES
-from edgeplane.supervisor import pid_alive, read_state
+from edgeplane.services import SERVICES, by_name
+from edgeplane.supervisor import pid_alive, read_state, tcp_reachable
 from edgeplane_common.embedded import free_port, port_in_use
+from tests.support.native import NativeStack, edgeplane_up
 
 FIRST = SERVICES[0]
 
@@ -156,3 +157,74 @@ def test_unknown_service_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown service 'no-such-service'" in result.stderr
     assert FIRST.name in result.stderr
+
+
+# ------------------------------------------------------------------ supervision
+
+
+def _wait(what: str, check: Callable[[], bool], stack: NativeStack, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert stack.proc.poll() is None, f"edgeplane up exited while waiting for {what}:\n{stack.log()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{stack.log()}"
+        time.sleep(0.2)
+
+
+def _pinging(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_killed_service_and_servers_are_restarted_while_the_rest_keeps_running(tmp_path: Path) -> None:
+    with edgeplane_up(tmp_path, "--only", "core-metadata", "--only", "core-data") as stack:
+        stack.wait_ready()
+        before = stack.pids()
+        assert set(before) == {"nats", "redis", "core-metadata", "core-data"}
+        metadata_ping = by_name("core-metadata").ping_url(stack.offset)
+        data_ping = by_name("core-data").ping_url(stack.offset)
+
+        # A service: reaped, restarted with a new pid, answers ping again; nobody else was touched.
+        os.kill(before["core-data"], signal.SIGKILL)
+        _wait("core-data restarted", lambda: stack.pids()["core-data"] != before["core-data"], stack)
+        _wait("core-data ping", lambda: _pinging(data_ping), stack)
+        assert not pid_alive(before["core-data"]), "no zombie"
+        after = stack.pids()
+        assert {k: v for k, v in after.items() if k != "core-data"} == {
+            k: v for k, v in before.items() if k != "core-data"
+        }
+
+        # nats-server: reaped, restarted on its port; the services kept running (same pids).
+        for server in ("nats", "redis"):
+            pids = stack.pids()
+            os.kill(pids[server], signal.SIGKILL)
+            _wait(f"{server} restarted", lambda s=server, p=pids: stack.pids()[s] != p[s], stack)
+            url = next(e["url"] for e in stack.state()["servers"] if e["name"] == server)
+            _wait(f"{server} accepting connections", lambda u=url: tcp_reachable(u), stack)
+            assert not pid_alive(pids[server]), "no zombie"
+            assert {k: v for k, v in stack.pids().items() if k != server} == {
+                k: v for k, v in pids.items() if k != server
+            }
+        assert _pinging(metadata_ping)
+        _wait("core-data ping after the server restarts", lambda: _pinging(data_ping), stack)
+
+        status = subprocess.run(
+            _edgeplane("status", "--data-dir", str(stack.data), "--only", "core-metadata", "--only", "core-data"),
+            capture_output=True, text=True, env=_env(), timeout=30,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "restarted 1x" in status.stdout
+        assert "SIGKILL" in status.stdout
+
+        output = stack.output.read_text()
+        for name in ("core-data", "NATS", "Redis"):
+            assert f"{name} was killed by SIGKILL; restarting in 0.5 s" in output
+            assert f"{name} restarted (pid" in output
+        stack.stop()  # still exits 0 and leaves nothing behind
+
+    # The log of the killed run is still there, the restarted run appended after a marker.
+    log = (stack.data / "logs" / "core-data.log").read_text()
+    assert log.count("edgeplane up: starting core-data") == 2
+    assert "restart 1, after it killed by SIGKILL" in log
+    assert (stack.data / "nats" / "nats.log").read_text().count("starting NATS on") == 2
