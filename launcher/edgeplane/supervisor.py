@@ -553,8 +553,10 @@ class Stack:
                 return False
             delay = restarts.exited(code, now - child.started_at, now)
             child.healthy_after = None
-            # The log's end with the first exit of a series; a crash loop then gets one line per try.
-            log = child.log_tail(15) if restarts.failures == 1 else ""
+            # The log's end with the first crash of a series (a crash loop then gets one line per try);
+            # not for a kill from outside, which the log knows nothing about.
+            killed = code in (-signal.SIGKILL, -signal.SIGTERM)
+            log = child.log_tail(15) if restarts.failures == 1 and not killed else ""
             again = f" ({restarts.failures} in a row)" if restarts.failures > 1 else ""
             message = f"{child.name} {describe_exit(code)}{again}; restarting in {delay:g} s"
             events.append(Event(child.name, message, False, log))
