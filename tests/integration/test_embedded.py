@@ -67,7 +67,8 @@ def test_killed_server_is_reaped_and_starts_again_on_its_port(
     """What the launcher's supervisor does with a server that died: poll (reap, exit code), start again."""
     with kind(data_dir=tmp_path / "srv") as server:
         first = server.pid
-        assert first is not None and server.poll() is None
+        assert first is not None
+        assert server.poll() is None
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while (code := server.poll()) is None:
@@ -76,7 +77,8 @@ def test_killed_server_is_reaped_and_starts_again_on_its_port(
         assert code == -signal.SIGKILL
         assert not _alive(first), "reaped: no zombie left behind"
         server.start()
-        assert server.pid not in (None, first) and server.poll() is None
+        assert server.pid not in (None, first)
+        assert server.poll() is None
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
     log = server.log_path.read_text()
     assert log.count(f"starting {server.kind} on 127.0.0.1:{server.port}") == 2, log

@@ -72,9 +72,12 @@ def test_first_error_in_full_then_copies_counted_and_summarised(
         "writes succeed again",
     ]
     summary = kept[1]
-    assert summary.levelno == logging.ERROR and summary.exc_info is None
+    assert summary.levelno == logging.ERROR
+    assert summary.exc_info is None
     line = orjson.loads(JsonFormatter("core-data").format(summary))
-    assert line["repeated"] == 57 and "exc" not in line and "_throttle_summary" not in line
+    assert line["repeated"] == 57
+    assert "exc" not in line
+    assert "_throttle_summary" not in line
 
 
 def test_after_the_window_the_error_is_logged_in_full_again(
@@ -155,8 +158,10 @@ def test_process_log_appends_with_a_marker_and_rotates_when_large(tmp_path: Path
     with open_process_log(path, "core-data restarted") as log:
         log.write(b"second run\n")
     text = path.read_text()
-    assert "the first run's crash" in text and "second run" in text
-    assert text.count("-----") == 4 and "core-data restarted" in text
+    assert "the first run's crash" in text
+    assert "second run" in text
+    assert text.count("-----") == 4
+    assert "core-data restarted" in text
 
     for i in range(4):
         with open_process_log(path, f"run {i}", max_bytes=10, backups=2) as log:
