@@ -186,7 +186,15 @@ def _document_400_not_422(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    """How every service is served. uvicorn's own `date`/`server` headers are lower case; the middleware
+    sends a canonical `Date` itself, and no `Server` header (EdgeX sends none)."""
+    return uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, server_header=False, date_header=False
+    )
+
+
 def serve(settings: ServiceSettings, build: Callable[[], FastAPI]) -> None:
     """A service main: JSON logging first (so start-up is logged in the same format), then uvicorn."""
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
-    uvicorn.run(build(), host=settings.http.host, port=settings.http.port, log_config=None, access_log=False)
+    uvicorn.Server(server_config(build(), settings.http.host, settings.http.port)).run()

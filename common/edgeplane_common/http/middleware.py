@@ -1,11 +1,13 @@
 """One pure-ASGI middleware for what every request needs: correlation id, bearer token, body limit,
-content-type check and Prometheus metrics. Pure ASGI keeps the per-request cost to a few dict lookups."""
+content-type check, canonical response header names and Prometheus metrics. Pure ASGI keeps the
+per-request cost to a few dict lookups."""
 
 from __future__ import annotations
 
 import hmac
 import time
 import uuid
+from email.utils import formatdate
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -16,6 +18,7 @@ from edgeplane_common.http.responses import error_body
 from edgeplane_common.logging import correlation_id
 
 CORRELATION_HEADER = b"x-correlation-id"
+CANONICAL_CORRELATION_HEADER = b"X-Correlation-Id"
 OPEN_PATHS = frozenset({"/api/v3/ping"})
 _BODY_TYPES = (
     b"application/json",
@@ -25,6 +28,35 @@ _BODY_TYPES = (
     b"text/yaml",
     b"application/cbor",
 )
+
+
+_CANONICAL: dict[bytes, bytes] = {}
+
+
+def canonical_header(name: bytes) -> bytes:
+    """Go's CanonicalMIMEHeaderKey (`content-type` -> `Content-Type`), as EdgeX's net/http sends them.
+
+    Header names are case-insensitive by RFC 9110, but EdgeX clients exist that compare them exactly
+    (EdgeX's own TAF suites test `'Content-Type' in headers`); Starlette emits lower case. h11 sends the
+    names as given, so spelling them here is enough."""
+    found = _CANONICAL.get(name)
+    if found is None:
+        found = b"-".join(part[:1].upper() + part[1:].lower() for part in name.split(b"-"))
+        if len(_CANONICAL) < 256:  # header names come from our own code: a small, fixed set
+            _CANONICAL[name] = found
+    return found
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def http_date() -> bytes:
+    """The `Date` header value, formatted once per second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True).encode("ascii"))
+    return _date_cache[1]
 
 
 class Metrics:
@@ -64,8 +96,9 @@ class ServiceMiddleware:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
                 message["headers"] = [
-                    *message.get("headers", []),
-                    (CORRELATION_HEADER, cid.encode("latin-1")),
+                    *((canonical_header(k), v) for k, v in message.get("headers", ())),
+                    (CANONICAL_CORRELATION_HEADER, cid.encode("latin-1")),
+                    (b"Date", http_date()),
                 ]
             await send(message)
 
