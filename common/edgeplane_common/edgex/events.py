@@ -23,6 +23,7 @@ from edgeplane_common import API_VERSION
 from edgeplane_common.edgex.values import FLOAT32_MAX, INT_RANGES, NUMERIC_TYPES, parse_bool
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.models.enums import ValueType, normalize_value_type
+from edgeplane_common.models.names import NameRule, name_problem
 
 
 class ReadingRef(NamedTuple):
@@ -125,6 +126,24 @@ def _fold(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+# Names already found valid: a stream repeats the same few device, profile and resource names, so the
+# hot path pays one set lookup per name. Bounded, so a flood of distinct names cannot grow it.
+_GOOD_NAMES: set[str] = set()
+_GOOD_NAMES_MAX = 4096
+
+
+def _check_name(value: str, where: str, key: str) -> None:
+    """ContractInvalid unless `value` is a valid event name (non-blank text, capped so its subject fits)."""
+    if value in _GOOD_NAMES:
+        return
+    problem = name_problem(value, NameRule.TEXT)
+    if problem:
+        raise ContractInvalid(f"{where}.{key} {problem}")
+    if len(_GOOD_NAMES) >= _GOOD_NAMES_MAX:
+        _GOOD_NAMES.clear()
+    _GOOD_NAMES.add(value)
+
+
 def _name(data: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
     value = data.get(key)
     if value is None or value == "":
@@ -133,6 +152,7 @@ def _name(data: dict[str, Any], key: str, where: str, default: str | None = None
         raise ContractInvalid(f"{where}.{key} is required")
     if not isinstance(value, str) or not value.strip():
         raise ContractInvalid(f"{where}.{key} must be a non-empty string, got {value!r}")
+    _check_name(value, where, key)
     return value
 
 
@@ -271,6 +291,11 @@ def _reading(raw: Any, index: int, event: dict[str, Any]) -> tuple[dict[str, Any
         or profile.isspace()
     ):
         value_type, rid, origin, device, resource, profile = _reading_slow(data, index, event)
+    elif device not in _GOOD_NAMES or resource not in _GOOD_NAMES or profile not in _GOOD_NAMES:
+        where = f"event.readings[{index}]"
+        _check_name(device, where, "deviceName")
+        _check_name(resource, where, "resourceName")
+        _check_name(profile, where, "profileName")
     out: dict[str, Any] = {
         "id": rid,
         "origin": origin,

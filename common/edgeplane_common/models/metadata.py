@@ -19,17 +19,17 @@ from edgeplane_common.models.enums import (
     ValueType,
     ValueTypeField,
 )
-
-# EdgeX's "rfc3986 unreserved chars" rule for names (plus `.`, which EdgeX samples use in file names).
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9\-_~:;=.]+$")
-
-
-def check_name(value: str, what: str = "name") -> str:
-    if not value or not NAME_PATTERN.match(value):
-        raise ValueError(
-            f"{what} {value!r} is invalid: use only letters, digits and - _ ~ : ; = . (no spaces or slashes)"
-        )
-    return value
+from edgeplane_common.models.names import (
+    CommandName,
+    DeviceName,
+    ProfileName,
+    ResourceName,
+    ServiceName,
+    SourceName,
+    WatcherName,
+    check_name,
+    shown,
+)
 
 
 class ResourceProperties(ContractModel):
@@ -50,7 +50,7 @@ class ResourceProperties(ContractModel):
 
 
 class DeviceResource(ContractModel):
-    name: str
+    name: ResourceName
     description: str | None = None
     is_hidden: bool = False
     tags: dict[str, Any] | None = None
@@ -67,36 +67,27 @@ class DeviceResource(ContractModel):
             name = data.get("name") if isinstance(data, dict) else None
             if name is None:
                 raise
-            raise ValueError(f"device resource {name!r}: {describe_errors(err)}") from None
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str) -> str:
-        return check_name(v, "device resource name")
+            label = shown(name) if isinstance(name, str) else repr(name)
+            raise ValueError(f"device resource {label}: {describe_errors(err)}") from None
 
 
 class ResourceOperation(ContractModel):
-    device_resource: str
+    device_resource: ResourceName
     default_value: Str | None = None
     mappings: dict[str, Str] | None = None
 
 
 class DeviceCommand(ContractModel):
-    name: str
+    name: CommandName
     is_hidden: bool = False
     read_write: ReadWriteField
     resource_operations: list[ResourceOperation]
     tags: dict[str, Any] | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str) -> str:
-        return check_name(v, "device command name")
-
 
 class DeviceProfile(ContractModel):
     id: str | None = None
-    name: str
+    name: ProfileName
     description: str | None = None
     manufacturer: Str | None = None
     model: Str | None = None
@@ -106,11 +97,6 @@ class DeviceProfile(ContractModel):
     created: int | None = None
     modified: int | None = None
     linked_device_count: int | None = None  # computed on read, never stored
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str) -> str:
-        return check_name(v, "profile name")
 
     @field_validator("labels", "device_resources", "device_commands", mode="before")
     @classmethod
@@ -153,7 +139,7 @@ class AutoEvent(ContractModel):
     interval: str
     on_change: bool = False
     on_change_threshold: float | None = None
-    source_name: str
+    source_name: SourceName
     retention: Retention | None = None
 
     @model_validator(mode="before")
@@ -174,26 +160,21 @@ class AutoEvent(ContractModel):
 
 class Device(ContractModel):
     id: str | None = None
-    name: str
+    name: DeviceName
     description: str | None = None
     admin_state: AdminStateField = AdminState.UNLOCKED
     operating_state: OperatingStateField = OperatingState.UP
     labels: list[Str] = Field(default_factory=list)
     location: Any = None
-    service_name: str
-    profile_name: str | None = None
+    service_name: ServiceName
+    profile_name: ProfileName | None = None
     auto_events: list[AutoEvent] = Field(default_factory=list)
     protocols: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    parent: str | None = None
+    parent: DeviceName | None = None
     tags: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
     created: int | None = None
     modified: int | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str) -> str:
-        return check_name(v, "device name")
 
     @field_validator("labels", "auto_events", "protocols", mode="before")
     @classmethod
@@ -224,7 +205,7 @@ class UpdateDevice(ContractModel):
 
 class DeviceService(ContractModel):
     id: str | None = None
-    name: str
+    name: ServiceName
     description: str | None = None
     labels: list[Str] = Field(default_factory=list)
     base_address: str
@@ -232,11 +213,6 @@ class DeviceService(ContractModel):
     properties: dict[str, Any] | None = None
     created: int | None = None
     modified: int | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str) -> str:
-        return check_name(v, "device service name")
 
 
 class UpdateDeviceService(ContractModel):
@@ -250,7 +226,7 @@ class UpdateDeviceService(ContractModel):
 
 
 class DiscoveredDevice(ContractModel):
-    profile_name: str | None = None
+    profile_name: ProfileName | None = None
     admin_state: AdminStateField = AdminState.UNLOCKED
     auto_events: list[AutoEvent] = Field(default_factory=list)
     properties: dict[str, Any] | None = None
@@ -258,8 +234,8 @@ class DiscoveredDevice(ContractModel):
 
 class ProvisionWatcher(ContractModel):
     id: str | None = None
-    name: str
-    service_name: str
+    name: WatcherName
+    service_name: ServiceName
     labels: list[Str] = Field(default_factory=list)
     identifiers: dict[str, Str]
     blocking_identifiers: dict[str, list[Str]] | None = None
@@ -267,11 +243,6 @@ class ProvisionWatcher(ContractModel):
     discovered_device: DiscoveredDevice
     created: int | None = None
     modified: int | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str) -> str:
-        return check_name(v, "provision watcher name")
 
     @field_validator("identifiers")
     @classmethod

@@ -28,6 +28,7 @@ from edgeplane_common.models.metadata import (
     UpdateDeviceService,
     UpdateProvisionWatcher,
 )
+from edgeplane_common.models.names import ProfileName
 
 
 class AddDeviceRequest(BaseRequest):
@@ -77,22 +78,22 @@ class UpdateProvisionWatcherRequest(BaseRequest):
 
 
 class AddDeviceResourceRequest(BaseRequest):
-    profile_name: str
+    profile_name: ProfileName
     resource: DeviceResource
 
 
 class UpdateDeviceResourceRequest(BaseRequest):
-    profile_name: str
+    profile_name: ProfileName
     resource: UpdateDeviceResource
 
 
 class AddDeviceCommandRequest(BaseRequest):
-    profile_name: str
+    profile_name: ProfileName
     device_command: DeviceCommand
 
 
 class UpdateDeviceCommandRequest(BaseRequest):
-    profile_name: str
+    profile_name: ProfileName
     device_command: UpdateDeviceCommand
 
 
