@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from core_metadata.application.devices import DeviceManager
@@ -15,7 +16,7 @@ from core_metadata.application.services import DeviceServiceManager
 from core_metadata.application.watchers import ProvisionWatcherManager
 from edgeplane_common.errors import ContractInvalid, EdgeError
 from edgeplane_common.http import json_response
-from edgeplane_common.models import BaseResponse, BaseWithIdResponse
+from edgeplane_common.models import BaseResponse, BaseWithIdResponse, describe_errors
 from edgeplane_common.models.base import BaseRequest
 
 T = TypeVar("T", bound=BaseRequest)
@@ -48,6 +49,8 @@ async def add_batch(items: Sequence[T], add: Callable[[T], Awaitable[tuple[str |
             results.append(BaseWithIdResponse(request_id=item.request_id, status_code=201, id=entity_id, message=note))
         except EdgeError as err:
             results.append(BaseResponse(request_id=item.request_id, status_code=err.status_code, message=err.message))
+        except ValidationError as err:  # a use case should have said ContractInvalid; bad input is never a 500
+            results.append(BaseResponse(request_id=item.request_id, status_code=400, message=describe_errors(err)))
     return json_response(results, 207)
 
 
@@ -61,6 +64,8 @@ async def update_batch(items: Sequence[T], update: Callable[[T], Awaitable[str |
             results.append(BaseResponse(request_id=item.request_id, status_code=200, message=note))
         except EdgeError as err:
             results.append(BaseResponse(request_id=item.request_id, status_code=err.status_code, message=err.message))
+        except ValidationError as err:  # a use case should have said ContractInvalid; bad input is never a 500
+            results.append(BaseResponse(request_id=item.request_id, status_code=400, message=describe_errors(err)))
     return json_response(results, 207)
 
 

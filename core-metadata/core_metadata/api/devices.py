@@ -22,6 +22,7 @@ from core_metadata.application.ports import Query
 from edgeplane_common.errors import NotFound
 from edgeplane_common.http import json_response
 from edgeplane_common.models import BaseResponse, BaseWithIdResponse, Device
+from edgeplane_common.models.names import DeviceName, ProfileName, ServiceName
 from edgeplane_common.models.responses import (
     AddDeviceRequest,
     DeviceResponse,
@@ -76,19 +77,19 @@ async def all_devices(
 
 
 @router.get("/check/name/{name}", response_model=BaseResponse)
-async def check_device_name(name: str, m: M) -> Response:
+async def check_device_name(name: DeviceName, m: M) -> Response:
     if not await m.devices.exists(name):
         raise NotFound(f"device {name!r} does not exist")
     return ok()
 
 
 @router.get("/name/{name}", response_model=DeviceResponse)
-async def device_by_name(name: str, m: M) -> Response:
+async def device_by_name(name: DeviceName, m: M) -> Response:
     return json_response(DeviceResponse(device=await m.devices.get(name)))
 
 
 @router.delete("/name/{name}", response_model=BaseResponse)
-async def delete_device(name: str, m: M) -> Response:
+async def delete_device(name: DeviceName, m: M) -> Response:
     await m.devices.delete(name)
     return ok()
 
@@ -99,10 +100,10 @@ async def device_by_id(id: str, m: M) -> Response:
 
 
 @router.get("/profile/name/{name}", response_model=MultiDevicesResponse)
-async def devices_by_profile(name: str, m: M, offset: Offset = 0, limit: Limit = 20) -> Response:
+async def devices_by_profile(name: ProfileName, m: M, offset: Offset = 0, limit: Limit = 20) -> Response:
     return _page(*await m.devices.query(Query(profile_name=name), offset, limit))
 
 
 @router.get("/service/name/{name}", response_model=MultiDevicesResponse)
-async def devices_by_service(name: str, m: M, offset: Offset = 0, limit: Limit = 20) -> Response:
+async def devices_by_service(name: ServiceName, m: M, offset: Offset = 0, limit: Limit = 20) -> Response:
     return _page(*await m.devices.query(Query(service_name=name), offset, limit))

@@ -23,6 +23,7 @@ from core_metadata.application.profiles import parse_profile_file
 from edgeplane_common.errors import ContractInvalid, LimitExceeded
 from edgeplane_common.http import json_response
 from edgeplane_common.models import BaseResponse, BaseWithIdResponse, DeviceProfile, describe_errors
+from edgeplane_common.models.names import CommandName, ProfileName, ResourceName
 from edgeplane_common.models.responses import (
     AddDeviceCommandRequest,
     AddDeviceProfileRequest,
@@ -95,18 +96,18 @@ async def all_profiles(m: M, offset: Offset = 0, limit: Limit = 20, labels: Labe
 
 
 @router.get("/name/{name}", response_model=DeviceProfileResponse)
-async def profile_by_name(name: str, m: M) -> Response:
+async def profile_by_name(name: ProfileName, m: M) -> Response:
     return json_response(DeviceProfileResponse(profile=await m.profiles.get(name)))
 
 
 @router.delete("/name/{name}", response_model=BaseResponse)
-async def delete_profile(name: str, m: M) -> Response:
+async def delete_profile(name: ProfileName, m: M) -> Response:
     await m.profiles.delete(name)
     return ok()
 
 
 @router.patch("/name/{name}/tags", response_model=BaseResponse)
-async def patch_profile_tags(name: str, body: DeviceProfileTagsRequest, m: M) -> Response:
+async def patch_profile_tags(name: ProfileName, body: DeviceProfileTagsRequest, m: M) -> Response:
     await m.profiles.patch_tags(name, body.device_resources, body.device_commands)
     return ok()
 
@@ -145,7 +146,7 @@ async def patch_commands(body: Annotated[list[UpdateDeviceCommandRequest], Body(
 
 
 @router.delete("/name/{name}/deviceCommand/{command_name}", response_model=BaseResponse)
-async def delete_command(name: str, command_name: str, m: M) -> Response:
+async def delete_command(name: ProfileName, command_name: CommandName, m: M) -> Response:
     await m.profiles.delete_command(name, command_name)
     return ok()
 
@@ -169,7 +170,7 @@ async def patch_resources(body: Annotated[list[UpdateDeviceResourceRequest], Bod
 
 
 @router.delete("/name/{name}/resource/{resource_name}", response_model=BaseResponse)
-async def delete_resource(name: str, resource_name: str, m: M) -> Response:
+async def delete_resource(name: ProfileName, resource_name: ResourceName, m: M) -> Response:
     await m.profiles.delete_resource(name, resource_name)
     return ok()
 
@@ -192,5 +193,5 @@ async def profiles_by_model(model: str, m: M, offset: Offset = 0, limit: Limit =
 
 
 @resource_router.get("/profile/{profile_name}/resource/{resource_name}", response_model=DeviceResourceResponse)
-async def resource_by_name(profile_name: str, resource_name: str, m: M) -> Response:
+async def resource_by_name(profile_name: ProfileName, resource_name: ResourceName, m: M) -> Response:
     return json_response(DeviceResourceResponse(resource=await m.profiles.get_resource(profile_name, resource_name)))

@@ -19,6 +19,7 @@ from core_metadata.api.common import (
 from core_metadata.api.deps import ERRORS, M
 from edgeplane_common.http import json_response
 from edgeplane_common.models import BaseResponse, BaseWithIdResponse
+from edgeplane_common.models.names import ServiceName
 from edgeplane_common.models.responses import (
     AddDeviceServiceRequest,
     DeviceServiceResponse,
@@ -53,11 +54,11 @@ async def all_services(m: M, offset: Offset = 0, limit: Limit = 20, labels: Labe
 
 
 @router.get("/name/{name}", response_model=DeviceServiceResponse)
-async def service_by_name(name: str, m: M) -> Response:
+async def service_by_name(name: ServiceName, m: M) -> Response:
     return json_response(DeviceServiceResponse(service=await m.services.get(name)))
 
 
 @router.delete("/name/{name}", response_model=BaseResponse)
-async def delete_service(name: str, m: M) -> Response:
+async def delete_service(name: ServiceName, m: M) -> Response:
     await m.services.delete(name)
     return ok()

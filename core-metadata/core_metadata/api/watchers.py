@@ -20,6 +20,7 @@ from core_metadata.api.deps import ERRORS, M
 from core_metadata.application.ports import Query
 from edgeplane_common.http import json_response
 from edgeplane_common.models import BaseResponse, BaseWithIdResponse
+from edgeplane_common.models.names import ProfileName, ServiceName, WatcherName
 from edgeplane_common.models.responses import (
     AddProvisionWatcherRequest,
     MultiProvisionWatchersResponse,
@@ -57,21 +58,21 @@ async def all_watchers(m: M, offset: Offset = 0, limit: Limit = 20, labels: Labe
 
 
 @router.get("/name/{name}", response_model=ProvisionWatcherResponse)
-async def watcher_by_name(name: str, m: M) -> Response:
+async def watcher_by_name(name: WatcherName, m: M) -> Response:
     return json_response(ProvisionWatcherResponse(provision_watcher=await m.watchers.get(name)))
 
 
 @router.delete("/name/{name}", response_model=BaseResponse)
-async def delete_watcher(name: str, m: M) -> Response:
+async def delete_watcher(name: WatcherName, m: M) -> Response:
     await m.watchers.delete(name)
     return ok()
 
 
 @router.get("/service/name/{name}", response_model=MultiProvisionWatchersResponse)
-async def watchers_by_service(name: str, m: M, offset: Offset = 0, limit: Limit = 20) -> Response:
+async def watchers_by_service(name: ServiceName, m: M, offset: Offset = 0, limit: Limit = 20) -> Response:
     return _page(*await m.watchers.query(Query(service_name=name), offset, limit))
 
 
 @router.get("/profile/name/{name}", response_model=MultiProvisionWatchersResponse)
-async def watchers_by_profile(name: str, m: M, offset: Offset = 0, limit: Limit = 20) -> Response:
+async def watchers_by_profile(name: ProfileName, m: M, offset: Offset = 0, limit: Limit = 20) -> Response:
     return _page(*await m.watchers.query(Query(profile_name=name), offset, limit))

@@ -5,10 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import TypeVar, cast
+from collections.abc import Iterable
+from typing import Any, TypeVar, cast
+
+from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from core_metadata.application.pagination import check_range, page_limit
 from core_metadata.application.ports import Entity, Kind, MetadataStore, Query, SystemEventPublisher
+from edgeplane_common.errors import ContractInvalid
+from edgeplane_common.models.metadata import describe_errors
+from edgeplane_common.models.names import NameRule, name_problem
 from edgeplane_common.models.system_event import SystemEventAction
 
 E = TypeVar("E", bound=Entity)
@@ -16,6 +23,30 @@ E = TypeVar("E", bound=Entity)
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def validated(model: type[E], data: dict[str, Any], what: str) -> E:
+    """`data` as a `model`, or ContractInvalid (400) saying what is wrong: PATCH merges, then validates the
+    merged entity, then writes; an invalid merge never reaches the store."""
+    try:
+        return cast(E, model.model_validate(data))
+    except ValidationError as err:
+        raise ContractInvalid(f"{what}: {describe_errors(err)}") from None
+
+
+def refuse_nulls(changes: dict[str, Any], fields: Iterable[str], what: str) -> None:
+    """An explicit null for a field the entity cannot do without is a 400, not a silent clear."""
+    nulls = [to_camel(f) for f in fields if f in changes and changes[f] is None]
+    if nulls:
+        raise ContractInvalid(f"{what}: {', '.join(nulls)} cannot be null; leave the key out to keep the current value")
+
+
+def lookup_name(name: str, what: str, rule: NameRule = NameRule.IDENTIFIER) -> str:
+    """A name an update looks its entity up by: one that can never exist is a 400, not a 404."""
+    problem = name_problem(name, rule)
+    if problem:
+        raise ContractInvalid(f"{what} {problem}")
+    return name
 
 
 class UseCase:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from core_metadata.application.base import UseCase
+from core_metadata.application.base import UseCase, lookup_name, refuse_nulls, validated
 from core_metadata.application.pagination import check_range, page_limit
 from core_metadata.application.ports import DeviceValidator, Kind, MetadataStore, Query, SystemEventPublisher
 from edgeplane_common.errors import ContractInvalid, DuplicateName, NotFound
@@ -50,7 +50,9 @@ class DeviceManager(UseCase):
         changes = update.model_dump(exclude_unset=True, exclude={"id"})
         if update.id is None:
             changes.pop("name", None)
-        merged = Device.model_validate({**old.model_dump(), **changes})
+        what = f"device {old.name!r}"
+        refuse_nulls(changes, ("name", "admin_state", "operating_state", "service_name", "profile_name"), what)
+        merged = validated(Device, {**old.model_dump(), **changes}, what)
         await self._check_references(merged)
         note = None if bypass_validation else await self.validator.validate(merged)
         async with self.lock:
@@ -105,7 +107,7 @@ class DeviceManager(UseCase):
         if device_id:
             return await self.get_by_id(device_id)
         if name:
-            return await self.get(name)
+            return await self.get(lookup_name(name, "device name"))
         raise ContractInvalid("the update names neither a device id nor a device name")
 
     async def _check_references(self, device: Device) -> None:

@@ -6,7 +6,7 @@ from typing import Any, TypeVar, cast
 
 import yaml
 
-from core_metadata.application.base import UseCase
+from core_metadata.application.base import UseCase, lookup_name, validated
 from core_metadata.application.ports import Kind, MetadataStore, Query, SystemEventPublisher
 from core_metadata.application.validation import validate_profile
 from edgeplane_common.errors import ContractInvalid, Locked, NotFound, StatusConflict
@@ -191,7 +191,7 @@ class ProfileManager(UseCase):
                 await self._check_unlocked(old.name)
             new = apply(old)
             # Re-validate the whole profile, so a change can never leave it inconsistent.
-            new = DeviceProfile.model_validate(new.model_dump())
+            new = validated(DeviceProfile, new.model_dump(), f"profile {old.name!r}")
             validate_profile(new)
             new = self.stamp_update(new.model_copy(update={"linked_device_count": None}), old)
             await self.store.replace(K, new, old_name=old.name)
@@ -202,7 +202,7 @@ class ProfileManager(UseCase):
         if profile_id:
             return cast(DeviceProfile, await self.store.get_by_id(K, profile_id))
         if name:
-            return cast(DeviceProfile, await self.store.get(K, name))
+            return cast(DeviceProfile, await self.store.get(K, lookup_name(name, "profile name")))
         raise ContractInvalid("the request names neither a profile id nor a profile name")
 
     async def _check_unlocked(self, name: str) -> None:

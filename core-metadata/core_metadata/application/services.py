@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from core_metadata.application.base import UseCase
+from core_metadata.application.base import UseCase, lookup_name, refuse_nulls, validated
 from core_metadata.application.ports import Kind, Query
 from edgeplane_common.errors import ContractInvalid, StatusConflict
 from edgeplane_common.models import DeviceService
 from edgeplane_common.models.metadata import UpdateDeviceService
+from edgeplane_common.models.names import NameRule
 from edgeplane_common.models.system_event import SystemEventAction
 
 K = Kind.SERVICE
@@ -26,7 +27,9 @@ class DeviceServiceManager(UseCase):
         async with self.lock:
             old = await _find(self, update.id, update.name)
             changes: dict[str, Any] = update.model_dump(exclude_unset=True, exclude={"id"})
-            merged = DeviceService.model_validate({**old.model_dump(), **changes})
+            what = f"device service {old.name!r}"
+            refuse_nulls(changes, ("name", "base_address", "admin_state"), what)
+            merged = validated(DeviceService, {**old.model_dump(), **changes}, what)
             if merged.name != old.name and await self.store.count(Kind.DEVICE, Query(service_name=old.name)):
                 raise StatusConflict(f"device service {old.name!r} still owns devices; it cannot be renamed")
             merged = self.stamp_update(merged, old)
@@ -59,5 +62,5 @@ async def _find(uc: UseCase, entity_id: str | None, name: str | None) -> DeviceS
     if entity_id:
         return cast(DeviceService, await uc.store.get_by_id(K, entity_id))
     if name:
-        return cast(DeviceService, await uc.store.get(K, name))
+        return cast(DeviceService, await uc.store.get(K, lookup_name(name, "device service name", NameRule.SERVICE)))
     raise ContractInvalid("the update names neither an id nor a name")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from core_metadata.application.base import UseCase
+from core_metadata.application.base import UseCase, lookup_name, refuse_nulls, validated
 from core_metadata.application.ports import Kind, Query
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.models import ProvisionWatcher
@@ -28,19 +28,23 @@ class ProvisionWatcherManager(UseCase):
             if update.id:
                 old = cast(ProvisionWatcher, await self.store.get_by_id(K, update.id))
             elif update.name:
-                old = cast(ProvisionWatcher, await self.store.get(K, update.name))
+                old = cast(
+                    ProvisionWatcher, await self.store.get(K, lookup_name(update.name, "provision watcher name"))
+                )
             else:
                 raise ContractInvalid("the update names neither a provision watcher id nor a name")
             changes: dict[str, Any] = update.model_dump(exclude_unset=True, exclude={"id"})
             if update.id is None:
                 changes.pop("name", None)
+            what = f"provision watcher {old.name!r}"
+            refuse_nulls(changes, ("name", "service_name", "identifiers", "admin_state"), what)
             base = old.model_dump()
             if "discovered_device" in changes:
                 changes["discovered_device"] = {
                     **base["discovered_device"],
                     **(changes["discovered_device"] or {}),
                 }
-            merged = ProvisionWatcher.model_validate({**base, **changes})
+            merged = validated(ProvisionWatcher, {**base, **changes}, what)
             await self._check_references(merged)
             merged = self.stamp_update(merged, old)
             await self.store.replace(K, merged, old_name=old.name)
