@@ -27,6 +27,7 @@ from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.http import create_service_app, serve
 from edgeplane_common.redis import connect_redis, create_redis
+from edgeplane_common.safe_yaml import YamlLimits
 
 
 def load_uom(path: str | None) -> dict[str, Any]:
@@ -64,7 +65,13 @@ def create_app(
     common: dict[str, Any] = {"lock": lock, "max_result_count": settings.max_result_count}
     managers = Managers(
         devices=DeviceManager(store, publisher, validator, **common),
-        profiles=ProfileManager(store, publisher, strict_changes=settings.strict_profile_changes, **common),
+        profiles=ProfileManager(
+            store,
+            publisher,
+            strict_changes=settings.strict_profile_changes,
+            max_resources=settings.max_profile_resources,
+            **common,
+        ),
         services=DeviceServiceManager(store, publisher, **common),
         watchers=ProvisionWatcherManager(store, publisher, **common),
     )
@@ -84,6 +91,11 @@ def create_app(
         bootstrap=boot,
     )
     app.state.managers = managers
+    app.state.yaml_limits = YamlLimits(
+        max_bytes=settings.max_upload_size,
+        max_nodes=settings.max_profile_nodes,
+        max_resources=settings.max_profile_resources,
+    )
     app.state.uom = load_uom(settings.uom_file)
     return app
 

@@ -36,5 +36,12 @@ class CoreMetadataSettings(ServiceSettings):
     max_upload_size: int = Field(
         2 * 1024 * 1024, description="Largest device-profile file accepted by uploadfile, in bytes."
     )
+    max_profile_nodes: int = Field(
+        250_000,
+        description="Most YAML nodes a profile file may expand to (every use of an alias or merge key counts).",
+    )
+    max_profile_resources: int = Field(
+        5_000, description="Most deviceResources, and most deviceCommands, in one device profile."
+    )
     uom_file: str | None = Field(None, description="Units-of-measure YAML served by /api/v3/uom (built-in default).")
     validation: ValidationSettings = Field(default_factory=ValidationSettings)

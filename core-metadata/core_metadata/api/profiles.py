@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Body, File, Request, UploadFile
-from pydantic import ValidationError
 from starlette.responses import Response
 
 from core_metadata.api.common import (
@@ -22,7 +22,7 @@ from core_metadata.application.ports import Query
 from core_metadata.application.profiles import parse_profile_file
 from edgeplane_common.errors import ContractInvalid, LimitExceeded
 from edgeplane_common.http import json_response
-from edgeplane_common.models import BaseResponse, BaseWithIdResponse, DeviceProfile, describe_errors
+from edgeplane_common.models import BaseResponse, BaseWithIdResponse, DeviceProfile
 from edgeplane_common.models.names import CommandName, ProfileName, ResourceName
 from edgeplane_common.models.responses import (
     AddDeviceCommandRequest,
@@ -38,6 +38,7 @@ from edgeplane_common.models.responses import (
     UpdateDeviceProfileRequest,
     UpdateDeviceResourceRequest,
 )
+from edgeplane_common.safe_yaml import YamlLimits
 
 router = APIRouter(prefix="/api/v3/deviceprofile", tags=["device profile"], responses=ERRORS)
 resource_router = APIRouter(prefix="/api/v3/deviceresource", tags=["device profile"], responses=ERRORS)
@@ -62,16 +63,15 @@ async def put_profiles(body: Annotated[list[UpdateDeviceProfileRequest], Body()]
 
 
 async def _profile_from_upload(request: Request, file: UploadFile) -> DeviceProfile:
-    limit: int = request.app.state.settings.max_upload_size
+    limit: int = request.app.state.yaml_limits.max_bytes
     content = await file.read(limit + 1)
     if len(content) > limit:
         raise LimitExceeded(f"the profile file exceeds the maximum of {limit} bytes")
     if not content.strip():
         raise ContractInvalid("the uploaded profile file is empty")
-    try:
-        return DeviceProfile.model_validate(parse_profile_file(content))
-    except ValidationError as err:
-        raise ContractInvalid(f"invalid device profile: {describe_errors(err)}") from None
+    # Parsing and validating a large profile is CPU work: off the event loop, so ping stays responsive.
+    limits: YamlLimits = request.app.state.yaml_limits
+    return await anyio.to_thread.run_sync(parse_profile_file, content, limits)
 
 
 @router.post("/uploadfile", status_code=201, response_model=BaseWithIdResponse)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar, cast
 
-import yaml
+from pydantic import ValidationError
 
 from core_metadata.application.base import UseCase, lookup_name, validated
 from core_metadata.application.ports import Kind, MetadataStore, Query, SystemEventPublisher
@@ -15,26 +15,28 @@ from edgeplane_common.models.metadata import (
     UpdateDeviceCommand,
     UpdateDeviceProfileBasicInfo,
     UpdateDeviceResource,
+    describe_errors,
 )
 from edgeplane_common.models.responses import UpdateTags
 from edgeplane_common.models.system_event import SystemEventAction
+from edgeplane_common.safe_yaml import YamlLimits, check_profile_counts, load_yaml
 
 K = Kind.PROFILE
 
 
-def parse_profile_file(content: bytes) -> dict[str, Any]:
-    """Parse an uploaded YAML (or JSON, a YAML subset) profile; errors name the line and column."""
-    try:
-        data = yaml.safe_load(content)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ContractInvalid(f"the profile file is not valid YAML{where}: {err.problem or err}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ContractInvalid(f"the profile file is not valid YAML: {err}") from None
+def parse_profile_file(content: bytes, limits: YamlLimits | None = None) -> DeviceProfile:
+    """An uploaded YAML (or JSON, a YAML subset) profile, within `limits`; errors name the line and column.
+
+    CPU-bound (a large profile takes a noticeable fraction of a second): callers run it off the event loop."""
+    limits = limits or YamlLimits()
+    data = load_yaml(content, what="the profile file", limits=limits)
     if not isinstance(data, dict):
         raise ContractInvalid("the profile file must hold one YAML mapping (name, deviceResources, ...)")
-    return data
+    check_profile_counts(data, limits, "the profile file")
+    try:
+        return DeviceProfile.model_validate(data)
+    except ValidationError as err:
+        raise ContractInvalid(f"invalid device profile: {describe_errors(err)}") from None
 
 
 class ProfileManager(UseCase):
@@ -44,14 +46,16 @@ class ProfileManager(UseCase):
         publisher: SystemEventPublisher,
         *,
         strict_changes: bool = False,
+        max_resources: int = YamlLimits.max_resources,
         **kw: Any,
     ) -> None:
         super().__init__(store, publisher, **kw)
+        self.max_resources = max_resources
         # EdgeX's StrictDeviceProfileChanges: refuse changes to a profile devices use (423).
         self.strict_changes = strict_changes
 
     async def add(self, profile: DeviceProfile) -> DeviceProfile:
-        validate_profile(profile)
+        self._check(profile)
         async with self.lock:
             profile = self.stamp_new(profile.model_copy(update={"linked_device_count": None}))
             await self.store.add(K, profile)
@@ -59,7 +63,7 @@ class ProfileManager(UseCase):
         return profile
 
     async def update(self, profile: DeviceProfile) -> DeviceProfile:
-        validate_profile(profile)
+        self._check(profile)
         async with self.lock:
             old = await self._find(profile.id, profile.name)
             if old.name != profile.name:
@@ -192,11 +196,19 @@ class ProfileManager(UseCase):
             new = apply(old)
             # Re-validate the whole profile, so a change can never leave it inconsistent.
             new = validated(DeviceProfile, new.model_dump(), f"profile {old.name!r}")
-            validate_profile(new)
+            self._check(new)
             new = self.stamp_update(new.model_copy(update={"linked_device_count": None}), old)
             await self.store.replace(K, new, old_name=old.name)
         await self.emit(K, SystemEventAction.UPDATE, new)
         return new
+
+    def _check(self, profile: DeviceProfile) -> None:
+        for what, items in (("deviceResources", profile.device_resources), ("deviceCommands", profile.device_commands)):
+            if len(items) > self.max_resources:
+                raise ContractInvalid(
+                    f"profile {profile.name!r} has {len(items)} {what}; at most {self.max_resources} are accepted"
+                )
+        validate_profile(profile)
 
     async def _find(self, profile_id: str | None, name: str | None) -> DeviceProfile:
         if profile_id:

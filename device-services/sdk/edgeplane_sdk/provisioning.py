@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -10,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from edgeplane_common.clients import MetadataClient
 from edgeplane_common.errors import ContractInvalid, EdgeError
+from edgeplane_common.safe_yaml import YamlLimits, check_profile_counts, load_yaml
 
 log = logging.getLogger(__name__)
 _SUFFIXES = {".yaml", ".yml", ".json"}
@@ -35,14 +36,15 @@ def expand_env(text: str) -> str:
     return _VAR.sub(repl, text)
 
 
-def load_file(path: Path) -> Any:
-    try:
-        text = expand_env(path.read_text())
-        if path.suffix == ".json":
+def load_file(path: Path, limits: YamlLimits | None = None) -> Any:
+    """A res/ file, bounded like a profile upload (size, alias and merge-key expansion, nesting)."""
+    text = expand_env(path.read_text())
+    if path.suffix == ".json":
+        try:
             return orjson.loads(text)
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, orjson.JSONDecodeError) as err:
-        raise ContractInvalid(f"{path}: not valid YAML/JSON: {err}") from None
+        except orjson.JSONDecodeError as err:
+            raise ContractInvalid(f"{path}: not valid JSON: {err}") from None
+    return load_yaml(text, what=str(path), limits=limits)
 
 
 def device_definitions(data: Any) -> list[dict[str, Any]]:
@@ -62,11 +64,14 @@ def _files(folder: Path) -> list[Path]:
 
 async def provision(client: MetadataClient, res_dir: Path, service_name: str) -> None:
     """Add what is missing; existing profiles and devices (409) are left as the user changed them."""
+    limits = YamlLimits()
     for path in _files(res_dir / "profiles"):
-        if await _added(client.add_profile(load_file(path)), f"profile file {path.name} was refused by core-metadata"):
+        profile = await asyncio.to_thread(load_file, path, limits)
+        check_profile_counts(profile, limits, f"profile file {path.name}")
+        if await _added(client.add_profile(profile), f"profile file {path.name} was refused by core-metadata"):
             log.info("provisioned profile from %s", path.name)
     for path in _files(res_dir / "devices"):
-        for definition in device_definitions(load_file(path)):
+        for definition in device_definitions(await asyncio.to_thread(load_file, path, limits)):
             device = {"adminState": "UNLOCKED", "operatingState": "UP", **definition, "serviceName": service_name}
             if await _added(client.add_device(device), f"device {device.get('name')!r} in {path.name} was refused"):
                 log.info("provisioned device %s from %s", device.get("name"), path.name)
