@@ -41,7 +41,7 @@ def split_labels(labels: str | None) -> list[str]:
 
 async def add_batch(items: Sequence[T], add: Callable[[T], Awaitable[tuple[str | None, str | None]]]) -> Response:
     """Run `add` per element: 207 with one BaseWithIdResponse per element, in order."""
-    _non_empty(items)
+    non_empty(items)
     results: list[BaseResponse] = []
     for item in items:
         try:
@@ -56,7 +56,7 @@ async def add_batch(items: Sequence[T], add: Callable[[T], Awaitable[tuple[str |
 
 async def update_batch(items: Sequence[T], update: Callable[[T], Awaitable[str | None]]) -> Response:
     """Run `update` per element: 207 with one BaseResponse per element, in order."""
-    _non_empty(items)
+    non_empty(items)
     results: list[BaseResponse] = []
     for item in items:
         try:
@@ -69,7 +69,7 @@ async def update_batch(items: Sequence[T], update: Callable[[T], Awaitable[str |
     return json_response(results, 207)
 
 
-def _non_empty(items: Sequence[Any]) -> None:
+def non_empty(items: Sequence[Any]) -> None:
     if not items:
         raise ContractInvalid("the request body is an empty array; send at least one element")
 

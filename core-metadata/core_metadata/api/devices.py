@@ -12,14 +12,14 @@ from core_metadata.api.common import (
     Labels,
     Limit,
     Offset,
-    add_batch,
+    non_empty,
     ok,
     split_labels,
     update_batch,
 )
 from core_metadata.api.deps import ERRORS, M
 from core_metadata.application.ports import Query
-from edgeplane_common.errors import NotFound
+from edgeplane_common.errors import EdgeError, NotFound
 from edgeplane_common.http import json_response
 from edgeplane_common.models import BaseResponse, BaseWithIdResponse, Device
 from edgeplane_common.models.names import DeviceName, ProfileName, ServiceName
@@ -41,11 +41,18 @@ async def add_devices(
     force: Annotated[bool, Q(description="Replace a device whose name already exists")] = False,
     bypass_validation: Bypass = False,
 ) -> Response:
-    async def add(req: AddDeviceRequest) -> tuple[str | None, str | None]:
-        device, note = await m.devices.add(req.device, force=force, bypass_validation=bypass_validation)
-        return device.id, note
-
-    return await add_batch(body, add)
+    non_empty(body)
+    outcomes = await m.devices.add_many([req.device for req in body], force=force, bypass_validation=bypass_validation)
+    results: list[BaseResponse] = []
+    for req, outcome in zip(body, outcomes, strict=True):
+        if isinstance(outcome, EdgeError):
+            results.append(
+                BaseResponse(request_id=req.request_id, status_code=outcome.status_code, message=outcome.message)
+            )
+        else:
+            device, note = outcome
+            results.append(BaseWithIdResponse(request_id=req.request_id, status_code=201, id=device.id, message=note))
+    return json_response(results, 207)
 
 
 @router.patch("", status_code=207, response_model=list[BaseResponse])

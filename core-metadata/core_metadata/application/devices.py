@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from core_metadata.application.base import UseCase, lookup_name, refuse_nulls, validated
 from core_metadata.application.pagination import check_range, page_limit
 from core_metadata.application.ports import DeviceValidator, Kind, MetadataStore, Query, SystemEventPublisher
-from edgeplane_common.errors import ContractInvalid, DuplicateName, NotFound
+from edgeplane_common.errors import ContractInvalid, DuplicateName, EdgeError, NotFound
 from edgeplane_common.models import Device, DeviceProfile
 from edgeplane_common.models.metadata import UpdateDevice
 from edgeplane_common.models.system_event import SystemEventAction
 
 log = logging.getLogger(__name__)
 K = Kind.DEVICE
+
+
+@dataclass
+class _References:
+    """What a batch has looked up already: each distinct service and profile is read once."""
+
+    services: dict[str, bool] = field(default_factory=dict)
+    profiles: dict[str, DeviceProfile | None] = field(default_factory=dict)
+    batch: set[str] = field(default_factory=set)
 
 
 class DeviceManager(UseCase):
@@ -44,6 +55,69 @@ class DeviceManager(UseCase):
                 action = SystemEventAction.ADD
         await self.emit(K, action, device)
         return device, note
+
+    async def add_many(
+        self, devices: Sequence[Device], *, force: bool = False, bypass_validation: bool = False
+    ) -> list[tuple[Device, str | None] | EdgeError]:
+        """`add` for each device, in order, each with its own outcome; the store work of the whole batch
+        takes a few round trips (references looked up once per distinct name, one existence check, chunked
+        transactions), so 17,000 devices take seconds, not half a minute."""
+        results: list[tuple[Device, str | None] | EdgeError] = []
+        refs = _References()
+        checked: list[tuple[int, Device, str | None]] = []
+        for i, device in enumerate(devices):
+            try:
+                await self._check_references(device, refs)
+                note = None if bypass_validation else await self.validator.validate(device)
+            except EdgeError as err:
+                results.append(err)
+                continue
+            results.append(ContractInvalid("not processed"))  # replaced below
+            checked.append((i, device, note))
+            refs.batch.add(device.name)  # a later device of the batch may name it as its parent
+        emitted: list[tuple[SystemEventAction, Device]] = []
+        async with self.lock:
+            existing = await self.store.existing(K, [d.name for _, d, _ in checked])
+            new: list[tuple[int, Device, str | None]] = []
+            seen: set[str] = set()
+            for i, device, note in checked:
+                if device.name in seen or (device.name in existing and not force):
+                    results[i] = DuplicateName(f"device name {device.name!r} already exists")
+                    continue
+                seen.add(device.name)
+                if device.name in existing:
+                    try:
+                        old = await self.store.get(K, device.name)
+                        device = self.stamp_update(device, old)
+                        await self.store.replace(K, device, old_name=old.name)
+                    except EdgeError as err:
+                        results[i] = err
+                        continue
+                    results[i] = (device, note)
+                    emitted.append((SystemEventAction.UPDATE, device))
+                else:
+                    new.append((i, self.stamp_new(device), note))
+            try:
+                await self.store.add_many(K, [d for _, d, _ in new])
+                added = new
+            except DuplicateName:  # an id a caller supplied is taken: one at a time, to say which
+                added = []
+                for i, device, note in new:
+                    try:
+                        await self.store.add(K, device)
+                        added.append((i, device, note))
+                    except EdgeError as err:
+                        results[i] = err
+            except EdgeError as err:
+                added = []
+                for i, _, _ in new:
+                    results[i] = err
+            for i, device, note in added:
+                results[i] = (device, note)
+                emitted.append((SystemEventAction.ADD, device))
+        for action, device in emitted:
+            await self.emit(K, action, device)
+        return results
 
     async def patch(self, update: UpdateDevice, *, bypass_validation: bool = False) -> tuple[Device, str | None]:
         old = await self._find(update.id, update.name)
@@ -110,21 +184,28 @@ class DeviceManager(UseCase):
             return await self.get(lookup_name(name, "device name"))
         raise ContractInvalid("the update names neither a device id nor a device name")
 
-    async def _check_references(self, device: Device) -> None:
-        if not await self.store.exists(Kind.SERVICE, device.service_name):
+    async def _check_references(self, device: Device, refs: _References | None = None) -> None:
+        refs = refs or _References()
+        if device.service_name not in refs.services:
+            refs.services[device.service_name] = await self.store.exists(Kind.SERVICE, device.service_name)
+        if not refs.services[device.service_name]:
             raise ContractInvalid(f"device {device.name!r}: device service {device.service_name!r} does not exist")
-        if device.parent and device.parent != device.name and not await self.store.exists(K, device.parent):
+        parent = device.parent
+        if parent and parent != device.name and parent not in refs.batch and not await self.store.exists(K, parent):
             raise ContractInvalid(f"device {device.name!r}: parent device {device.parent!r} does not exist")
         if not device.profile_name:
             if device.auto_events:
                 raise ContractInvalid(f"device {device.name!r}: autoEvents need a profileName")
             return
-        try:
-            profile = cast(DeviceProfile, await self.store.get(Kind.PROFILE, device.profile_name))
-        except NotFound:
-            raise ContractInvalid(
-                f"device {device.name!r}: device profile {device.profile_name!r} does not exist"
-            ) from None
+        if device.profile_name not in refs.profiles:
+            try:
+                found = cast(DeviceProfile, await self.store.get(Kind.PROFILE, device.profile_name))
+            except NotFound:
+                found = None
+            refs.profiles[device.profile_name] = found
+        profile = refs.profiles[device.profile_name]
+        if profile is None:
+            raise ContractInvalid(f"device {device.name!r}: device profile {device.profile_name!r} does not exist")
         sources = {r.name for r in profile.device_resources} | {c.name for c in profile.device_commands}
         for ae in device.auto_events:
             if ae.source_name not in sources:

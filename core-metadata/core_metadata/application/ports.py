@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Protocol
 
@@ -73,6 +74,14 @@ class MetadataStore(Protocol):
 
     async def add(self, kind: Kind, entity: Entity) -> None:
         """Store a new entity; DuplicateName if the name or id exists."""
+        ...
+
+    async def add_many(self, kind: Kind, entities: Sequence[Entity]) -> None:
+        """Store new entities in a few round trips; DuplicateName (storing none) if a name or id exists."""
+        ...
+
+    async def existing(self, kind: Kind, names: Sequence[str]) -> set[str]:
+        """Which of `names` are stored (one round trip)."""
         ...
 
     async def replace(self, kind: Kind, entity: Entity, *, old_name: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from core_metadata.application.ports import MODEL, Entity, Kind, Query, index_terms, query_terms
 from edgeplane_common.errors import DuplicateName, NotFound
 
@@ -18,6 +20,22 @@ class InMemoryMetadataStore:
         if entity.id and entity.id in self._ids[kind]:
             raise DuplicateName(f"{kind.value} id {entity.id!r} already exists")
         self._put(kind, entity)
+
+    async def add_many(self, kind: Kind, entities: Sequence[Entity]) -> None:
+        names = [e.name for e in entities]
+        ids = [e.id for e in entities if e.id]
+        if len(set(names)) < len(names) or len(set(ids)) < len(ids):
+            raise DuplicateName(f"{kind.value}: the same name or id twice in one batch")
+        taken = [n for n in names if n in self._data[kind]]
+        if taken:
+            raise DuplicateName(f"{kind.value} name {taken[0]!r} already exists")
+        if any(i in self._ids[kind] for i in ids):
+            raise DuplicateName(f"{kind.value} id already exists")
+        for entity in entities:
+            self._put(kind, entity)
+
+    async def existing(self, kind: Kind, names: Sequence[str]) -> set[str]:
+        return {n for n in names if n in self._data[kind]}
 
     async def replace(self, kind: Kind, entity: Entity, *, old_name: str) -> None:
         old = await self.get(kind, old_name)

@@ -10,7 +10,7 @@ Every write is one MULTI/EXEC transaction, so an entity and its indexes never di
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -18,6 +18,8 @@ from redis.exceptions import RedisError
 
 from core_metadata.application.ports import MODEL, Entity, Kind, Query, index_terms, query_terms
 from edgeplane_common.errors import DuplicateName, NotFound, ServiceUnavailable
+
+_CHUNK = 500  # entities per MULTI/EXEC in add_many
 
 
 def _k(kind: Kind, *parts: str) -> str:
@@ -39,6 +41,38 @@ class RedisMetadataStore:
                 await tx.execute()
         except RedisError as err:
             raise ServiceUnavailable(f"metadata store unavailable: {err}") from err
+
+    async def add_many(self, kind: Kind, entities: Sequence[Entity]) -> None:
+        if not entities:
+            return
+        names = [e.name for e in entities]
+        ids = [e.id for e in entities if e.id]
+        if len(set(names)) < len(names) or len(set(ids)) < len(ids):
+            raise DuplicateName(f"{kind.value}: the same name or id twice in one batch")
+        try:
+            async with self.r.pipeline(transaction=False) as pipe:
+                pipe.hmget(_k(kind), names)
+                pipe.hmget(_k(kind, "ids"), ids or ["\0"])
+                by_name, by_id = await pipe.execute()
+            taken = [n for n, raw in zip(names, by_name, strict=True) if raw is not None]
+            if taken:
+                raise DuplicateName(f"{kind.value} name {taken[0]!r} already exists")
+            if ids and any(raw is not None for raw in by_id):
+                raise DuplicateName(f"{kind.value} id already exists")
+            # Chunks keep each transaction (and the server's reply buffer) modest for very large batches.
+            for start in range(0, len(entities), _CHUNK):
+                async with self.r.pipeline(transaction=True) as tx:
+                    for entity in entities[start : start + _CHUNK]:
+                        self._put(tx, kind, entity)
+                    await tx.execute()
+        except RedisError as err:
+            raise ServiceUnavailable(f"metadata store unavailable: {err}") from err
+
+    async def existing(self, kind: Kind, names: Sequence[str]) -> set[str]:
+        if not names:
+            return set()
+        raws = await self._call(self.r.hmget(_k(kind), list(names)))
+        return {n for n, raw in zip(names, raws, strict=True) if raw is not None}
 
     async def replace(self, kind: Kind, entity: Entity, *, old_name: str) -> None:
         old = await self.get(kind, old_name)
