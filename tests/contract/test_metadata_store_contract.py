@@ -131,3 +131,19 @@ async def test_stored_entities_are_copies(store: MetadataStore) -> None:
     await store.add(Kind.DEVICE, d)
     d.labels.append("mutated")
     assert (await store.get(Kind.DEVICE, "d1")).labels == ["a"]
+
+
+async def test_add_many_stores_all_or_refuses_all(store: MetadataStore) -> None:
+    await store.add_many(Kind.DEVICE, [device("b1"), device("b2", labels=["x"])])
+    assert await store.existing(Kind.DEVICE, ["b1", "b2", "b3"]) == {"b1", "b2"}
+    assert await store.count(Kind.DEVICE, Query(labels=["x"])) == 1
+    assert (await store.get_by_id(Kind.DEVICE, "id-b2")).name == "b2"
+    with pytest.raises(DuplicateName):
+        await store.add_many(Kind.DEVICE, [device("b3"), device("b1", id_="fresh")])
+    with pytest.raises(DuplicateName):
+        await store.add_many(Kind.DEVICE, [device("b4"), device("b5", id_="id-b1")])
+    with pytest.raises(DuplicateName):
+        await store.add_many(Kind.DEVICE, [device("b6"), device("b6", id_="other")])
+    assert await store.existing(Kind.DEVICE, ["b3", "b4", "b5", "b6"]) == set()
+    await store.add_many(Kind.DEVICE, [])
+    assert await store.existing(Kind.DEVICE, []) == set()

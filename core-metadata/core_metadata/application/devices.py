@@ -21,10 +21,10 @@ K = Kind.DEVICE
 
 @dataclass
 class _References:
-    """What a batch has looked up already: each distinct service and profile is read once."""
+    """What a batch has looked up already: each distinct service and profile is read (and indexed) once."""
 
     services: dict[str, bool] = field(default_factory=dict)
-    profiles: dict[str, DeviceProfile | None] = field(default_factory=dict)
+    profiles: dict[str, frozenset[str] | None] = field(default_factory=dict)  # its source names; None: missing
     batch: set[str] = field(default_factory=set)
 
 
@@ -199,17 +199,19 @@ class DeviceManager(UseCase):
             return
         if device.profile_name not in refs.profiles:
             try:
-                found = cast(DeviceProfile, await self.store.get(Kind.PROFILE, device.profile_name))
+                profile = cast(DeviceProfile, await self.store.get(Kind.PROFILE, device.profile_name))
+                found: frozenset[str] | None = frozenset(r.name for r in profile.device_resources) | {
+                    c.name for c in profile.device_commands
+                }
             except NotFound:
                 found = None
             refs.profiles[device.profile_name] = found
-        profile = refs.profiles[device.profile_name]
-        if profile is None:
+        sources = refs.profiles[device.profile_name]
+        if sources is None:
             raise ContractInvalid(f"device {device.name!r}: device profile {device.profile_name!r} does not exist")
-        sources = {r.name for r in profile.device_resources} | {c.name for c in profile.device_commands}
         for ae in device.auto_events:
             if ae.source_name not in sources:
                 raise ContractInvalid(
                     f"device {device.name!r}: autoEvent sourceName {ae.source_name!r} is neither a device "
-                    f"resource nor a device command of profile {profile.name!r}"
+                    f"resource nor a device command of profile {device.profile_name!r}"
                 )
