@@ -95,16 +95,17 @@ WatcherName = Annotated[str, _validator("provision watcher name", NameRule.IDENT
 ResourceName = Annotated[str, _validator("device resource name", NameRule.TEXT)]
 CommandName = Annotated[str, _validator("device command name", NameRule.TEXT)]
 SourceName = Annotated[str, _validator("source name", NameRule.TEXT)]
-EventName = Annotated[str, _validator("name", NameRule.TEXT)]
-"""A name as an event carries it (deviceName, profileName, sourceName, resourceName): EdgeX's core-data
-only asks for non-blank text; the cap and the control-character rule keep its subject valid."""
+AnyName = Annotated[str, _validator("name", NameRule.TEXT)]
+"""A name as an event carries it (deviceName, profileName, sourceName, resourceName), or as a service that does
+not own the entity takes it in a path: EdgeX only asks for non-blank text; the cap and the control-character
+rule keep whatever subject or key is built from it valid."""
 
 __all__ = [
     "MAX_NAME_BYTES",
     "NATS_MAX_CONTROL_LINE",
+    "AnyName",
     "CommandName",
     "DeviceName",
-    "EventName",
     "NameRule",
     "ProfileName",
     "ResourceName",

@@ -18,6 +18,7 @@ from core_command.application.models import (
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.http import error_responses, json_response
 from edgeplane_common.models import BaseResponse
+from edgeplane_common.models.names import AnyName
 
 router = APIRouter(prefix="/api/v3/device", tags=["command"])
 COMMAND_ERRORS = error_responses(400, 404, 405, 423, 502, 503)
@@ -48,15 +49,15 @@ async def all_device_commands(m: M, offset: Offset = 0, limit: Limit = 20) -> Re
 
 
 @router.get("/name/{name}", response_model=DeviceCoreCommandResponse, responses=error_responses(404, 503))
-async def device_commands(name: str, m: M) -> Response:
+async def device_commands(name: AnyName, m: M) -> Response:
     return json_response(DeviceCoreCommandResponse(device_core_command=await m.device_commands(name)))
 
 
 @router.get("/name/{name}/{command}", response_model=EventResponse, responses=COMMAND_ERRORS)
 async def issue_get_command(
     request: Request,
-    name: str,
-    command: str,
+    name: AnyName,
+    command: AnyName,
     m: M,
     push_event: Annotated[
         str | None,
@@ -83,7 +84,7 @@ async def issue_get_command(
     responses=COMMAND_ERRORS,
     openapi_extra=_SETTINGS_BODY,
 )
-async def issue_set_command(request: Request, name: str, command: str, m: M) -> Response:
+async def issue_set_command(request: Request, name: AnyName, command: AnyName, m: M) -> Response:
     raw = await request.body()
     if not raw.strip():
         raise ContractInvalid(

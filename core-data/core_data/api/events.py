@@ -23,6 +23,7 @@ from edgeplane_common import API_VERSION
 from edgeplane_common.errors import ContractInvalid, LimitExceeded, UnsupportedMediaType
 from edgeplane_common.http import json_response
 from edgeplane_common.models import BaseResponse, BaseWithIdResponse
+from edgeplane_common.models.names import AnyName
 
 router = APIRouter(prefix="/api/v3/event", tags=["event"], responses=ERRORS)
 
@@ -65,10 +66,10 @@ def _count(n: int) -> Response:
 async def add_event(
     request: Request,
     m: M,
-    service_name: Annotated[str, Path(alias="serviceName")],
-    profile_name: Annotated[str, Path(alias="profileName")],
-    device_name: Annotated[str, Path(alias="deviceName")],
-    source_name: Annotated[str, Path(alias="sourceName")],
+    service_name: Annotated[AnyName, Path(alias="serviceName")],
+    profile_name: Annotated[AnyName, Path(alias="profileName")],
+    device_name: Annotated[AnyName, Path(alias="deviceName")],
+    source_name: Annotated[AnyName, Path(alias="sourceName")],
 ) -> Response:
     limit = request.app.state.max_event_bytes
     length = request.headers.get("content-length")
@@ -106,19 +107,19 @@ async def event_count(m: M) -> Response:
 
 
 @router.get("/count/device/name/{name}", response_model=CountResponse)
-async def event_count_by_device(name: str, m: M) -> Response:
+async def event_count_by_device(name: AnyName, m: M) -> Response:
     return _count(await m.events.count(device=name))
 
 
 @router.get("/device/name/{name}", response_model=MultiEventsResponse)
 async def events_by_device(
-    name: str, m: M, offset: Offset = 0, limit: Limit = 20, numeric: NumericText = None
+    name: AnyName, m: M, offset: Offset = 0, limit: Limit = 20, numeric: NumericText = None
 ) -> Response:
     return _events_page(*await m.events.page(device=name, offset=offset, limit=limit, numeric=numeric_flag(numeric)))
 
 
 @router.delete("/device/name/{name}", status_code=202, response_model=BaseResponse)
-async def delete_events_by_device(name: str, m: M) -> Response:
+async def delete_events_by_device(name: AnyName, m: M) -> Response:
     m.events.delete_by_device(name)
     return json_response(ok(202), 202)
 

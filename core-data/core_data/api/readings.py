@@ -14,11 +14,12 @@ from core_data.api.deps import ERRORS, L, Listing, M
 from core_data.application.values import AggregateFunc
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.http import json_response
+from edgeplane_common.models.names import AnyName
 
 router = APIRouter(prefix="/api/v3/reading", tags=["reading"], responses=ERRORS)
 
-DeviceName = Annotated[str, Path(alias="deviceName")]
-ResourceName = Annotated[str, Path(alias="resourceName")]
+DeviceName = Annotated[AnyName, Path(alias="deviceName")]
+ResourceName = Annotated[AnyName, Path(alias="resourceName")]
 
 _RESOURCE_NAMES_BODY = {
     "requestBody": {
@@ -78,12 +79,12 @@ async def reading_count(m: M) -> Response:
 
 
 @router.get("/count/device/name/{name}", response_model=CountResponse)
-async def reading_count_by_device(name: str, m: M) -> Response:
+async def reading_count_by_device(name: AnyName, m: M) -> Response:
     return _count(await m.readings.count(device=name))
 
 
 @router.get("/device/name/{name}", response_model=MultiReadingsResponse)
-async def readings_by_device(name: str, m: M, q: L) -> Response:
+async def readings_by_device(name: AnyName, m: M, q: L) -> Response:
     return await _readings(m, q, device=name)
 
 
