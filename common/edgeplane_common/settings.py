@@ -8,6 +8,7 @@ NATS or Redis. Nested keys use `__`. Secrets are `SecretStr` and redacted in `/a
 from __future__ import annotations
 
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -33,6 +34,26 @@ class NatsSettings(BaseModel):
     token: SecretStr | None = Field(None, description="NATS auth token.")
     connect_timeout: float = Field(5.0, description="Seconds to wait for each connection attempt.")
     request_timeout: float = Field(5.0, description="Seconds to wait for a reply to a bus request.")
+    max_deliver: int = Field(
+        5,
+        ge=1,
+        description="Deliveries after which an event whose handling keeps failing (not for a transient reason "
+        "such as the store being down) is dead-lettered instead of redelivered.",
+    )
+    events_max_age: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Seconds the events stream (EDGEX_EVENTS) keeps an event; older ones are dropped.",
+    )
+    events_max_bytes: int = Field(
+        1024**3, gt=0, description="Bytes the events stream keeps at most; the oldest events are dropped first."
+    )
+    deadletter_max_age: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Seconds the dead-letter stream (EDGEX_DEADLETTER) keeps a message."
+    )
+    deadletter_max_bytes: int = Field(
+        64 * 1024**2, gt=0, description="Bytes the dead-letter stream keeps at most (oldest dropped first)."
+    )
 
 
 class RedisSettings(BaseModel):
@@ -72,5 +93,41 @@ class ServiceSettings(BaseSettings):
         return (init_settings, own, shared, file_secret_settings)
 
     def redacted(self) -> dict[str, Any]:
-        """The settings as JSON with every secret replaced by '**********'."""
-        return self.model_dump(mode="json")
+        """The settings as JSON with every secret replaced by '**********', and the password (or token) in
+        any URL-valued setting too (`nats://user:pass@host` shows as `nats://user:**********@host`)."""
+        data: dict[str, Any] = _redact_urls(self.model_dump(mode="json"))
+        return data
+
+
+REDACTED = "**********"
+
+
+def redact_url(value: str) -> str:
+    """`value` with the secret part of each URL's userinfo replaced (comma-separated URLs each)."""
+    if "@" not in value or "://" not in value:
+        return value
+    return ",".join(_redact_one(part) for part in value.split(","))
+
+
+def _redact_one(url: str) -> str:
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return REDACTED
+    if "@" not in parts.netloc:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, sep, _secret = userinfo.partition(":")
+    # `nats://token@host`: a lone userinfo is a token, secret as a password is.
+    safe = f"{user}:{REDACTED}" if sep else REDACTED
+    return urlunsplit(parts._replace(netloc=f"{safe}@{host}"))
+
+
+def _redact_urls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_urls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_urls(v) for v in value]
+    if isinstance(value, str):
+        return redact_url(value)
+    return value

@@ -13,11 +13,34 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
-from edgeplane_common.bus import BATCH_MAX_WAIT_S, BatchHandler, Handler, NoResponders, Subscription
+from edgeplane_common.bus import (
+    BATCH_MAX_WAIT_S,
+    DEADLETTER_CONSUMER,
+    DEADLETTER_DELIVERIES,
+    DEADLETTER_REASON,
+    DEADLETTER_SUBJECT,
+    MAX_DELIVER,
+    BatchHandler,
+    Consumer,
+    Handler,
+    NoResponders,
+    Subscription,
+    is_transient,
+    poison_reason,
+)
 from edgeplane_common.bus.envelope import MessageEnvelope
+from edgeplane_common.bus.guard import (
+    DEFAULT_MAX_PAYLOAD,
+    check_headers,
+    check_size,
+    check_subject,
+    sanitize_header_value,
+)
 from edgeplane_common.bus.nats import decode_message, dispatch, error_envelope
+from edgeplane_common.bus.topics import Topics
 from edgeplane_common.errors import ContractInvalid, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -97,6 +120,7 @@ class _Stored:
     subject: str
     data: bytes
     stored_at: float
+    headers: dict[str, str] | None = None
 
 
 @dataclass
@@ -104,6 +128,7 @@ class _Stream:
     name: str
     subjects: list[str]
     max_age_s: float | None
+    max_bytes: int | None = None
     messages: list[_Stored] = field(default_factory=list)
 
     def captures(self, subject: str) -> bool:
@@ -113,6 +138,11 @@ class _Stream:
         if self.max_age_s:
             cutoff = now - self.max_age_s
             self.messages = [m for m in self.messages if m.stored_at >= cutoff]
+        if self.max_bytes:
+            # As JetStream's discard-old: the oldest go first once the stream holds too much.
+            total = sum(len(m.data) for m in self.messages)
+            while self.messages and total > self.max_bytes:
+                total -= len(self.messages.pop(0).data)
 
 
 @dataclass
@@ -124,6 +154,7 @@ class _Durable:
     acked: set[int] = field(default_factory=set)
     in_flight: set[int] = field(default_factory=set)
     not_before: dict[int, float] = field(default_factory=dict)
+    deliveries: Counter[int] = field(default_factory=Counter)
 
     def next_ready(self, now: float, limit: int = 1) -> tuple[list[_Stored], float | None]:
         """Up to `limit` messages to hand out, in stream order; if none, how long until a nak'ed message is
@@ -145,14 +176,16 @@ class _Durable:
 
 class _Consumer:
     """A member of a durable: takes one message at a time (`consume`), or up to `batch` for a batch handler
-    (`consume_batch`)."""
+    (`consume_batch`). Handling a message ends in an ack (True: handled, or dead-lettered as `term`) or a
+    nak (False)."""
 
     def __init__(
         self,
         bus: InMemoryBus,
         durable: _Durable,
         handler: Handler | None,
-        name: str,
+        stream: str,
+        durable_name: str,
         *,
         batch_handler: BatchHandler | None = None,
         batch: int = 1,
@@ -162,10 +195,15 @@ class _Consumer:
         self._handler = handler
         self._batch_handler = batch_handler
         self._batch = batch if batch_handler is not None else 1
-        self._name = name
+        self._stream = stream
+        self._durable_name = durable_name
+        self._name = f"{stream}/{durable_name}"
         self._stopping = False
         self._busy = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"consume {name}")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"consume {self._name}")
+
+    def problem(self) -> str | None:
+        return f"consumer {self._name} stopped" if self._task.done() else None
 
     async def _run(self) -> None:
         cond = self._bus._changed
@@ -178,6 +216,7 @@ class _Consumer:
                             await cond.wait()
                     continue
                 self._durable.in_flight.update(m.seq for m in msgs)
+                self._durable.deliveries.update(m.seq for m in msgs)
                 self._busy = True
             try:
                 if self._batch_handler is not None:
@@ -193,49 +232,84 @@ class _Consumer:
                     if ok:
                         self._durable.acked.add(msg.seq)
                         self._durable.not_before.pop(msg.seq, None)
+                        self._durable.deliveries.pop(msg.seq, None)
                     else:
                         self._durable.not_before[msg.seq] = now + self._bus.redelivery_delay
                 cond.notify_all()
+
+    def _dead_letter(self, msg: _Stored, reason: str) -> bool:
+        self._bus._dead_letter(self._stream, self._durable_name, msg, reason, self._durable.deliveries[msg.seq])
+        return True  # as `term`: never redelivered
+
+    def _failed(self, msg: _Stored, err: Exception) -> bool:
+        deliveries = self._durable.deliveries[msg.seq]
+        reason = poison_reason(err, deliveries, self._bus.max_deliver)
+        if reason is not None:
+            return self._dead_letter(msg, reason)
+        if is_transient(err):
+            logger.warning("consumer %s: %s; message on %s will be redelivered", self._name, err, msg.subject)
+        else:
+            logger.exception("consumer %s failed on %s; message will be redelivered", self._name, msg.subject)
+        return False
 
     async def _handle(self, msg: _Stored) -> bool:
         assert self._handler is not None
         try:
             envelope = decode_message(msg.data, msg.subject)
         except ContractInvalid as err:
-            logger.error("dropping message on %s: %s", msg.subject, err)
-            return True  # as `term`: never redelivered
+            return self._dead_letter(msg, str(err))
         try:
             await self._handler(envelope)
-        except Exception:
-            logger.exception("consumer %s failed on %s; message will be redelivered", self._name, msg.subject)
-            return False
+        except Exception as err:
+            return self._failed(msg, err)
         return True
 
     async def _handle_batch(self, msgs: list[_Stored]) -> list[bool]:
-        """Whether each message is acked: the undecodable ones always (as `term`), the rest if the handler
-        returned."""
+        """Whether each message is acked: as NatsMessageBus's batch consumer decides it."""
         assert self._batch_handler is not None
         envelopes: list[MessageEnvelope] = []
-        dropped: list[bool] = []
+        kept: list[_Stored] = []
+        outcome: dict[int, bool] = {}
         for msg in msgs:
             try:
                 envelopes.append(decode_message(msg.data, msg.subject))
             except ContractInvalid as err:
-                logger.error("dropping message on %s: %s", msg.subject, err)
-                dropped.append(True)
+                outcome[msg.seq] = self._dead_letter(msg, str(err))
             else:
-                dropped.append(False)
-        if envelopes:
+                kept.append(msg)
+        if kept:
             try:
-                await self._batch_handler(envelopes)
-            except Exception:
-                logger.exception(
-                    "consumer %s failed on a batch of %d; the messages will be redelivered",
-                    self._name,
-                    len(envelopes),
-                )
-                return dropped
-        return [True] * len(msgs)
+                rejected = await self._batch_handler(envelopes) or {}
+            except Exception as err:
+                if len(kept) == 1:
+                    outcome[kept[0].seq] = self._failed(kept[0], err)
+                elif is_transient(err):
+                    logger.warning("consumer %s: %s; the batch of %d will be redelivered", self._name, err, len(kept))
+                    outcome.update((m.seq, False) for m in kept)
+                else:
+                    logger.warning(
+                        "consumer %s failed on a batch of %d (%s: %s); handling its messages one at a time",
+                        self._name,
+                        len(kept),
+                        type(err).__name__,
+                        err,
+                    )
+                    for msg, envelope in zip(kept, envelopes, strict=True):
+                        outcome[msg.seq] = await self._one(msg, envelope)
+            else:
+                for i, msg in enumerate(kept):
+                    outcome[msg.seq] = self._dead_letter(msg, f"refused: {rejected[i]}") if i in rejected else True
+        return [outcome[m.seq] for m in msgs]
+
+    async def _one(self, msg: _Stored, envelope: MessageEnvelope) -> bool:
+        assert self._batch_handler is not None
+        try:
+            rejected = await self._batch_handler([envelope])
+        except Exception as err:
+            return self._failed(msg, err)
+        if rejected:
+            return self._dead_letter(msg, f"refused: {next(iter(rejected.values()))}")
+        return True
 
     async def unsubscribe(self) -> None:
         self._bus._consumers.discard(self)
@@ -249,8 +323,18 @@ class _Consumer:
 class InMemoryBus:
     """`MessageBus` in one process. `redelivery_delay` is how long a nak'ed durable message waits."""
 
-    def __init__(self, *, redelivery_delay: float = 1.0, request_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        redelivery_delay: float = 1.0,
+        request_timeout: float = 5.0,
+        max_deliver: int = MAX_DELIVER,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
         self.redelivery_delay = redelivery_delay
+        self.max_deliver = max_deliver
+        self.max_payload = max_payload
+        self.dead_lettered: Counter[str] = Counter()
         self._request_timeout = request_timeout
         self._connected = False
         self._subs: list[_CoreSub] = []
@@ -263,6 +347,9 @@ class InMemoryBus:
     async def connect(self) -> None:
         self._connected = True
 
+    def problem(self) -> str | None:
+        return None if self._connected else "in-memory bus is not connected"
+
     async def close(self) -> None:
         self._connected = False
         for consumer in list(self._consumers):
@@ -274,6 +361,30 @@ class InMemoryBus:
     def _check(self) -> None:
         if not self._connected:
             raise ServiceUnavailable("in-memory bus is not connected")
+
+    def _check_out(self, topic: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+        """What a default nats-server would refuse, refused the same way (see `guard`)."""
+        self._check()
+        check_subject(topic, wildcards=False)
+        check_size(topic, len(data), check_headers(headers), self.max_payload)
+
+    def _dead_letter(self, stream: str, durable: str, msg: _Stored, reason: str, deliveries: int) -> None:
+        consumer = f"{stream}/{durable}"
+        self.dead_lettered[consumer] += 1
+        logger.error("dropping message on %s (consumer %s, delivery %d): %s", msg.subject, consumer, deliveries, reason)
+        target = self._streams.get(Topics.DEADLETTER_STREAM)
+        if target is None:
+            return
+        self._seq += 1
+        headers = {
+            DEADLETTER_CONSUMER: consumer,
+            DEADLETTER_SUBJECT: sanitize_header_value(msg.subject, limit=8192),
+            DEADLETTER_REASON: sanitize_header_value(reason),
+            DEADLETTER_DELIVERIES: str(deliveries),
+        }
+        now = time.monotonic()
+        target.expire(now)
+        target.messages.append(_Stored(self._seq, Topics.deadletter(stream, durable), msg.data, now, headers))
 
     def _targets(self, subject: str) -> list[_CoreSub]:
         """Every plain subscriber, plus one member of each queue group (NATS picks one at random)."""
@@ -288,13 +399,14 @@ class InMemoryBus:
         return plain + [random.choice(members) for members in groups.values()]
 
     async def publish(self, topic: str, envelope: MessageEnvelope) -> None:
-        self._check()
         data = envelope.encode()
+        self._check_out(topic, data)
         for sub in self._targets(topic):
             sub.deliver(data, topic, None)
 
     async def subscribe(self, topic: str, handler: Handler, *, queue: str | None = None) -> Subscription:
         self._check()
+        check_subject(topic, wildcards=True)
         sub = _CoreSub(self, topic, handler, queue)
         self._subs.append(sub)
         return sub
@@ -306,13 +418,13 @@ class InMemoryBus:
         *,
         timeout: float | None = None,  # the MessageBus signature
     ) -> MessageEnvelope:
-        self._check()
+        data = envelope.encode()
+        self._check_out(topic, data)
         targets = self._targets(topic)
         if not targets:
             raise NoResponders(f"no service is listening on {topic}")
         wait = self._request_timeout if timeout is None else timeout
         reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        data = envelope.encode()
         for sub in targets:
             sub.deliver(data, topic, reply)
         try:
@@ -322,21 +434,24 @@ class InMemoryBus:
             raise ServiceUnavailable(f"no reply on {topic} within {wait:g}s") from err
         return decode_message(raw, "_INBOX.memory")
 
-    async def ensure_stream(self, name: str, subjects: list[str], *, max_age_s: float | None = None) -> None:
+    async def ensure_stream(
+        self, name: str, subjects: list[str], *, max_age_s: float | None = None, max_bytes: int | None = None
+    ) -> None:
         self._check()
         stream = self._streams.get(name)
         if stream is None:
-            self._streams[name] = _Stream(name, list(subjects), max_age_s)
+            self._streams[name] = _Stream(name, list(subjects), max_age_s, max_bytes)
         else:
             stream.subjects = list(subjects)
             stream.max_age_s = max_age_s
+            stream.max_bytes = max_bytes
 
     async def publish_durable(self, topic: str, envelope: MessageEnvelope) -> None:
-        self._check()
+        data = envelope.encode()
+        self._check_out(topic, data)
         stream = next((s for s in self._streams.values() if s.captures(topic)), None)
         if stream is None:
             raise ServiceUnavailable(f"no JetStream stream captures {topic}")
-        data = envelope.encode()
         now = time.monotonic()
         async with self._changed:
             self._seq += 1
@@ -348,7 +463,7 @@ class InMemoryBus:
             sub.deliver(data, topic, None)
 
     async def publish_durable_pipelined(self, topic: str, envelope: MessageEnvelope) -> asyncio.Future[None]:
-        self._check()
+        self._check_out(topic, envelope.encode())  # refused at once, as NatsMessageBus does
         result: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
             await self.publish_durable(topic, envelope)
@@ -358,16 +473,20 @@ class InMemoryBus:
             result.set_result(None)
         return result
 
-    async def consume(
-        self, stream: str, durable: str, topic: str, handler: Handler, *, batch: int = 100
-    ) -> Subscription:
+    def _durable(self, stream: str, durable: str, topic: str) -> _Durable:
         self._check()
+        check_subject(topic, wildcards=True)
         found = self._streams.get(stream)
         if found is None:
             raise ServiceUnavailable(f"stream {stream} does not exist")
+        if Topics.DEADLETTER_STREAM not in self._streams:
+            self._streams[Topics.DEADLETTER_STREAM] = _Stream(Topics.DEADLETTER_STREAM, [Topics.DEADLETTER_ALL], None)
         # Like a JetStream durable: the first member fixes the filter, later members share its state.
-        state = self._durables.setdefault((stream, durable), _Durable(found, topic))
-        consumer = _Consumer(self, state, handler, f"{stream}/{durable}")
+        return self._durables.setdefault((stream, durable), _Durable(found, topic))
+
+    async def consume(self, stream: str, durable: str, topic: str, handler: Handler, *, batch: int = 100) -> Consumer:
+        state = self._durable(stream, durable, topic)
+        consumer = _Consumer(self, state, handler, stream, durable)
         self._consumers.add(consumer)
         return consumer
 
@@ -380,13 +499,9 @@ class InMemoryBus:
         *,
         batch: int = 256,
         max_wait: float = BATCH_MAX_WAIT_S,  # the MessageBus signature: what is ready is handed over at once
-    ) -> Subscription:
-        self._check()
-        found = self._streams.get(stream)
-        if found is None:
-            raise ServiceUnavailable(f"stream {stream} does not exist")
-        state = self._durables.setdefault((stream, durable), _Durable(found, topic))
-        consumer = _Consumer(self, state, None, f"{stream}/{durable}", batch_handler=handler, batch=batch)
+    ) -> Consumer:
+        state = self._durable(stream, durable, topic)
+        consumer = _Consumer(self, state, None, stream, durable, batch_handler=handler, batch=batch)
         self._consumers.add(consumer)
         return consumer
 

@@ -3,6 +3,12 @@
 Edge services start before NATS (compose does not wait) and must survive NATS restarts, so the client
 reconnects forever and the first connect waits for the server. Each outage is logged once when it starts and
 once when it ends.
+
+nats-py gives up on a connection the server closed with an error (-ERR, e.g. "maximum control line
+exceeded") or when reconnecting is exhausted: the client is then closed for good. The adapter notices
+(closed callback) and builds a new client, then restores what the old one carried: the streams it ensured,
+its subscriptions and its durable consumers. It also refuses what the server would close the connection for
+(`guard`), so a bad name is a 4xx for one request instead of an outage.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -23,8 +30,32 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, StorageType, StreamConfig
 
-from edgeplane_common.bus import BATCH_MAX_WAIT_S, BatchHandler, Handler, NoResponders, Subscription
+from edgeplane_common.bootstrap import Backoff
+from edgeplane_common.bus import (
+    BATCH_MAX_WAIT_S,
+    DEADLETTER_CONSUMER,
+    DEADLETTER_DELIVERIES,
+    DEADLETTER_REASON,
+    DEADLETTER_SUBJECT,
+    BatchHandler,
+    Consumer,
+    Handler,
+    NoResponders,
+    Subscription,
+    is_transient,
+    poison_reason,
+)
 from edgeplane_common.bus.envelope import MessageEnvelope
+from edgeplane_common.bus.guard import (
+    DEFAULT_MAX_CONTROL_LINE,
+    MessageTooLarge,
+    UnsendableMessage,
+    check_headers,
+    check_size,
+    check_subject,
+    sanitize_header_value,
+)
+from edgeplane_common.bus.topics import Topics
 from edgeplane_common.errors import (
     CommunicationError,
     ContractInvalid,
@@ -50,6 +81,10 @@ DURABLE_HEADER = "Edgeplane-Durable"
 also see the message must never answer it (an answer could arrive first and be read as the ack)."""
 PIPELINE_WINDOW = 256
 """Pipelined durable publishes awaiting their JetStream ack at once, per bus (see publish_durable_pipelined)."""
+REVIVE_BACKOFF = Backoff(first=0.5, cap=30.0)
+"""Between attempts to replace a closed client when an attempt fails outright (not while waiting for the
+server, which nats-py's connect does by itself every RECONNECT_WAIT_S)."""
+_DURABLE_HEADERS = {DURABLE_HEADER: "1"}
 # JetStream's "stream name already in use with a different configuration".
 _STREAM_NAME_IN_USE = 10058
 
@@ -79,6 +114,9 @@ def encode(envelope: MessageEnvelope) -> bytes:
 
 def _durable_error(topic: str, err: BaseException) -> BaseException:
     """A JetStream publish failure as the EdgeError callers of publish_durable get."""
+    refused = _refusal(topic, err)
+    if refused is not None:
+        return refused
     if isinstance(err, nats.errors.NoRespondersError | nats.js.errors.NoStreamResponseError):
         return ServiceUnavailable(f"no JetStream stream captures {topic}")
     if isinstance(err, nats.errors.TimeoutError | asyncio.TimeoutError):
@@ -88,6 +126,22 @@ def _durable_error(topic: str, err: BaseException) -> BaseException:
     if isinstance(err, nats.errors.Error):
         return ServiceUnavailable(f"cannot publish on {topic}: {err}")
     return err
+
+
+def _refusal(topic: str, err: BaseException) -> BaseException | None:
+    """nats-py's own refusals (it checks some of what `guard` does) as the guard's errors."""
+    if isinstance(err, nats.errors.BadSubjectError):
+        return UnsendableMessage(f"NATS refuses the subject {topic[:80]!r}")
+    if isinstance(err, nats.errors.MaxPayloadError):
+        return MessageTooLarge(f"message on {topic[:80]} exceeds the NATS server's max_payload")
+    return None
+
+
+def _deliveries(msg: Msg) -> int:
+    try:
+        return msg.metadata.num_delivered
+    except Exception:  # not a JetStream message: cannot happen on a pull subscription
+        return 1
 
 
 def redact_servers(url: str) -> str:
@@ -136,43 +190,66 @@ def decode_message(data: bytes, subject: str) -> MessageEnvelope:
 
 
 class _CoreSubscription:
-    def __init__(self, sub: NatsSubscription) -> None:
-        self._sub = sub
+    """A core subscription; `sub` is replaced when the bus had to build a new client."""
+
+    def __init__(
+        self, bus: NatsMessageBus, sub: NatsSubscription, topic: str, queue: str, cb: Callable[[Msg], Awaitable[None]]
+    ) -> None:
+        self._bus = bus
+        self.sub = sub
+        self.topic = topic
+        self.queue = queue
+        self.cb = cb
+        bus._subscriptions.add(self)
 
     async def unsubscribe(self) -> None:
+        self._bus._subscriptions.discard(self)
         # Already gone when the connection was closed first; unsubscribing twice is harmless.
         with contextlib.suppress(nats.errors.Error):
-            await self._sub.unsubscribe()
+            await self.sub.unsubscribe()
 
 
 class _PullConsumer:
-    """One member of a durable pull consumer: fetch a batch, run the handler per message, ack or nak."""
+    """One member of a durable pull consumer: fetch a batch, run the handler per message, ack or nak.
+
+    `psub` is replaced by the bus when it had to build a new client (`resubscribe`)."""
 
     def __init__(
         self,
+        bus: NatsMessageBus,
         psub: JetStreamContext.PullSubscription,
         handler: Handler,
         *,
-        name: str,
+        stream: str,
+        durable: str,
+        topic: str,
         batch: int,
-        redelivery_delay: float,
-        owner: set[_PullConsumer],
         max_wait: float = FETCH_WAIT_S,
     ) -> None:
+        self._bus = bus
         self._psub = psub
         self._handler = handler
-        self._name = name
+        self.stream = stream
+        self.durable = durable
+        self.topic = topic
+        self._name = f"{stream}/{durable}"
         self._batch = batch
         self._max_wait = max_wait
-        self._redelivery_delay = redelivery_delay
-        self._owner = owner
         self._stopping = False
         self._busy = False
-        owner.add(self)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"consume {name}")
+        self._failing: str | None = None
+        bus._consumers.add(self)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"consume {self._name}")
+
+    def problem(self) -> str | None:
+        if self._task.done():
+            return f"consumer {self._name} stopped"
+        return self._failing
+
+    def resubscribe(self, psub: JetStreamContext.PullSubscription) -> None:
+        self._psub = psub
 
     async def _run(self) -> None:
-        failing = False
         while not self._stopping:
             try:
                 msgs = await self._psub.fetch(self._batch, timeout=self._max_wait)
@@ -181,14 +258,14 @@ class _PullConsumer:
                 continue
             except (nats.errors.Error, OSError) as err:
                 # Disconnected or JetStream unavailable: give the client time to reconnect.
-                if not failing:
+                if self._failing is None:
                     logger.warning("consumer %s cannot fetch (%s); retrying", self._name, err)
-                    failing = True
+                self._failing = f"consumer {self._name} cannot fetch: {err or type(err).__name__}"
                 await asyncio.sleep(RECONNECT_WAIT_S)
                 continue
-            if failing:
+            if self._failing is not None:
                 logger.info("consumer %s is fetching again", self._name)
-                failing = False
+                self._failing = None
             self._busy = True
             try:
                 await self._process(msgs)
@@ -210,20 +287,41 @@ class _PullConsumer:
         try:
             envelope = decode_message(msg.data, msg.subject)
         except ContractInvalid as err:
-            logger.error("dropping message on %s: %s", msg.subject, err)
-            await msg.term()  # redelivering a malformed message can never succeed
+            await self._dead_letter(msg, str(err))  # redelivering a malformed message can never succeed
             return
         try:
             await self._handler(envelope)
-        except Exception:
-            logger.exception("consumer %s failed on %s; message will be redelivered", self._name, msg.subject)
-            await msg.nak(delay=self._redelivery_delay or None)
+        except Exception as err:
+            await self._failed(msg, err)
             return
         await msg.ack()
 
+    async def _failed(self, msg: Msg, err: Exception) -> None:
+        """The handler raised on `msg` alone: redeliver it later, or dead-letter it (`poison_reason`)."""
+        deliveries = _deliveries(msg)
+        reason = poison_reason(err, deliveries, self._bus.max_deliver)
+        if reason is not None:
+            await self._dead_letter(msg, reason)
+            return
+        if is_transient(err):
+            logger.warning("consumer %s: %s; message on %s will be redelivered", self._name, err, msg.subject)
+        else:
+            logger.exception(
+                "consumer %s failed on %s (delivery %d of %d); message will be redelivered",
+                self._name,
+                msg.subject,
+                deliveries,
+                self._bus.max_deliver,
+            )
+        await msg.nak(delay=self._bus.redelivery_delay or None)
+
+    async def _dead_letter(self, msg: Msg, reason: str) -> None:
+        await self._bus.dead_letter(self.stream, self.durable, msg.subject, msg.data, reason, _deliveries(msg))
+        await msg.term()
+
     async def unsubscribe(self) -> None:
         """Stop after the message being handled (if any); waiting in fetch is simply cancelled."""
-        self._owner.discard(self)
+        self._bus._consumers.discard(self)
         self._stopping = True
         if not self._busy:
             self._task.cancel()
@@ -242,24 +340,19 @@ class _BatchPullConsumer(_PullConsumer):
 
     def __init__(
         self,
+        bus: NatsMessageBus,
         psub: JetStreamContext.PullSubscription,
         handler: BatchHandler,
         *,
-        name: str,
+        stream: str,
+        durable: str,
+        topic: str,
         batch: int,
         max_wait: float,
-        redelivery_delay: float,
-        owner: set[_PullConsumer],
     ) -> None:
         self._batch_handler = handler
         super().__init__(
-            psub,
-            _no_handler,
-            name=name,
-            batch=batch,
-            redelivery_delay=redelivery_delay,
-            owner=owner,
-            max_wait=max_wait,
+            bus, psub, _no_handler, stream=stream, durable=durable, topic=topic, batch=batch, max_wait=max_wait
         )
 
     async def _process(self, msgs: list[Msg]) -> None:
@@ -273,23 +366,50 @@ class _BatchPullConsumer(_PullConsumer):
             try:
                 envelopes.append(decode_message(msg.data, msg.subject))
             except ContractInvalid as err:
-                logger.error("dropping message on %s: %s", msg.subject, err)
-                await msg.term()  # redelivering a malformed message can never succeed
+                await self._dead_letter(msg, str(err))  # redelivering a malformed message can never succeed
                 continue
             kept.append(msg)
         if not kept:
             return
         try:
-            await self._batch_handler(envelopes)
-        except Exception:
-            logger.exception(
-                "consumer %s failed on a batch of %d; the messages will be redelivered", self._name, len(kept)
-            )
-            delay = self._redelivery_delay or None
-            for msg in kept:
-                await msg.nak(delay=delay)
+            rejected = await self._batch_handler(envelopes) or {}
+        except Exception as err:
+            if len(kept) == 1:
+                await self._failed(kept[0], err)
+            elif is_transient(err):
+                logger.warning("consumer %s: %s; the batch of %d will be redelivered", self._name, err, len(kept))
+                await _settle(kept, self._nak)
+            else:
+                # Which message is to blame is unknown: find out one message at a time.
+                logger.warning(
+                    "consumer %s failed on a batch of %d (%s: %s); handling its messages one at a time",
+                    self._name,
+                    len(kept),
+                    type(err).__name__,
+                    err,
+                )
+                for msg, envelope in zip(kept, envelopes, strict=True):
+                    await self._one(msg, envelope)
             return
-        await _settle(kept, Msg.ack)
+        for i, msg in enumerate(kept):
+            if i in rejected:
+                await self._dead_letter(msg, f"refused: {rejected[i]}")
+            else:
+                await msg.ack()
+
+    async def _one(self, msg: Msg, envelope: MessageEnvelope) -> None:
+        try:
+            rejected = await self._batch_handler([envelope])
+        except Exception as err:
+            await self._failed(msg, err)
+            return
+        if rejected:
+            await self._dead_letter(msg, f"refused: {next(iter(rejected.values()))}")
+        else:
+            await msg.ack()
+
+    async def _nak(self, msg: Msg) -> None:
+        await msg.nak(delay=self._bus.redelivery_delay or None)
 
 
 async def _no_handler(envelope: MessageEnvelope) -> None:
@@ -312,13 +432,20 @@ class NatsMessageBus:
     def __init__(self, settings: NatsSettings, *, name: str, redelivery_delay: float = 1.0) -> None:
         self._settings = settings
         self._name = name
-        self._redelivery_delay = redelivery_delay
+        self.redelivery_delay = redelivery_delay
+        self.max_deliver = settings.max_deliver
+        self.dead_lettered: Counter[str] = Counter()
         self._where = redact_servers(settings.url)
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._consumers: set[_PullConsumer] = set()
+        self._subscriptions: set[_CoreSubscription] = set()
+        self._streams: dict[str, StreamConfig] = {}
+        self._deadletter_ready = False
         self._outage = False
         self._closing = False
+        self._lost: str | None = None
+        self._revive_task: asyncio.Task[None] | None = None
         self._window = asyncio.Semaphore(PIPELINE_WINDOW)
         self._in_flight: set[asyncio.Future[None]] = set()
 
@@ -328,10 +455,18 @@ class NatsMessageBus:
         `allow_reconnect` the first connect retries like a reconnect, every `reconnect_time_wait` seconds."""
         if self._nc is not None:
             return
+        self._closing = False
+        await self._open()
+        if self._outage:
+            logger.info("connected to NATS at %s after waiting for it", self._where)
+            self._outage = False
+        else:
+            logger.info("connected to NATS at %s", self._where)
+
+    async def _open(self) -> None:
         s = self._settings
         nc = Client()
         self._nc = nc
-        self._closing = False
         try:
             await nc.connect(
                 servers=[u.strip() for u in s.url.split(",")],
@@ -356,11 +491,24 @@ class NatsMessageBus:
                 await nc.close()
             raise
         self._js = nc.jetstream(timeout=s.request_timeout)
-        if self._outage:
-            logger.info("connected to NATS at %s after waiting for it", self._where)
-            self._outage = False
-        else:
-            logger.info("connected to NATS at %s", self._where)
+
+    def problem(self) -> str | None:
+        nc = self._nc
+        if nc is not None and nc.is_connected:
+            return None
+        if self._lost is not None:
+            return f"NATS connection to {self._where} was closed ({self._lost}); re-establishing it"
+        if nc is None:
+            return f"not connected to NATS at {self._where}"
+        return f"disconnected from NATS at {self._where}; reconnecting"
+
+    @property
+    def _max_control_line(self) -> int:
+        # Servers do not announce it today; take it if one does.
+        nc = self._nc
+        info = nc._server_info if nc is not None else {}
+        value = info.get("max_control_line", DEFAULT_MAX_CONTROL_LINE)
+        return value if isinstance(value, int) and value > 0 else DEFAULT_MAX_CONTROL_LINE
 
     async def _on_error(self, err: Exception) -> None:
         nc = self._nc
@@ -391,12 +539,56 @@ class NatsMessageBus:
         logger.info("reconnected to NATS at %s", self._where)
 
     async def _on_closed(self) -> None:
-        logger.debug("NATS connection to %s closed", self._where)
+        if self._closing:
+            logger.debug("NATS connection to %s closed", self._where)
+            return
+        nc = self._nc
+        if nc is None or not nc.is_closed or (self._revive_task is not None and not self._revive_task.done()):
+            return  # a client we already replaced, or one being replaced
+        # nats-py closed it for good (server error, reconnects exhausted): build a new one.
+        err = nc.last_error
+        self._lost = f"{err}" if err else "closed by the client library"
+        logger.warning("NATS connection to %s was closed (%s); re-establishing it", self._where, self._lost)
+        self._revive_task = asyncio.get_running_loop().create_task(self._revive(), name=f"revive NATS {self._name}")
+
+    async def _revive(self) -> None:
+        """Replace the closed client and restore streams, subscriptions and consumers on the new one."""
+        delays = REVIVE_BACKOFF.delays()
+        while not self._closing:
+            try:
+                await self._open()
+                await self._restore()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                logger.debug("re-establishing NATS at %s failed: %s", self._where, err)
+                nc, self._nc, self._js = self._nc, None, None
+                if nc is not None:
+                    with contextlib.suppress(Exception):
+                        await nc.close()
+                await asyncio.sleep(next(delays))
+                continue
+            self._lost = None
+            self._outage = False
+            logger.info("NATS connection to %s re-established", self._where)
+            return
+
+    async def _restore(self) -> None:
+        nc = self._client()
+        js = self._jetstream()
+        for config in list(self._streams.values()):
+            await self._apply_stream(js, config)
+        for sub in list(self._subscriptions):
+            sub.sub = await nc.subscribe(sub.topic, queue=sub.queue, cb=sub.cb)
+        for consumer in list(self._consumers):
+            psub = await js.pull_subscribe(consumer.topic, durable=consumer.durable, stream=consumer.stream)
+            consumer.resubscribe(psub)
+        await nc.flush()
 
     def _client(self) -> Client:
         # `_js` is set once the first connect succeeded; while reconnecting, nats-py buffers publishes.
         if self._nc is None or self._js is None or self._nc.is_closed:
-            raise ServiceUnavailable(f"not connected to NATS at {self._where}")
+            raise ServiceUnavailable(self.problem() or f"not connected to NATS at {self._where}")
         return self._nc
 
     def _jetstream(self) -> JetStreamContext:
@@ -404,15 +596,28 @@ class NatsMessageBus:
         assert self._js is not None
         return self._js
 
+    def _check_out(self, topic: str, data: bytes, headers: dict[str, str] | None) -> Client:
+        """The client to send `data` on `topic` with, once the server is sure to accept it."""
+        nc = self._client()
+        check_subject(topic, wildcards=False, max_control_line=self._max_control_line)
+        check_size(topic, len(data), check_headers(headers), nc.max_payload)
+        return nc
+
     async def close(self) -> None:
         """Stop consumers, then drain: in-flight handlers finish, pipelined publishes get their acks (or time
         out) and buffered publishes are flushed."""
+        self._closing = True
+        revive, self._revive_task = self._revive_task, None
+        if revive is not None:
+            revive.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await revive
         for consumer in list(self._consumers):
             await consumer.unsubscribe()
         self._consumers.clear()
+        self._subscriptions.clear()
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=self._settings.request_timeout)
-        self._closing = True
         nc, self._nc, self._js = self._nc, None, None
         if nc is None or nc.is_closed:
             return
@@ -424,13 +629,18 @@ class NatsMessageBus:
 
     # -- core NATS -------------------------------------------------------------------------------------
     async def publish(self, topic: str, envelope: MessageEnvelope) -> None:
+        data = encode(envelope)
+        nc = self._check_out(topic, data, None)
         try:
-            await self._client().publish(topic, encode(envelope))
+            await nc.publish(topic, data)
         except nats.errors.Error as err:
-            raise ServiceUnavailable(f"cannot publish on {topic}: {err}") from err
+            raise _refusal(topic, err) or ServiceUnavailable(f"cannot publish on {topic}: {err}") from err
 
     async def subscribe(self, topic: str, handler: Handler, *, queue: str | None = None) -> Subscription:
         nc = self._client()
+        check_subject(topic, wildcards=True, max_control_line=self._max_control_line)
+        if queue:
+            check_subject(queue, wildcards=False, max_control_line=self._max_control_line)
 
         async def on_message(msg: Msg) -> None:
             reply_to = None if msg.headers and DURABLE_HEADER in msg.headers else msg.reply
@@ -445,16 +655,22 @@ class NatsMessageBus:
             if reply_to and reply is not None:
                 await self._respond(msg, reply)
 
-        sub = await nc.subscribe(topic, queue=queue or "", cb=on_message)
-        # Round trip so the server has registered the interest when we return (other connections may
-        # publish right after).
-        await nc.flush()
-        return _CoreSubscription(sub)
+        try:
+            sub = await nc.subscribe(topic, queue=queue or "", cb=on_message)
+            # Round trip so the server has registered the interest when we return (other connections may
+            # publish right after).
+            await nc.flush()
+        except nats.errors.Error as err:
+            raise _refusal(topic, err) or ServiceUnavailable(f"cannot subscribe to {topic}: {err}") from err
+        return _CoreSubscription(self, sub, topic, queue or "", on_message)
 
     async def _respond(self, msg: Msg, reply: MessageEnvelope) -> None:
+        data = encode(reply)
         try:
-            await msg.respond(encode(reply))
-        except nats.errors.Error as err:
+            if msg.reply:
+                self._check_out(msg.reply, data, None)
+            await msg.respond(data)
+        except (nats.errors.Error, EdgeError) as err:
             logger.warning("cannot send reply for %s: %s", msg.subject, err)
 
     async def request(
@@ -465,14 +681,16 @@ class NatsMessageBus:
         timeout: float | None = None,  # the MessageBus signature
     ) -> MessageEnvelope:
         wait = self._settings.request_timeout if timeout is None else timeout
+        data = encode(envelope)
+        nc = self._check_out(topic, data, None)
         try:
-            msg = await self._client().request(topic, encode(envelope), timeout=wait)
+            msg = await nc.request(topic, data, timeout=wait)
         except nats.errors.NoRespondersError as err:
             raise NoResponders(f"no service is listening on {topic}") from err
         except nats.errors.TimeoutError as err:
             raise ServiceUnavailable(f"no reply on {topic} within {wait:g}s") from err
         except nats.errors.Error as err:
-            raise ServiceUnavailable(f"request on {topic} failed: {err}") from err
+            raise _refusal(topic, err) or ServiceUnavailable(f"request on {topic} failed: {err}") from err
         try:
             return decode_message(msg.data, msg.subject)
         except ContractInvalid as err:
@@ -480,21 +698,26 @@ class NatsMessageBus:
 
     # -- JetStream -------------------------------------------------------------------------------------
     async def publish_durable(self, topic: str, envelope: MessageEnvelope) -> None:
+        await self._publish_durable(topic, encode(envelope), _DURABLE_HEADERS)
+
+    async def _publish_durable(self, topic: str, data: bytes, headers: dict[str, str]) -> None:
+        self._check_out(topic, data, headers)
         js = self._jetstream()
         try:
-            await js.publish(topic, encode(envelope), headers={DURABLE_HEADER: "1"})
+            await js.publish(topic, data, headers=headers)
         except nats.errors.Error as err:
             raise _durable_error(topic, err) from err
 
     async def publish_durable_pipelined(self, topic: str, envelope: MessageEnvelope) -> asyncio.Future[None]:
         """nats-py's `publish_async` inside a window of PIPELINE_WINDOW unacknowledged messages, each given
         the request timeout to be acknowledged (nats-py's own futures never time out)."""
-        js = self._jetstream()
         data = encode(envelope)
+        self._check_out(topic, data, _DURABLE_HEADERS)
+        js = self._jetstream()
         window = self._window
         await window.acquire()
         try:
-            ack = await js.publish_async(topic, data, headers={DURABLE_HEADER: "1"})
+            ack = await js.publish_async(topic, data, headers=_DURABLE_HEADERS)
         except BaseException as err:
             window.release()
             if isinstance(err, nats.errors.Error):
@@ -524,16 +747,35 @@ class NatsMessageBus:
         ack.add_done_callback(acked)
         return result
 
-    async def ensure_stream(self, name: str, subjects: list[str], *, max_age_s: float | None = None) -> None:
+    def _limits(self, name: str, max_age_s: float | None, max_bytes: int | None) -> tuple[float | None, int | None]:
+        """The platform's own streams take the limits the settings give when the caller gives none."""
+        s = self._settings
+        if name == Topics.EVENTS_STREAM:
+            return max_age_s or s.events_max_age, max_bytes or s.events_max_bytes
+        if name == Topics.DEADLETTER_STREAM:
+            return max_age_s or s.deadletter_max_age, max_bytes or s.deadletter_max_bytes
+        return max_age_s, max_bytes
+
+    async def ensure_stream(
+        self, name: str, subjects: list[str], *, max_age_s: float | None = None, max_bytes: int | None = None
+    ) -> None:
         js = self._jetstream()
-        config = StreamConfig(name=name, subjects=subjects, storage=StorageType.FILE, max_age=max_age_s)
+        max_age_s, max_bytes = self._limits(name, max_age_s, max_bytes)
+        config = StreamConfig(
+            name=name, subjects=subjects, storage=StorageType.FILE, max_age=max_age_s, max_bytes=max_bytes
+        )
+        await self._apply_stream(js, config)
+        self._streams[name] = config  # restored on a new client (the server may have lost it)
+
+    async def _apply_stream(self, js: JetStreamContext, config: StreamConfig) -> None:
+        name = config.name or ""
         try:
             try:
                 await js.stream_info(name)
             except nats.js.errors.NotFoundError:
                 try:
                     await js.add_stream(config)
-                    logger.info("created JetStream stream %s for %s", name, ", ".join(subjects))
+                    logger.info("created JetStream stream %s for %s", name, ", ".join(config.subjects or []))
                     return
                 except nats.js.errors.BadRequestError as err:
                     # Another service created it in the meantime with other settings: update below.
@@ -547,27 +789,42 @@ class NatsMessageBus:
 
     async def _pull_subscribe(self, stream: str, durable: str, topic: str) -> JetStreamContext.PullSubscription:
         js = self._jetstream()
+        check_subject(topic, wildcards=True, max_control_line=self._max_control_line)
         try:
-            return await js.pull_subscribe(topic, durable=durable, stream=stream)
+            psub = await js.pull_subscribe(topic, durable=durable, stream=stream)
         except nats.js.errors.NotFoundError as err:
             raise ServiceUnavailable(f"stream {stream} does not exist") from err
         except nats.js.errors.APIError as err:
             raise CommunicationError(f"cannot create consumer {durable} on stream {stream}: {err.description}") from err
         except nats.errors.Error as err:
             raise ServiceUnavailable(f"JetStream unavailable while creating consumer {durable}: {err}") from err
+        if not self._deadletter_ready:
+            await self.ensure_stream(Topics.DEADLETTER_STREAM, [Topics.DEADLETTER_ALL])
+            self._deadletter_ready = True
+        return psub
 
-    async def consume(
-        self, stream: str, durable: str, topic: str, handler: Handler, *, batch: int = 100
-    ) -> Subscription:
+    async def dead_letter(
+        self, stream: str, durable: str, subject: str, data: bytes, reason: str, deliveries: int
+    ) -> None:
+        """Count a message `durable` gives up on, log it once and keep a copy in the dead-letter stream. Never
+        raises: a copy that cannot be kept is logged, and the message is still terminated by the caller."""
+        consumer = f"{stream}/{durable}"
+        self.dead_lettered[consumer] += 1
+        logger.error("dropping message on %s (consumer %s, delivery %d): %s", subject, consumer, deliveries, reason)
+        headers = {
+            DEADLETTER_CONSUMER: consumer,
+            DEADLETTER_SUBJECT: sanitize_header_value(subject, limit=8192),
+            DEADLETTER_REASON: sanitize_header_value(reason),
+            DEADLETTER_DELIVERIES: str(deliveries),
+        }
+        try:
+            await self._publish_durable(Topics.deadletter(stream, durable), data, headers)
+        except EdgeError as err:
+            logger.error("cannot keep the message from %s in %s: %s", subject, Topics.DEADLETTER_STREAM, err)
+
+    async def consume(self, stream: str, durable: str, topic: str, handler: Handler, *, batch: int = 100) -> Consumer:
         psub = await self._pull_subscribe(stream, durable, topic)
-        return _PullConsumer(
-            psub,
-            handler,
-            name=f"{stream}/{durable}",
-            batch=batch,
-            redelivery_delay=self._redelivery_delay,
-            owner=self._consumers,
-        )
+        return _PullConsumer(self, psub, handler, stream=stream, durable=durable, topic=topic, batch=batch)
 
     async def consume_batch(
         self,
@@ -578,16 +835,10 @@ class NatsMessageBus:
         *,
         batch: int = 256,
         max_wait: float = BATCH_MAX_WAIT_S,
-    ) -> Subscription:
+    ) -> Consumer:
         psub = await self._pull_subscribe(stream, durable, topic)
         return _BatchPullConsumer(
-            psub,
-            handler,
-            name=f"{stream}/{durable}",
-            batch=batch,
-            max_wait=max_wait,
-            redelivery_delay=self._redelivery_delay,
-            owner=self._consumers,
+            self, psub, handler, stream=stream, durable=durable, topic=topic, batch=batch, max_wait=max_wait
         )
 
 

@@ -45,6 +45,15 @@ class Topics:
         """An event added over core-data's REST API, as EdgeX core-data republishes it (`edgex.events.core`)."""
         return subject("edgex", "events", "core", escape(service), escape(profile), escape(device), escape(source))
 
+    DEADLETTER_STREAM = "EDGEX_DEADLETTER"
+    DEADLETTER_ALL = "edgex.deadletter.>"
+
+    @staticmethod
+    def deadletter(stream: str, durable: str) -> str:
+        """Where a durable consumer puts the messages it gave up on (the original subject travels in a
+        header, so this subject stays short whatever the original one was)."""
+        return subject("edgex", "deadletter", escape(stream), escape(durable))
+
     @staticmethod
     def system_event(source: str, type_: str, action: str, owner: str, profile: str | None = None) -> str:
         parts = ["edgex", "system-events", escape(source), type_, action, escape(owner)]
