@@ -109,6 +109,32 @@ _MIN_I64, _MAX_I64 = INT_RANGES[ValueType.INT64]  # origins are Go int64
 _INT_TEXT = re.compile(r"[+-]?\d+\Z")
 _BINARY = "Binary"
 _OBJECTS = frozenset({"Object", "ObjectArray"})
+MAX_NESTING = 64
+"""Deepest nesting accepted in an objectValue or tags (levels of objects and arrays). EdgeX sets none, but
+orjson refuses to encode past 255 levels, and nothing a device reports comes near this."""
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests objects/arrays more than `limit` levels (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is dict:
+            children: Any = item.values()
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if type(child) is dict or type(child) is list)
+    return False
+
+
+def _shallow(value: Any, where: str) -> Any:
+    if _deeper_than(value, MAX_NESTING):
+        raise ContractInvalid(f"{where} is nested deeper than {MAX_NESTING} levels")
+    return value
 _VALUE_TYPES = {v.value: v.value for v in ValueType}
 _UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 
@@ -314,7 +340,7 @@ def _reading(raw: Any, index: int, event: dict[str, Any]) -> tuple[dict[str, Any
         if type(tags) is not dict:
             raise ContractInvalid(f"event.readings[{index}].tags must be an object")
         if tags:
-            out["tags"] = tags
+            out["tags"] = _shallow(tags, f"event.readings[{index}].tags")
     if value_type == _BINARY:
         binary = data.get("binaryValue")
         if binary is not None:
@@ -327,7 +353,7 @@ def _reading(raw: Any, index: int, event: dict[str, Any]) -> tuple[dict[str, Any
             out["mediaType"] = media
     elif value_type in _OBJECTS:
         if data.get("objectValue") is not None:
-            out["objectValue"] = data["objectValue"]
+            out["objectValue"] = _shallow(data["objectValue"], f"event.readings[{index}].objectValue")
     else:
         value = data.get("value")
         if value is not None:  # a null reading has no value (EdgeX NullReading)
@@ -381,7 +407,11 @@ def validate_event(raw: Any) -> EventRecord:
         if not isinstance(tags, dict):
             raise ContractInvalid("event.tags must be an object")
         if tags:
-            event["tags"] = tags
+            event["tags"] = _shallow(tags, "event.tags")
+    try:
+        blob = orjson.dumps(event)
+    except TypeError as err:  # what the checks above should have caught: still the sender's input
+        raise ContractInvalid(f"event cannot be encoded as JSON: {err}") from None
     return EventRecord(
         event_id,
         event["deviceName"],
@@ -390,7 +420,7 @@ def validate_event(raw: Any) -> EventRecord:
         event["origin"],
         tuple(refs),
         event,
-        orjson.dumps(event),
+        blob,
     )
 
 

@@ -5,7 +5,8 @@ stored in one write, and the bus acknowledges every message of it only after tha
 failure raises, so the bus naks the batch and JetStream redelivers it later; writes are idempotent by event
 id, so a redelivery stores nothing twice.
 
-An invalid event is logged and acknowledged (dropped): redelivering it could never succeed.
+An invalid event is refused: the bus dead-letters it at once (logged, counted, copied to the dead-letter
+stream, terminated) without holding back the valid events of its batch; redelivering it could never succeed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import orjson
 
 from core_data.application.events import EventManager
 from core_data.settings import IngestSettings
-from edgeplane_common.bus import MessageBus, MessageEnvelope, Subscription, Topics
+from edgeplane_common.bus import Consumer, MessageBus, MessageEnvelope, Rejections, Topics
 from edgeplane_common.edgex.events import EventRecord
 from edgeplane_common.errors import ContractInvalid, EdgeError
 
@@ -58,20 +59,34 @@ class EventIngestor:
         self.bus = bus
         self.events = events
         self.settings = settings
-        self.subscriptions: list[Subscription] = []
+        self.subscriptions: list[Consumer] = []
         self.dropped = 0
-        """Invalid events acknowledged without storing them."""
+        """Invalid events refused (dead-lettered by the bus) instead of stored."""
 
-    async def handle(self, envelopes: list[MessageEnvelope]) -> None:
+    async def handle(self, envelopes: list[MessageEnvelope]) -> Rejections | None:
         records: list[EventRecord] = []
+        rejected: dict[int, str] = {}
         validate = self.events.validate_ingested
-        for envelope in envelopes:
+        for i, envelope in enumerate(envelopes):
             try:
                 records.append(validate(event_payload(envelope)))
             except ContractInvalid as err:
                 self.dropped += 1
-                log.warning("dropping invalid event from %s: %s", envelope.received_topic, err)
+                rejected[i] = f"invalid event: {err}"
         await self.events.ingest_batch(records)
+        return rejected or None
+
+    def problem(self) -> str | None:
+        """None while every pull consumer runs; else why events are not being consumed (readiness)."""
+        if not self.settings.enabled:
+            return None
+        if not self.subscriptions:
+            return "the events consumer has not started (waiting for NATS and the stream)"
+        for sub in self.subscriptions:
+            trouble = sub.problem()
+            if trouble is not None:
+                return trouble
+        return None
 
     async def start(self) -> None:
         """Ensure the stream, then start the pull consumers (the first creates the durable consumer)."""
