@@ -13,13 +13,15 @@ Each step registers its cleanup on the stack, so teardown is exactly the reverse
 when a step fails half-way (then only what came before it, and its own `close`, is undone). Adapters handed
 to `create_app` by tests are simply not added: the bootstrap enters only what the service built, so no
 `own_*` flags are needed. `readiness` turns ready once every step has run and every dependency is up; the
-health endpoint will serve it.
+health endpoint (`GET /api/v3/health`) serves its `report()`, which also asks each live probe (bus connected,
+Redis answering, consumer running) at that moment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -37,6 +39,11 @@ RETRYABLE: tuple[type[BaseException], ...] = (EdgeError, OSError, TimeoutError)
 configuration error and fails start-up at once."""
 STARTED = "start-up"
 """The readiness entry of the start steps themselves (up once the last one has run)."""
+PROBE_TIMEOUT_S = 2.0
+"""How long `Readiness.report` waits for one probe (under the container healthcheck's own timeout)."""
+
+Probe = Callable[[], "str | Awaitable[str | None] | None"]
+"""A live readiness check: None when the dependency is up, else why not. It may raise (down, with the error)."""
 
 
 @dataclass(frozen=True)
@@ -92,13 +99,37 @@ async def connect_with_retry(
         return
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    up: bool
+    message: str
+
+
 class Readiness:
     """Whether a service can do its job: each named dependency (and its start-up) is up or not.
 
-    Steps mark their entry up when they succeed; a dependency that later drops can be marked down again."""
+    Steps mark their entry up when they succeed; a dependency that later drops can be marked down again.
+    Probes are asked by `report()`: an entry with a probe is up when its step (if any) has run and the probe
+    says it is up now."""
 
     def __init__(self) -> None:
         self._up: dict[str, bool] = {}
+        self._probes: dict[str, Probe] = {}
+
+    def probe(self, name: str, check: Probe) -> None:
+        """Ask `check` whenever readiness is reported (e.g. `bus.problem`, a Redis PING)."""
+        self._probes[name] = check
+
+    async def report(self, timeout: float = PROBE_TIMEOUT_S) -> dict[str, CheckResult]:
+        """Every entry, up or down with a message; the probes are asked concurrently, each within `timeout`."""
+        results = {
+            name: CheckResult(True, "up") if up else CheckResult(False, "not started yet")
+            for name, up in self._up.items()
+        }
+        asked = [name for name in self._probes if results.get(name, CheckResult(True, "")).up]
+        answers = await asyncio.gather(*(_ask(self._probes[name], timeout) for name in asked))
+        results.update(zip(asked, answers, strict=True))
+        return results
 
     def expect(self, name: str) -> None:
         self._up.setdefault(name, False)
@@ -122,6 +153,18 @@ class Readiness:
 
     def __repr__(self) -> str:
         return f"Readiness(ready={self.ready}, pending={self.pending()})"
+
+
+async def _ask(check: Probe, timeout: float) -> CheckResult:
+    try:
+        async with asyncio.timeout(timeout):
+            answer = check()
+            problem = await answer if inspect.isawaitable(answer) else answer
+    except TimeoutError:
+        return CheckResult(False, f"no answer within {timeout:g}s")
+    except Exception as err:
+        return CheckResult(False, f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
+    return CheckResult(True, "up") if problem is None else CheckResult(False, problem)
 
 
 @dataclass(frozen=True)
@@ -254,4 +297,14 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         logger.error("background task %r failed", task.get_name(), exc_info=task.exception())
 
 
-__all__ = ["RETRYABLE", "STARTED", "Backoff", "Readiness", "ServiceBootstrap", "connect_with_retry"]
+__all__ = [
+    "PROBE_TIMEOUT_S",
+    "RETRYABLE",
+    "STARTED",
+    "Backoff",
+    "CheckResult",
+    "Probe",
+    "Readiness",
+    "ServiceBootstrap",
+    "connect_with_retry",
+]

@@ -66,11 +66,15 @@ START_WAIT_S = 60.0
 def connect_redis(
     boot: ServiceBootstrap, client: aioredis.Redis, *, close: Action, timeout: float = START_WAIT_S
 ) -> None:
-    """Add "wait until Redis answers" to a service's start steps; `close` (the store owning `client`) is
-    called on teardown."""
-    boot.connect(
-        f"Redis at {redis_address(client)}", client.ping, close=close, timeout=timeout, retry_on=REDIS_RETRYABLE
-    )
+    """Add "wait until Redis answers" to a service's start steps, and a PING to its readiness probes; `close`
+    (the store owning `client`) is called on teardown."""
+    name = f"Redis at {redis_address(client)}"
+    boot.connect(name, client.ping, close=close, timeout=timeout, retry_on=REDIS_RETRYABLE)
+
+    async def answers() -> None:
+        await client.ping()
+
+    boot.readiness.probe(name, answers)
 
 
 async def wait_for_redis(client: aioredis.Redis, timeout: float = 30.0) -> None:

@@ -40,6 +40,7 @@ def create_app(
         token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
         metadata = MetadataClient(settings.metadata_url, token=token, timeout=settings.metadata_timeout)
         boot.close("core-metadata client", metadata.close)
+        boot.readiness.probe("core-metadata", metadata.ping)
     source: MetadataSource = metadata
     if bus is None:
         bus = NatsMessageBus(settings.nats, name=settings.service_name)
@@ -60,6 +61,7 @@ def create_app(
         title="edgeplane core-command",
         routers=[commands.router],
         bootstrap=boot,
+        bus=bus,
     )
     app.state.commands = manager
     app.state.metadata_cache = cache

@@ -92,6 +92,7 @@ def create_app(
             await ingestor.run()  # retries until the stream and its consumers are there
 
         boot.task("events consumer", start_ingest, ready=True)
+        readiness.probe("events consumer", ingestor.problem)
     elif connect_bus is not None and settings.publish_rest_events:
         boot.task("NATS connect", connect_nats)
     if r.enabled:
@@ -105,6 +106,7 @@ def create_app(
         title="edgeplane core-data",
         routers=[events.router, readings.router],
         bootstrap=boot,
+        bus=bus,
     )
     app.state.managers = Managers(events=event_manager, readings=reading_manager)
     app.state.max_event_bytes = settings.max_event_size * KB

@@ -89,6 +89,7 @@ def create_app(
             uom.router,
         ],
         bootstrap=boot,
+        bus=bus,
     )
     app.state.managers = managers
     app.state.yaml_limits = YamlLimits(

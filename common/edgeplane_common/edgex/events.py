@@ -135,6 +135,8 @@ def _shallow(value: Any, where: str) -> Any:
     if _deeper_than(value, MAX_NESTING):
         raise ContractInvalid(f"{where} is nested deeper than {MAX_NESTING} levels")
     return value
+
+
 _VALUE_TYPES = {v.value: v.value for v in ValueType}
 _UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 

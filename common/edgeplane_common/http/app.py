@@ -17,7 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from edgeplane_common import API_VERSION
-from edgeplane_common.bootstrap import ServiceBootstrap
+from edgeplane_common.bootstrap import Readiness, ServiceBootstrap
+from edgeplane_common.bus import MessageBus
+from edgeplane_common.bus.metrics import BusCollector
 from edgeplane_common.errors import EdgeError
 from edgeplane_common.http.middleware import Metrics, ServiceMiddleware
 from edgeplane_common.http.openapi import error_responses
@@ -35,6 +37,18 @@ class PingResponse(ContractModel):
     api_version: str = API_VERSION
     timestamp: str
     service_name: str
+
+
+class HealthCheck(ContractModel):
+    status: str = Field(description="up or down")
+    message: str
+
+
+class HealthResponse(ContractModel):
+    api_version: str = API_VERSION
+    service_name: str
+    status: str = Field(description="up when every check is up, else down")
+    checks: dict[str, HealthCheck]
 
 
 class VersionResponse(ContractModel):
@@ -84,8 +98,10 @@ def create_service_app(
     title: str,
     routers: list[APIRouter],
     bootstrap: ServiceBootstrap | None = None,
+    bus: MessageBus | None = None,
 ) -> FastAPI:
-    """The service's app; `bootstrap` is its lifecycle (its readiness is `app.state.readiness`)."""
+    """The service's app; `bootstrap` is its lifecycle (its readiness is `app.state.readiness`, served by
+    `/api/v3/health`). With `bus`, readiness probes the bus ("NATS") and `/metrics` shows its counters."""
     app = FastAPI(
         title=title,
         version=version,
@@ -96,9 +112,13 @@ def create_service_app(
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.readiness = bootstrap.readiness if bootstrap is not None else None
+    readiness = bootstrap.readiness if bootstrap is not None else Readiness()
+    app.state.readiness = readiness
     app.state.secrets = SecretStore()
     registry = CollectorRegistry()
+    if bus is not None:
+        readiness.probe("NATS", bus.problem)
+        registry.register(BusCollector(bus))
     token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
     app.add_middleware(
         ServiceMiddleware, token=token, max_body=settings.http.max_request_size, metrics=Metrics(registry)
@@ -132,6 +152,19 @@ def create_service_app(
     async def ping() -> Response:
         now = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime())
         return json_response(PingResponse(timestamp=now, service_name=settings.service_name))
+
+    @common.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+    async def health() -> Response:
+        """Readiness: 200 when every dependency is up, else 503; each check with its message. Unlike ping
+        (liveness, always 200), this is what a container healthcheck or load balancer should ask."""
+        report = await readiness.report()
+        up = all(r.up for r in report.values())
+        body = HealthResponse(
+            service_name=settings.service_name,
+            status="up" if up else "down",
+            checks={n: HealthCheck(status="up" if r.up else "down", message=r.message) for n, r in report.items()},
+        )
+        return json_response(body, 200 if up else 503)
 
     @common.get("/version", response_model=VersionResponse)
     async def get_version() -> Response:

@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 
 
 class EventPublisher(Protocol):
+    def check(self, service: str, event: dict[str, Any]) -> None:
+        """ContractInvalid if the event could never be published (its names make a subject the bus refuses):
+        asked before the event is stored, so such an event is a 400, not a stored event nobody hears of."""
+        ...
+
     async def publish(self, service: str, event: dict[str, Any]) -> None:
         """Tell subscribers about an event added over REST; never fails the request."""
         ...
@@ -61,6 +66,8 @@ class EventManager:
         for key, expected in (("profileName", profile), ("deviceName", device), ("sourceName", source)):
             if doc[key] != expected:
                 raise ContractInvalid(f"event's {key} {doc[key]!r} does not match {expected!r} in the path")
+        if self.publisher is not None:
+            self.publisher.check(service, doc)
         if self.persist and not await self.writer.submit(record):
             raise DuplicateName(f"an event with id {doc['id']!r} already exists")
         if self.publisher is not None:

@@ -23,6 +23,7 @@ import orjson
 from core_data.application.events import EventManager
 from core_data.settings import IngestSettings
 from edgeplane_common.bus import Consumer, MessageBus, MessageEnvelope, Rejections, Topics
+from edgeplane_common.bus.guard import check_subject
 from edgeplane_common.edgex.events import EventRecord
 from edgeplane_common.errors import ContractInvalid, EdgeError
 
@@ -135,8 +136,15 @@ class BusEventPublisher:
         self.bus = bus
         self._failing = False
 
+    def check(self, service: str, event: dict[str, Any]) -> None:
+        check_subject(self._topic(service, event), wildcards=False)
+
+    @staticmethod
+    def _topic(service: str, event: dict[str, Any]) -> str:
+        return Topics.core_events(service, event["profileName"], event["deviceName"], event["sourceName"])
+
     async def publish(self, service: str, event: dict[str, Any]) -> None:
-        topic = Topics.core_events(service, event["profileName"], event["deviceName"], event["sourceName"])
+        topic = self._topic(service, event)
         try:
             await self.bus.publish(topic, MessageEnvelope(payload=event))
         except EdgeError as err:

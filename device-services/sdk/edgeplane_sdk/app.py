@@ -40,9 +40,15 @@ def create_device_service_app(
         boot.close("core-metadata client", metadata.close)
     runtime = DeviceServiceRuntime(settings, driver, bus, metadata, default_res_dir=default_res_dir)
     boot.step("runtime", runtime.start, stop=runtime.stop)
+    boot.readiness.probe("core-metadata", metadata.ping)
 
     app = create_service_app(
-        settings, version=version, title=f"edgeplane {settings.service_name}", routers=[router], bootstrap=boot
+        settings,
+        version=version,
+        title=f"edgeplane {settings.service_name}",
+        routers=[router],
+        bootstrap=boot,
+        bus=bus,
     )
     app.state.runtime = runtime
     app.state.discoveries = {}
