@@ -3,7 +3,8 @@
 The slim images have no curl or wget, so the Dockerfiles' and docker-compose.yml's healthchecks run this.
 Standard library only, so it starts in a few tens of milliseconds and needs none of the service's imports.
 
-- `http://HOST:PORT/PATH`: healthy when a GET answers 200 (services: `/api/v3/ping`).
+- `http://HOST:PORT/PATH`: healthy when a GET answers 200 (services: `/api/v3/health`, their readiness:
+  503 while NATS, Redis, the events consumer or core-metadata is down; `/api/v3/ping` is liveness only).
 - `tcp://HOST:PORT`: healthy when the port accepts a connection (the Modbus simulator).
 
 `${VAR}` and `${VAR:-default}` in the URL are replaced from the environment, so an image's exec-form
@@ -22,6 +23,8 @@ import urllib.request
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+HEALTH_PATH = "/api/v3/health"
+"""The readiness route every service serves and the images' healthchecks ask."""
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 DEFAULT_TIMEOUT_S = 3.0
 

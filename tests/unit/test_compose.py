@@ -7,7 +7,7 @@
 - Every service has a healthcheck, CPU and memory limits (all together within a 2-core, 2 GiB gateway),
   `restart: unless-stopped` and `depends_on` with health conditions on what it talks to at start.
 - Every built image has a Dockerfile that exists, starts from python:3.11-slim, installs exactly the
-  service's workspace projects, runs as a non-root user, has a HEALTHCHECK on the ping path and an exec-form
+  service's workspace projects, runs as a non-root user, has a HEALTHCHECK on the readiness path and an exec-form
   CMD whose module exists.
 
 The stack really running is `make compose-smoke` (scripts/compose_smoke.py).
@@ -31,14 +31,13 @@ from edgeplane.services import (
     LOG_JSON_ENV,
     METADATA_URL_ENV,
     NATS,
-    PING_PATH,
     REDIS,
     SERVICES,
     SHARED_ENV_PREFIX,
     Service,
     by_name,
 )
-from edgeplane_common.healthcheck import expand
+from edgeplane_common.healthcheck import HEALTH_PATH, expand
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -258,9 +257,12 @@ def test_environment_uses_the_launchers_variable_names(service: Service) -> None
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
-def test_healthcheck_pings_the_service_inside_its_container(service: Service) -> None:
+def test_healthcheck_asks_the_services_readiness_inside_its_container(service: Service) -> None:
     test = _edgeplane_services()[service.name]["healthcheck"]["test"]
-    assert test == ["CMD", "python", "-m", HEALTHCHECK_MODULE, service.ping_url()]
+    # Readiness (/api/v3/health: 503 while a dependency is down), not ping: a service cut off from the bus
+    # still answers ping.
+    url = service.url() + HEALTH_PATH if service.health == "http" else service.ping_url()
+    assert test == ["CMD", "python", "-m", HEALTHCHECK_MODULE, url]
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
@@ -347,7 +349,7 @@ def test_dockerfile_exists_and_follows_the_template(image: str) -> None:
     assert user not in ("", "root", "0"), "the service runs as a non-root user"
     health = final.get("HEALTHCHECK", "")
     assert HEALTHCHECK_MODULE in health, "HEALTHCHECK runs edgeplane_common.healthcheck"
-    assert PING_PATH in health, "HEALTHCHECK pings /api/v3/ping"
+    assert HEALTH_PATH in health, "HEALTHCHECK asks readiness at /api/v3/health"
     cmd = json.loads(final["CMD"])  # exec form is a JSON array
     assert cmd[:2] == ["python", "-m"]
     assert _module_exists(project, cmd[2]), f"CMD runs {cmd[2]}, which has no __main__.py in {project}"
