@@ -13,11 +13,24 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, StorageType
 
-from edgeplane_common.bus import MessageBus, MessageEnvelope, NoResponders, Topics
+from edgeplane_common.bus import (
+    DEADLETTER_CONSUMER,
+    DEADLETTER_DELIVERIES,
+    DEADLETTER_REASON,
+    DEADLETTER_SUBJECT,
+    MAX_DELIVER,
+    MessageBus,
+    MessageEnvelope,
+    MessageTooLarge,
+    NoResponders,
+    Topics,
+    UnsendableMessage,
+)
+from edgeplane_common.bus.guard import max_subject_bytes
 from edgeplane_common.bus.memory import InMemoryBus, _Stored
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.bus.topics import escape, subject, unescape
-from edgeplane_common.errors import NotFound, ServiceUnavailable
+from edgeplane_common.errors import ContractInvalid, NotFound, ServiceUnavailable
 from edgeplane_common.settings import NatsSettings
 
 REDELIVERY_DELAY = 0.1
@@ -609,3 +622,142 @@ async def test_nats_batch_acks_reach_the_server(bus: NatsMessageBus, nats_url: s
         assert ci.config.ack_policy == AckPolicy.EXPLICIT
     finally:
         await nc.close()
+
+
+# -- what the server would refuse, and poison -----------------------------------------------------------------
+
+
+async def test_refuses_what_a_nats_server_would_close_the_connection_for(any_bus: MessageBus, prefix: str) -> None:
+    """A subject past the control line, whitespace or an empty token, a payload past max_payload: a 4xx
+    error for the caller, nothing sent, and the bus keeps working for everyone else."""
+    got = Collector()
+    await any_bus.subscribe(f"{prefix}.>", got)
+    long_name = "x" * 10_000
+    for bad in (f"{prefix}.{long_name}", f"{prefix}.a b", f"{prefix}..a", f"{prefix}.a\r\nPUB x 1", ""):
+        with pytest.raises(UnsendableMessage) as caught:
+            await any_bus.publish(bad, env("bad"))
+        assert caught.value.status_code == 400
+        with pytest.raises(UnsendableMessage):
+            await any_bus.request(bad, env("bad"), timeout=1)
+    with pytest.raises(UnsendableMessage, match="wildcards"):
+        await any_bus.publish(f"{prefix}.*", env("bad"))
+    with pytest.raises(UnsendableMessage):
+        await any_bus.subscribe(f"{prefix}.{long_name}.>", got)
+    with pytest.raises(UnsendableMessage):
+        await any_bus.subscribe(f"{prefix}.>.a", got)
+    with pytest.raises(MessageTooLarge) as too_large:
+        await any_bus.publish(f"{prefix}.big", env("y" * (2 * 1024 * 1024)))
+    assert too_large.value.status_code == 413
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    with pytest.raises(UnsendableMessage):
+        await any_bus.publish_durable(f"{prefix}.{long_name}", env("bad"))
+    with pytest.raises(UnsendableMessage):
+        await any_bus.publish_durable_pipelined(f"{prefix}.{long_name}", env("bad"))
+
+    # The longest subject allowed goes through, core and durable (the server also delivers it to a consumer).
+    longest = f"{prefix}." + "y" * (max_subject_bytes() - len(prefix) - 1)
+    await any_bus.publish(longest, env("longest"))
+    await any_bus.publish_durable(longest, env("durable"))
+    durable = Collector()
+    await any_bus.consume(stream, "d", f"{prefix}.>", durable)
+    # The stream captures the core publish too (nats-py may flush it after the stream exists): either order.
+    await eventually(lambda: "longest" in got.payloads and "durable" in got.payloads and "durable" in durable.payloads)
+    assert any_bus.problem() is None
+
+
+async def dead_letters(bus: MessageBus, stream: str, durable: str) -> list[tuple[dict[str, str], bytes]]:
+    """(headers, data) of what `durable` put in the dead-letter stream."""
+    where = Topics.deadletter(stream, durable)
+    if isinstance(bus, InMemoryBus):
+        kept = bus._streams[Topics.DEADLETTER_STREAM].messages
+        return [(m.headers or {}, m.data) for m in kept if m.subject == where]
+    assert isinstance(bus, NatsMessageBus)
+    js = bus._jetstream()
+    out = []
+    sub = await js.subscribe(where, ordered_consumer=True)
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=0.5)
+            except nats.errors.TimeoutError:
+                return out
+            out.append((dict(msg.headers or {}), msg.data))
+    finally:
+        await sub.unsubscribe()
+
+
+class Failing:
+    """A handler that always raises `error` and counts its calls."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    async def __call__(self, envelope: MessageEnvelope) -> None:
+        self.calls += 1
+        raise self.error
+
+
+async def test_a_message_that_keeps_failing_is_dead_lettered_after_max_deliveries(
+    any_bus: MessageBus, prefix: str
+) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    await any_bus.publish_durable(f"{prefix}.poison", env("poison"))
+    handler = Failing(RuntimeError("boom"))
+    await any_bus.consume(stream, "d", f"{prefix}.>", handler)
+    await eventually(lambda: any_bus.dead_lettered[f"{stream}/d"] == 1, timeout=10)
+    await asyncio.sleep(5 * REDELIVERY_DELAY)
+    assert handler.calls == MAX_DELIVER, "terminated after the last allowed delivery, never redelivered again"
+    [(headers, data)] = await dead_letters(any_bus, stream, "d")
+    assert MessageEnvelope.decode(data).payload == "poison"
+    assert headers[DEADLETTER_SUBJECT] == f"{prefix}.poison"
+    assert headers[DEADLETTER_CONSUMER] == f"{stream}/d"
+    assert headers[DEADLETTER_DELIVERIES] == str(MAX_DELIVER)
+    assert "RuntimeError: boom" in headers[DEADLETTER_REASON]
+
+
+async def test_a_refused_message_is_dead_lettered_at_once_and_a_transient_failure_never(
+    any_bus: MessageBus, prefix: str
+) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    await any_bus.publish_durable(f"{prefix}.refused", env("refused"))
+    refusing = Failing(ContractInvalid("not an event"))
+    await any_bus.consume(stream, "refusing", f"{prefix}.refused", refusing)
+    await eventually(lambda: any_bus.dead_lettered[f"{stream}/refusing"] == 1)
+    assert refusing.calls == 1
+
+    await any_bus.publish_durable(f"{prefix}.down", env("down"))
+    store_down = Failing(ServiceUnavailable("store down"))
+    sub = await any_bus.consume(stream, "transient", f"{prefix}.down", store_down)
+    await eventually(lambda: store_down.calls > MAX_DELIVER + 1, timeout=10)
+    assert any_bus.dead_lettered[f"{stream}/transient"] == 0, "a store outage is ridden out, not dead-lettered"
+    await sub.unsubscribe()
+
+
+async def test_consume_batch_isolates_poison_and_dead_letters_rejections(any_bus: MessageBus, prefix: str) -> None:
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    for payload in (0, "refuse", 1, "crash", 2):
+        await any_bus.publish_durable(f"{prefix}.e", env(payload))
+    stored: list[object] = []
+    calls = Counter[str]()
+
+    async def handler(envelopes: list[MessageEnvelope]) -> dict[int, str] | None:
+        payloads = [e.payload for e in envelopes]
+        if "crash" in payloads:
+            calls["crash"] += 1
+            raise ValueError("cannot handle this one")  # not transient: which message is to blame?
+        stored.extend(p for p in payloads if p != "refuse")
+        return {payloads.index("refuse"): "not valid"} if "refuse" in payloads else None
+
+    await any_bus.consume_batch(stream, "d", f"{prefix}.>", handler, batch=10, max_wait=0.5)
+    await eventually(lambda: any_bus.dead_lettered[f"{stream}/d"] == 2, timeout=10)
+    await asyncio.sleep(5 * REDELIVERY_DELAY)
+    assert sorted(stored) == [0, 1, 2], "the good messages are stored once, not held back by the bad ones"  # type: ignore[type-var]
+    assert any_bus.dead_lettered[f"{stream}/d"] == 2
+    reasons = sorted(h[DEADLETTER_REASON] for h, _ in await dead_letters(any_bus, stream, "d"))
+    assert reasons[0].startswith("handler failed 5 deliveries, last with ValueError")
+    assert reasons[1] == "refused: not valid"
