@@ -9,6 +9,7 @@ import orjson
 from pydantic import Field
 
 from edgeplane_common import API_VERSION
+from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.models.base import ContractModel
 
 CONTENT_TYPE_JSON = "application/json"
@@ -25,7 +26,12 @@ class MessageEnvelope(ContractModel):
     payload: Any = None
 
     def encode(self) -> bytes:
-        return orjson.dumps(self.model_dump(by_alias=True, exclude_none=True))
+        """JSON bytes; ContractInvalid when the payload cannot be JSON (a type JSON lacks, or nested past
+        orjson's 255 levels): the caller's input, not a bus failure."""
+        try:
+            return orjson.dumps(self.model_dump(by_alias=True, exclude_none=True))
+        except TypeError as err:
+            raise ContractInvalid(f"message payload cannot be encoded as JSON: {err}") from None
 
     @classmethod
     def decode(cls, data: bytes) -> MessageEnvelope:
