@@ -248,6 +248,8 @@ async def test_json_content_type_is_exact_and_correlation_id_flows(metadata: htt
 async def test_bearer_token_guards_everything_but_ping(metadata_app_factory: Any) -> None:
     client = await metadata_app_factory(http={"port": 59881, "auth_token": "s3cret"})
     assert (await client.get("/api/v3/ping")).status_code == 200
+    # Readiness too: container healthchecks ask it without a token.
+    assert (await client.get("/api/v3/health")).status_code in (200, 503)
     r = await client.get("/api/v3/device/all")
     assert r.status_code == 401
     assert "bearer token" in r.json()["message"]

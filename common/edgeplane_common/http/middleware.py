@@ -19,7 +19,8 @@ from edgeplane_common.logging import correlation_id
 
 CORRELATION_HEADER = b"x-correlation-id"
 CANONICAL_CORRELATION_HEADER = b"X-Correlation-Id"
-OPEN_PATHS = frozenset({"/api/v3/ping"})
+OPEN_PATHS = frozenset({"/api/v3/ping", "/api/v3/health"})
+"""Open without the bearer token: liveness and readiness, which container healthchecks ask without one."""
 _BODY_TYPES = (
     b"application/json",
     b"multipart/form-data",
