@@ -33,7 +33,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_SYSTEM_CERTS := 1
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: help bootstrap run test lint format docs bench clean clean-data
+.PHONY: help bootstrap run test lint format docs bench taf clean clean-data
 .PHONY: compose-smoke compose-up compose-down
 
 help: ## list the targets
@@ -81,6 +81,9 @@ test: lint ## lint, then the whole test suite (pytest's exit 5, no tests collect
 
 bench: bootstrap ## run every bench/*_bench.py in turn; each prints its figures (timings are never asserted)
 	@for b in bench/*_bench.py; do echo "== $$b"; $(PY) "$$b"; done
+
+taf: bootstrap ## EdgeX's API suites (edgex-taf) against a fresh, empty stack; ARGS=core-data picks suites
+	$(PY) scripts/taf.py $(ARGS)
 
 lint: bootstrap ## ruff check, ruff format --check, mypy (strict), and the import rule (no service imports another)
 	@# All four run even when one fails, so one pass shows every problem.
