@@ -16,7 +16,7 @@ from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from edgeplane_common import API_VERSION
+from edgeplane_common import API_VERSION, EDGEX_VERSION
 from edgeplane_common.bootstrap import Readiness, ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.metrics import BusCollector
@@ -53,8 +53,9 @@ class HealthResponse(ContractModel):
 
 class VersionResponse(ContractModel):
     api_version: str = API_VERSION
-    version: str
+    version: str = Field(EDGEX_VERSION, description="The EdgeX release whose API this service implements")
     service_name: str
+    service_version: str = Field(description="This service's own (edgeplane) release")
 
 
 class ConfigResponse(ContractModel):
@@ -101,7 +102,9 @@ def create_service_app(
     bus: MessageBus | None = None,
 ) -> FastAPI:
     """The service's app; `bootstrap` is its lifecycle (its readiness is `app.state.readiness`, served by
-    `/api/v3/health`). With `bus`, readiness probes the bus ("NATS") and `/metrics` shows its counters."""
+    `/api/v3/health`). With `bus`, readiness probes the bus ("NATS") and `/metrics` shows its counters.
+    `version` is the service's own release (`serviceVersion` of /api/v3/version, whose `version` is the EdgeX
+    release)."""
     app = FastAPI(
         title=title,
         version=version,
@@ -168,7 +171,7 @@ def create_service_app(
 
     @common.get("/version", response_model=VersionResponse)
     async def get_version() -> Response:
-        return json_response(VersionResponse(version=version, service_name=settings.service_name))
+        return json_response(VersionResponse(service_name=settings.service_name, service_version=version))
 
     @common.get("/config", response_model=ConfigResponse)
     async def get_config() -> Response:
