@@ -82,7 +82,9 @@ class CoreDataSettings(ServiceSettings):
 
     service_name: str = Field("core-data", description="Name the service registers and logs under.")
     http: CoreDataHttpSettings = Field(default_factory=CoreDataHttpSettings)
-    max_result_count: int = Field(1024, description="Most items one GET returns (limit=-1 means this many).")
+    max_result_count: int = Field(
+        50000, description="Most items one GET returns (limit=-1 means this many; more is a 400). EdgeX's default."
+    )
     max_event_size: int = Field(
         DEFAULT_MAX_EVENT_SIZE_KB,
         description="Largest event accepted over REST, in kilobytes; larger answers 413 (0: no limit but "

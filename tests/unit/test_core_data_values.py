@@ -81,7 +81,9 @@ def test_aggregate_func_and_flags_parse() -> None:
 def test_paging_as_edgex() -> None:
     assert page_of(0, 20, 1024).limit == 20
     assert page_of(5, -1, 1024).limit == 1024
-    assert page_of(5, 5000, 1024).limit == 1024
+    assert page_of(5, 1024, 1024).limit == 1024
+    with pytest.raises(ContractInvalid, match="limit 5000 is out of range"):  # EdgeX: 400, not clamped
+        page_of(5, 5000, 1024)
     skip = page_of(-1, 10, 1024)
     assert (skip.offset, skip.count_total) == (0, False)
     with pytest.raises(ContractInvalid):

@@ -57,5 +57,7 @@ class MultiEventsResponse(BaseWithTotalCountResponse):
 
 
 class MultiReadingsResponse(BaseWithTotalCountResponse):
-    aggregate_func: str | None = Field(None, description="The aggregate function applied, when one was asked")
+    aggregate_func: str | None = Field(
+        None, description="The aggregate function applied, when one was asked, spelled as in the request"
+    )
     readings: list[Reading]

@@ -51,7 +51,8 @@ async def _readings(
         rows, total = await m.readings.aggregate(
             func, device=device, resources=resources, start=start, end=end, offset=q.offset, limit=q.limit
         )
-        return json_response({**ok(), "aggregateFunc": func.value, "totalCount": total, "readings": rows})
+        # Echoed as the client spelled it (EdgeX does; clients compare it with what they sent).
+        return json_response({**ok(), "aggregateFunc": q.aggregate, "totalCount": total, "readings": rows})
     readings, total = await m.readings.page(
         device=device,
         resources=resources,

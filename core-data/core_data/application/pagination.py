@@ -1,4 +1,5 @@
-"""EdgeX paging: offset ≥ -1 (-1: from the start, without counting the total), limit -1 = MaxResultCount."""
+"""EdgeX paging: offset ≥ -1 (-1: from the start, without counting the total), -1 ≤ limit ≤ MaxResultCount
+(-1 = MaxResultCount; more is a 400, as in EdgeX)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ class Page:
 def page_of(offset: int, limit: int, max_result_count: int) -> Page:
     if offset < -1:
         raise ContractInvalid(f"offset must be -1 (skip counting) or more, got {offset}")
-    if limit < -1:
-        raise ContractInvalid(f"limit must be -1 (all, up to MaxResultCount) or more, got {limit}")
-    if limit == -1 or limit > max_result_count:
+    if limit < -1 or limit > max_result_count:
+        raise ContractInvalid(
+            f"limit {limit} is out of range: -1 (all, up to {max_result_count}) to {max_result_count}"
+        )
+    if limit == -1:
         limit = max_result_count
     return Page(offset=max(offset, 0), limit=limit, count_total=offset != -1)
 
