@@ -23,6 +23,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from core_data import __version__ as edgeplane_version
+from edgeplane_common import EDGEX_VERSION
 from edgeplane_common.bus import MessageEnvelope
 from edgeplane_common.bus.nats import NatsMessageBus
 from tests.support.core_data import core_data_settings, event, reading, running
@@ -268,6 +270,14 @@ async def test_add_event(api: Api, core_data: httpx.AsyncClient, bus: NatsMessag
     assert "not valid JSON" in r["message"]
     r = await api.call("POST", "/event/svc/p/d/s", 400, json_body={"apiVersion": "v3"}, validate_request=False)
     assert "has no event" in r["message"]
+    # as EdgeX's REST API (TAF ErrEventPOST002): every reading names its device and profile and has an origin
+    for field, blank in (("deviceName", ""), ("profileName", ""), ("origin", 0)):
+        incomplete = event("dev-1")
+        incomplete["readings"][1][field] = blank
+        r = await api.add(incomplete, 400, body={"apiVersion": "v3", "event": incomplete}, validate_request=False)
+        assert f"event.readings[1].{field} is required" in r["message"]
+        del incomplete["readings"][1][field]
+        await api.add(incomplete, 400, body={"apiVersion": "v3", "event": incomplete}, validate_request=False)
     # above MaxEventSize (8 KB here): 413, with or without a Content-Length
     big = event("dev-1", readings=[reading(f"R{i}", "1.5") for i in range(120)])
     r = await api.add(big, 413)
@@ -301,6 +311,9 @@ async def test_events(api: Api) -> None:
     await api.get("/event/all", 416, offset=5)
     await api.get("/event/all", 400, offset=-2)
     await api.get("/event/all", 400, limit=-5)
+    # above MaxResultCount (50 here): 400 as in EdgeX (TAF ErrReadingGET004), not silently fewer items
+    assert "out of range" in (await api.get("/event/all", 400, limit=51))["message"]
+    assert len((await api.get("/event/all", limit=50))["events"]) == 5
     numeric = await api.get("/event/all", limit=1, numeric="true")
     assert [r["value"] for r in numeric["events"][0]["readings"]] == [25.5, 45]
     await api.get("/event/all", 400, numeric="maybe")
@@ -482,12 +495,26 @@ async def test_aggregates(api: Api) -> None:
     assert paged["totalCount"] == 5
     await api.get("/reading/all", 416, aggregateFunc="COUNT", offset=5)
     await api.get("/reading/all", 400, aggregateFunc="MEDIAN")
+    await api.get("/reading/all", 400, aggregateFunc="COUNT", limit=51)
+
+
+async def test_aggregate_func_is_echoed_as_sent(api: Api) -> None:
+    # EdgeX takes the function in any casing and answers with the client's own spelling (TAF AggregateReadingGET*)
+    await seed(api)
+    for spelled in ("min", "MAX", "Sum", "aVg", "count"):
+        for path in ("/reading/all", f"/reading/start/{at(0)}/end/{at(9)}", "/reading/device/name/d1"):
+            answer = await api.get(path, aggregateFunc=spelled)
+            assert answer["aggregateFunc"] == spelled
+            assert answer["readings"]
 
 
 async def test_system_endpoints(api: Api) -> None:
     ping = await api.get("/ping")
     assert ping["serviceName"] == "core-data"
-    assert (await api.get("/version"))["version"]
+    version = await api.get("/version")
+    # the EdgeX release implemented (clients gate on it; TAF InfoGET002 wants 4.0.x), and our own release
+    assert (version["version"], version["serviceVersion"]) == (EDGEX_VERSION, edgeplane_version)
+    assert version["serviceName"] == "core-data"
     config = await api.get("/config")
     assert config["config"]["max_event_size"] == 8
     created = await api.call(

@@ -112,6 +112,17 @@ def test_invalid_events_say_what_is_wrong(change: Any, message: str) -> None:
         validate_event(ev)
 
 
+@pytest.mark.parametrize(("field", "blank"), [("deviceName", ""), ("profileName", None), ("origin", 0)])
+def test_incomplete_readings_refused_unless_completed(field: str, blank: Any) -> None:
+    # EdgeX's REST API refuses them (400); events from the stream are completed from the event
+    ev = event("dev-1", origin=7)
+    ev["readings"][0][field] = blank
+    with pytest.raises(ContractInvalid, match=rf"event.readings\[0\].{field} is required"):
+        validate_event(ev, complete_readings=False)
+    completed = validate_event(ev).doc["readings"][0]
+    assert (completed["deviceName"], completed["profileName"], completed["origin"]) == ("dev-1", "Thermostat", 7)
+
+
 def test_binary_needs_a_media_type() -> None:
     with pytest.raises(ContractInvalid, match="mediaType is required"):
         validate_event(event(readings=[reading("img", None, value_type="Binary", binaryValue="AAEC")]))

@@ -267,8 +267,11 @@ def check_simple_value(value_type: str, text: str) -> str | None:
     return None if check is None else check(value_type, text)
 
 
-def _reading_slow(data: dict[str, Any], index: int, event: dict[str, Any]) -> tuple[str, str, int, str, str, str]:
-    """The checks and defaults of the common fields of a reading that is not in the usual shape."""
+def _reading_slow(
+    data: dict[str, Any], index: int, event: dict[str, Any], complete: bool
+) -> tuple[str, str, int, str, str, str]:
+    """The checks and defaults of the common fields of a reading that is not in the usual shape; without
+    `complete`, a missing deviceName, profileName or origin is an error, as in EdgeX's DTO validation."""
     where = f"event.readings[{index}]"
     try:
         value_type = normalize_value_type(data.get("valueType")).value
@@ -282,14 +285,14 @@ def _reading_slow(data: dict[str, Any], index: int, event: dict[str, Any]) -> tu
     return (
         value_type,
         rid,
-        _origin(data, where, default=event["origin"]),
-        _name(data, "deviceName", where, default=event["deviceName"]),
+        _origin(data, where, default=event["origin"] if complete else None),
+        _name(data, "deviceName", where, default=event["deviceName"] if complete else None),
         _name(data, "resourceName", where),
-        _name(data, "profileName", where, default=event["profileName"]),
+        _name(data, "profileName", where, default=event["profileName"] if complete else None),
     )
 
 
-def _reading(raw: Any, index: int, event: dict[str, Any]) -> tuple[dict[str, Any], ReadingRef]:
+def _reading(raw: Any, index: int, event: dict[str, Any], complete: bool) -> tuple[dict[str, Any], ReadingRef]:
     if type(raw) is not dict or not _READING_EXACT.issuperset(raw):
         if not isinstance(raw, dict):
             raise ContractInvalid(f"event.readings[{index}] must be an object")
@@ -318,7 +321,7 @@ def _reading(raw: Any, index: int, event: dict[str, Any]) -> tuple[dict[str, Any
         or not profile
         or profile.isspace()
     ):
-        value_type, rid, origin, device, resource, profile = _reading_slow(data, index, event)
+        value_type, rid, origin, device, resource, profile = _reading_slow(data, index, event, complete)
     elif device not in _GOOD_NAMES or resource not in _GOOD_NAMES or profile not in _GOOD_NAMES:
         where = f"event.readings[{index}]"
         _check_name(device, where, "deviceName")
@@ -373,9 +376,12 @@ def _reading(raw: Any, index: int, event: dict[str, Any]) -> tuple[dict[str, Any
     return out, ReadingRef(resource, origin, profile, value_type, None)
 
 
-def validate_event(raw: Any) -> EventRecord:
+def validate_event(raw: Any, *, complete_readings: bool = True) -> EventRecord:
     """The stored form of an EdgeX `Event` object (see the module docstring) with what the store indexes;
-    ContractInvalid if invalid."""
+    ContractInvalid if invalid.
+
+    `complete_readings=False` refuses readings without deviceName, profileName or origin instead of taking
+    them from the event: EdgeX's REST API does (400), and clients test for it."""
     if not isinstance(raw, dict):
         raise ContractInvalid("event must be a JSON object")
     data = _fold(raw, _EVENT_KEYS)
@@ -400,7 +406,7 @@ def validate_event(raw: Any) -> EventRecord:
     docs = []
     refs = []
     for index, raw_reading in enumerate(readings):
-        doc, ref = _reading(raw_reading, index, event)
+        doc, ref = _reading(raw_reading, index, event, complete_readings)
         docs.append(doc)
         refs.append(ref)
     event["readings"] = docs

@@ -61,7 +61,8 @@ class EventManager:
 
         ContractInvalid when invalid or not matching the path, DuplicateName when the id exists."""
         raw_event, request_id = unwrap_request(body)
-        record = validate_event(raw_event)
+        # As EdgeX's REST API: every reading names its device and profile and has an origin (400 otherwise).
+        record = validate_event(raw_event, complete_readings=False)
         doc = record.doc
         for key, expected in (("profileName", profile), ("deviceName", device), ("sourceName", source)):
             if doc[key] != expected:
