@@ -1,0 +1,98 @@
+"""scripts/taf.py (`make taf`): refuses busy ports, prints the runner's summary, always stops the stack."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from edgeplane.services import Service, by_name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("taf_script", ROOT / "scripts" / "taf.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+taf = _load_script()
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Path:
+    """A stand-in for edgex-taf: prints summary lines among others and fails with 3."""
+    path = tmp_path / "edgex-taf"
+    path.write_text(
+        '#!/bin/sh\necho noise\necho "core-data: passed 1 / total 2 (failed 1, skipped 0) [$*]"\n'
+        'echo "overall: passed 1 / total 2"\nexit 3\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def _service_on(port: int) -> Service:
+    base = by_name("core-data")
+    return Service(**{**base.__dict__, "port": port})
+
+
+def test_busy_port_exits_2_and_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch, runner: Path, held_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(taf, "services_under_test", lambda: [_service_on(held_port)])
+
+    def must_not_start(*_: object) -> None:
+        raise AssertionError("the stack was started")
+
+    monkeypatch.setattr(taf, "start_stack", must_not_start)
+    assert taf.main(["--taf", str(runner), "core-data"]) == 2
+    assert f"port {held_port} (core-data) is busy" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(runner: Path, tmp_path: Path) -> None:
+    assert taf.main(["--taf", str(runner), "core-keeper"]) == 2
+    assert taf.main(["--taf", str(tmp_path / "missing")]) == 2
+
+
+def test_summary_printed_and_stack_stopped_when_the_run_fails(
+    monkeypatch: pytest.MonkeyPatch, runner: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def fake_stack(services: Sequence[Service], data_dir: Path) -> subprocess.Popen[bytes]:
+        assert data_dir.is_dir()
+        proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        started.append(proc)
+        return proc
+
+    with socket.socket() as sock:  # a port nobody listens on: the service counts as free
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    monkeypatch.setattr(taf, "services_under_test", lambda: [_service_on(free)])
+    monkeypatch.setattr(taf, "start_stack", fake_stack)
+    monkeypatch.setattr(taf, "wait_ready", lambda launcher, services: True)
+    assert taf.main(["--taf", str(runner)]) == 3
+    out = capsys.readouterr().out
+    assert "core-data: passed 1 / total 2 (failed 1, skipped 0) [core-metadata core-data]" in out
+    assert "overall: passed 1 / total 2" in out
+    assert "noise" not in out
+    assert started[0].poll() is not None, "the stack was stopped"
