@@ -40,6 +40,7 @@ KNOWN_SUITES = ("core-metadata", "core-data", "core-command")
 # device-modbus and its simulator stay out: the demo PLC's autoEvents would fill core-data.
 WANTED_SERVICES = ("core-metadata", "core-data", "core-command", "device-virtual")
 START_TIMEOUT_S = 120.0
+START_ATTEMPTS = 3
 STOP_TIMEOUT_S = 30.0
 SUMMARY = re.compile(r"^(core-metadata|core-data|core-command|overall): ")
 
@@ -104,11 +105,11 @@ def start_stack(services: Sequence[Service], data_dir: Path) -> subprocess.Popen
     cmd += ["--nats-port", str(free_port()), "--redis-port", str(free_port())]
     for service in services:
         cmd += ["--only", service.name]
-    log_file = (data_dir / "launcher.log").open("wb")
     # Its own process group: Ctrl-C in the terminal reaches us, and we stop the stack in order.
-    return subprocess.Popen(
-        cmd, stdout=log_file, stderr=subprocess.STDOUT, env=clean_env(), cwd=ROOT, start_new_session=True
-    )
+    with (data_dir / "launcher.log").open("wb") as log_file:
+        return subprocess.Popen(
+            cmd, stdout=log_file, stderr=subprocess.STDOUT, env=clean_env(), cwd=ROOT, start_new_session=True
+        )
 
 
 def wait_ready(launcher: subprocess.Popen[bytes], services: Sequence[Service]) -> bool:
@@ -181,6 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"starting {', '.join(s.name for s in services)} on their default ports (data in {data_dir})")
     launcher = start_stack(services, data_dir)
     try:
+        for _ in range(START_ATTEMPTS - 1):
+            # The launcher exits 2 when a port was taken between our check and its start (the free ports
+            # picked for NATS and Redis race with every other process on the machine): pick new ones.
+            if wait_ready(launcher, services) or launcher.poll() != EXIT_USAGE:
+                break
+            log("a port was taken meanwhile; starting again")
+            launcher = start_stack(services, data_dir)
         if not wait_ready(launcher, services):
             log(f"the stack did not become ready; its log: {data_dir / 'launcher.log'}")
             print((data_dir / "launcher.log").read_text(errors="replace")[-3000:], file=sys.stderr)

@@ -96,3 +96,28 @@ def test_summary_printed_and_stack_stopped_when_the_run_fails(
     assert "overall: passed 1 / total 2" in out
     assert "noise" not in out
     assert started[0].poll() is not None, "the stack was stopped"
+
+
+def test_a_port_taken_between_check_and_start_is_retried(
+    monkeypatch: pytest.MonkeyPatch, runner: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    starts: list[subprocess.Popen[bytes]] = []
+
+    def flaky_stack(services: Sequence[Service], data_dir: Path) -> subprocess.Popen[bytes]:
+        # the first launcher finds its Redis port taken (exit 2, as `edgeplane up` does); the second runs
+        proc = subprocess.Popen(["sh", "-c", "exit 2"] if not starts else ["sleep", "60"], start_new_session=True)
+        if not starts:
+            proc.wait()
+        starts.append(proc)
+        return proc
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    monkeypatch.setattr(taf, "services_under_test", lambda: [_service_on(free)])
+    monkeypatch.setattr(taf, "start_stack", flaky_stack)
+    monkeypatch.setattr(taf, "wait_ready", lambda launcher, services: launcher.poll() is None)
+    assert taf.main(["--taf", str(runner), "core-data"]) == 3
+    assert len(starts) == 2
+    assert "starting again" in capsys.readouterr().out
+    assert starts[1].poll() is not None, "the second stack was stopped"
