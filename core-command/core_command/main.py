@@ -8,12 +8,12 @@ from core_command import __version__
 from core_command.api import commands
 from core_command.application.commands import CommandManager
 from core_command.application.ports import MetadataSource
-from core_command.messaging.command_relay import BusCommandRelay
 from core_command.settings import CoreCommandSettings
 from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.clients import CachedMetadata, CacheUpdater, MetadataClient, SystemEventListener
+from edgeplane_common.clients.commands import BusCommandRelay
 from edgeplane_common.http import create_service_app, serve
 
 

@@ -27,12 +27,12 @@ import pytest
 from nats.js.api import StreamConfig
 
 from core_command.main import create_app as create_command_app
-from core_command.messaging.command_relay import BusCommandRelay
 from core_command.settings import CoreCommandSettings
 from core_data.main import create_app as create_data_app
 from edgeplane_common.bus import DEADLETTER_REASON, DEADLETTER_SUBJECT, MessageEnvelope, Topics, UnsendableMessage
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.bus.topics import escape, subject
+from edgeplane_common.clients.commands import BusCommandRelay
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis
 from edgeplane_common.errors import ContractInvalid, NotFound
 from edgeplane_common.models import Device, DeviceProfile

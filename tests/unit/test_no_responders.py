@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from core_command.messaging.command_relay import BusCommandRelay
 from core_metadata.messaging.validation import BusDeviceValidator
 from edgeplane_common.bus import MessageEnvelope, NoResponders, Topics
 from edgeplane_common.bus.memory import InMemoryBus
+from edgeplane_common.clients.commands import BusCommandRelay
 from edgeplane_common.errors import ServiceUnavailable
 from edgeplane_common.models import Device
 

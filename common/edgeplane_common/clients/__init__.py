@@ -1,7 +1,8 @@
 """Clients of other edgeplane/EdgeX services, shared by every service: core-metadata over REST, a cache of its
-devices and profiles, and the listener that keeps caches fresh from its system events."""
+devices and profiles, device commands over the bus, and the listener that keeps caches fresh from its system events."""
 
 from edgeplane_common.clients.cache import CachedMetadata, MetadataSource
+from edgeplane_common.clients.commands import BusCommandRelay
 from edgeplane_common.clients.metadata import MetadataClient, edgex_error
 from edgeplane_common.clients.system_events import (
     CacheUpdater,
@@ -11,6 +12,7 @@ from edgeplane_common.clients.system_events import (
 )
 
 __all__ = [
+    "BusCommandRelay",
     "CacheUpdater",
     "CachedMetadata",
     "MetadataChanges",

@@ -12,6 +12,8 @@ dropped. Every problem is a ContractInvalid naming the field.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 import uuid
@@ -448,3 +450,24 @@ def unwrap_request(raw: Any) -> tuple[Any, str | None]:
     if "event" not in data:
         raise ContractInvalid("the request body has no event (AddEventRequest: {apiVersion, requestId, event})")
     return data["event"], request_id or None
+
+
+def decode_event_payload(payload: Any, content_type: str | None = None) -> Any:
+    """The event (or AddEventRequest) a bus message's payload carries: a JSON object, or JSON text / base64
+    JSON bytes (Go device services marshal a []byte payload as base64). ContractInvalid otherwise."""
+    if isinstance(payload, dict):
+        return payload
+    if isinstance(payload, str):
+        if "cbor" in (content_type or "").lower():
+            raise ContractInvalid("CBOR event payloads are not supported; publish JSON")
+        text = payload.strip()
+        if not text.startswith("{"):
+            try:
+                text = base64.b64decode(text, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError) as err:
+                raise ContractInvalid(f"payload is neither JSON nor base64 JSON: {err}") from None
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as err:
+            raise ContractInvalid(f"payload is not valid JSON: {err}") from None
+    raise ContractInvalid(f"payload must be an event object, got {type(payload).__name__}")

@@ -12,19 +12,15 @@ stream, terminated) without holding back the valid events of its batch; redelive
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 from typing import Any
-
-import orjson
 
 from core_data.application.events import EventManager
 from core_data.settings import IngestSettings
 from edgeplane_common.bus import Consumer, MessageBus, MessageEnvelope, Rejections, Topics
 from edgeplane_common.bus.guard import check_subject
-from edgeplane_common.edgex.events import EventRecord
+from edgeplane_common.edgex.events import EventRecord, decode_event_payload
 from edgeplane_common.errors import ContractInvalid, EdgeError
 
 log = logging.getLogger(__name__)
@@ -33,26 +29,8 @@ RETRY_S = 2.0
 
 
 def event_payload(envelope: MessageEnvelope) -> Any:
-    """The event (or AddEventRequest) an envelope carries: a JSON object, or JSON text / base64 JSON bytes
-    (Go device services marshal a []byte payload as base64)."""
-    payload = envelope.payload
-    if isinstance(payload, dict):
-        return payload
-    if isinstance(payload, str):
-        content_type = (envelope.content_type or "").lower()
-        if "cbor" in content_type:
-            raise ContractInvalid("CBOR event payloads are not supported; publish JSON")
-        text = payload.strip()
-        if not text.startswith("{"):
-            try:
-                text = base64.b64decode(text, validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError) as err:
-                raise ContractInvalid(f"payload is neither JSON nor base64 JSON: {err}") from None
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError as err:
-            raise ContractInvalid(f"payload is not valid JSON: {err}") from None
-    raise ContractInvalid(f"payload must be an event object, got {type(payload).__name__}")
+    """The event (or AddEventRequest) an envelope carries (see `edgex.events.decode_event_payload`)."""
+    return decode_event_payload(envelope.payload, envelope.content_type)
 
 
 class EventIngestor:
