@@ -89,5 +89,12 @@ class Topics:
         return subject("edgex", "device", "command", "request", escape(service), ">")
 
     @staticmethod
+    def rule_alerts(rule_id: str) -> str:
+        """Alerts a rule of the rules engine publishes (its `publish` action's default subject)."""
+        return subject("edgex", "rules-engine", "alerts", escape(rule_id))
+
+    RULE_ALERTS_ALL = "edgex.rules-engine.alerts.>"
+
+    @staticmethod
     def device_validation(service: str) -> str:
         return subject("edgex", "device", "validate", escape(service))

@@ -1,0 +1,3 @@
+"""edgeplane rules engine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from rules_engine.main import run
+
+run()

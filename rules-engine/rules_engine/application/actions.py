@@ -1,0 +1,229 @@
+"""What a rule does when it fires: device commands, alerts, HTTP calls, log lines.
+
+Actions are prepared when a rule is created (templates checked against the rule's output columns) and when it
+starts (a command's device and command resolved against core-metadata, its literal values checked by the
+kernel). They run off the evaluation path, in tasks, so a slow device or webhook never holds back rules;
+each rule has a bounded number of firings in flight, past which a firing is dropped and counted as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from edgeplane_common.bus import Topics
+from edgeplane_common.durations import parse_duration
+from edgeplane_common.edgex.profiles import ResolvedCommand, check_settings, check_writable, resolve
+from edgeplane_common.errors import CommunicationError, ContractInvalid, EdgeError, NotFound, ServiceUnavailable
+from edgeplane_common.models import Device
+from rules_engine.application.models import CommandAction, RestAction, RuleAction, RuleDefinition
+from rules_engine.application.ports import AlertPublisher, CommandSender, DeviceDirectory, HttpSender
+from rules_engine.application.runtime import RuleRuntime
+from rules_engine.application.sql.compiler import Row
+from rules_engine.application.templates import placeholders, render, text
+
+log = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT = 32
+"""Firings of one rule whose actions may run at once; more are dropped (a device cannot keep up anyway)."""
+
+
+def check_templates(rule: RuleDefinition, columns: frozenset[str] | None) -> None:
+    """ContractInvalid when a template names a column the rule's SELECT does not output."""
+    if columns is None:
+        return
+    for index, action in enumerate(rule.actions, start=1):
+        used: set[str] = set()
+        if action.command is not None:
+            used = placeholders(action.command.values) | placeholders(action.command.device_name)
+        elif action.publish is not None:
+            used = placeholders(action.publish.template) | placeholders(action.publish.topic or "")
+        elif action.rest is not None:
+            used = placeholders(action.rest.body_template or "") | placeholders(action.rest.url)
+        missing = sorted(used - columns)
+        if missing:
+            have = ", ".join(sorted(columns)) or "none"
+            raise ContractInvalid(
+                f"action {index} ({action.kind}): template names column {missing[0]!r}, which the rule's "
+                f"SELECT does not output (its columns: {have})"
+            )
+
+
+@dataclass
+class CommandTarget:
+    """A command action's device and command, as resolved against core-metadata when the rule started."""
+
+    device: Device | None = None
+    command: ResolvedCommand | None = None
+
+
+@dataclass
+class Services:
+    directory: DeviceDirectory
+    commands: CommandSender
+    alerts: AlertPublisher
+    http: HttpSender
+
+
+@dataclass
+class PreparedRule:
+    """A rule's actions, ready to run."""
+
+    definition: RuleDefinition
+    targets: dict[int, CommandTarget] = field(default_factory=dict)
+
+
+class ActionRunner:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._in_flight: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- start ---------------------------------------------------------------------------------------
+    async def prepare(self, rule: RuleDefinition) -> PreparedRule:
+        """Resolve every command action's device and command. NotFound / NotAllowed / ContractInvalid when
+        one names a device, command or value that does not exist or fit; when core-metadata cannot be asked,
+        the target is resolved on first use instead."""
+        prepared = PreparedRule(rule)
+        for index, action in enumerate(rule.actions, start=1):
+            if action.command is None:
+                continue
+            target = CommandTarget()
+            prepared.targets[index] = target
+            if "{{" in action.command.device_name:
+                continue  # a device named by the output row: resolved when it fires
+            try:
+                await self._resolve(action.command, action.command.device_name, target)
+            except (ServiceUnavailable, CommunicationError) as err:
+                log.warning(
+                    "rule %s: cannot check action %d yet (%s); it is checked when it fires", rule.id, index, err
+                )
+            except EdgeError as err:
+                raise type(err)(f"action {index} (command): {err.message}") from None
+        return prepared
+
+    async def _resolve(self, action: CommandAction, device_name: str, target: CommandTarget) -> None:
+        directory = self.services.directory
+        device = await directory.device(device_name)
+        if not device.profile_name:
+            raise NotFound(f"device {device.name!r} has no device profile, so it has no commands")
+        profile = await directory.profile(device.profile_name)
+        command = resolve(profile, action.command_name)
+        check_writable(device.name, command)
+        names = {r.name for r in command.resources} | ({command.name} if len(command.resources) == 1 else set())
+        unknown = sorted(k for k in action.values if k not in names)
+        if unknown:
+            raise ContractInvalid(
+                f"{command.kind} {command.name!r} of device {device.name!r} has no resource {unknown[0]!r}; it "
+                f"writes {', '.join(r.name for r in command.resources)}"
+            )
+        literal = {k: v for k, v in action.values.items() if not placeholders(v)}
+        if literal:
+            check_settings(device.name, command, {k: text(v) for k, v in literal.items()})
+        target.device, target.command = device, command
+
+    # -- firing --------------------------------------------------------------------------------------
+    def submit(self, prepared: PreparedRule, runtime: RuleRuntime, rows: list[Row], arrived_ns: int) -> None:
+        rule_id = prepared.definition.id
+        if self._in_flight.get(rule_id, 0) >= MAX_IN_FLIGHT:
+            runtime.counters.action_failures += len(prepared.definition.actions)
+            runtime.counters.error(f"actions dropped: {MAX_IN_FLIGHT} firings still in flight")
+            return
+        self._in_flight[rule_id] = self._in_flight.get(rule_id, 0) + 1
+        task = asyncio.get_running_loop().create_task(self._run(prepared, runtime, rows, arrived_ns))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, prepared: PreparedRule, runtime: RuleRuntime, rows: list[Row], arrived_ns: int) -> None:
+        rule = prepared.definition
+        c = runtime.counters
+        try:
+            results = await asyncio.gather(
+                *(self._action(prepared, i, a, rows) for i, a in enumerate(rule.actions, start=1)),
+                return_exceptions=True,
+            )
+            for index, result in enumerate(results, start=1):
+                if isinstance(result, BaseException):
+                    c.action_failures += 1
+                    message = result.message if isinstance(result, EdgeError) else repr(result)
+                    c.error(f"action {index} ({rule.actions[index - 1].kind}): {message}")
+                    log.warning("rule %s: action %d failed: %s", rule.id, index, message)
+                else:
+                    c.actions_fired += 1
+            if arrived_ns:
+                c.action_latency_ms = round((time.perf_counter_ns() - arrived_ns) / 1e6, 3)
+        finally:
+            self._in_flight[rule.id] -= 1
+
+    async def _action(self, prepared: PreparedRule, index: int, action: RuleAction, rows: list[Row]) -> None:
+        rule_id = prepared.definition.id
+        last = rows[-1] if rows else {}
+        if action.command is not None:
+            await self._command(action.command, prepared.targets.setdefault(index, CommandTarget()), last)
+        elif action.publish is not None:
+            p = action.publish
+            topic = render(p.topic, last) if p.topic else Topics.rule_alerts(rule_id)
+            payload = render(p.template, last) if p.template is not None else _alert(rule_id, rows)
+            await self.services.alerts.publish(str(topic), payload)
+        elif action.rest is not None:
+            await self._rest(action.rest, rule_id, rows)
+        elif action.log is not None:
+            level = logging.getLevelNamesMapping()[action.log.level.upper()]
+            log.log(level, "rule %s fired: %s", rule_id, orjson.dumps(rows, default=str).decode())
+
+    async def _command(self, action: CommandAction, target: CommandTarget, row: Row) -> None:
+        device_name = text(render(action.device_name, row))
+        if target.device is None or target.device.name != device_name:
+            await self._resolve(action, device_name, target)
+        assert target.device is not None
+        assert target.command is not None
+        settings = {k: text(render(v, row)) for k, v in action.values.items()}
+        check_settings(target.device.name, target.command, settings)
+        await self.services.commands.set(target.device, action.command_name, settings, {})
+
+    async def _rest(self, action: RestAction, rule_id: str, rows: list[Row]) -> None:
+        last = rows[-1] if rows else {}
+        url = text(render(action.url, last))
+        body: bytes | None
+        if action.method in ("GET", "DELETE") and action.body_template is None:
+            body = None
+        elif action.body_template is not None:
+            rendered = render(action.body_template, last)
+            body = rendered.encode() if isinstance(rendered, str) else orjson.dumps(rendered, default=str)
+        else:
+            body = orjson.dumps(_alert(rule_id, rows), default=str)
+        headers = dict(action.headers)
+        if body is not None:
+            headers.setdefault("Content-Type", "application/json")
+        timeout = parse_duration(action.timeout)
+        pause = parse_duration(action.retry_interval)
+        last_problem = ""
+        for attempt in range(action.retries + 1):
+            if attempt:
+                await asyncio.sleep(pause * 2 ** (attempt - 1))
+            try:
+                status = await self.services.http.send(action.method, url, headers, body, timeout)
+            except EdgeError as err:
+                last_problem = err.message
+                continue
+            if status < 400:
+                return
+            last_problem = f"{action.method} {url} answered {status}"
+            if status < 500 and status != 429:
+                break  # the request itself is wrong: sending it again cannot help
+        raise CommunicationError(f"{last_problem} (after {attempt + 1} attempt(s))")
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _alert(rule_id: str, rows: list[Row]) -> dict[str, Any]:
+    return {"ruleId": rule_id, "firedAt": time.time_ns(), "data": rows}
