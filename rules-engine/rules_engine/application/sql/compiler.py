@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import ParseError, TokenError
 
 from edgeplane_common.errors import ContractInvalid
@@ -45,7 +46,15 @@ Row = dict[str, Any]
 Eval = Callable[[Any], Any]
 """A compiled expression: takes a Row, or (in a windowed query's SELECT and HAVING) the list of a group's rows."""
 
-DIALECT = "mysql"
+class _Kuiper(MySQL):
+    """MySQL's lexical rules (backquoted identifiers, double-quoted strings), as eKuiper's; but `log(x)` is the
+    base-10 logarithm as in eKuiper, not MySQL's natural one."""
+
+    class Parser(MySQL.Parser):
+        LOG_DEFAULTS_TO_LN = False
+
+
+DIALECT: Any = _Kuiper
 EVENTS_STREAM = "events"
 STREAMS = frozenset({EVENTS_STREAM})
 META = "\x00meta"
@@ -80,7 +89,7 @@ def _position(node: Any) -> tuple[int | None, int | None]:
     """The first source position sqlglot recorded in `node` or below it (not every node carries one)."""
     if not isinstance(node, exp.Expression):
         return None, None
-    for sub in node.walk():
+    for sub in node.walk(bfs=False):
         meta = sub.meta if isinstance(sub, exp.Expression) else None
         if meta and "line" in meta:
             # sqlglot's col is the token's last character; point at its first.
@@ -368,6 +377,11 @@ class _Compiler:
             if not isinstance(node.expression, exp.Null):
                 raise _error(node, "IS takes NULL or NOT NULL only")
             return lambda x: inner(x) is None
+        if isinstance(node, exp.Between | exp.In | exp.Like | exp.ILike) and node.args.get("negate"):
+            positive = node.copy()
+            positive.set("negate", None)
+            inner = self._compile(positive, group)
+            return lambda x: None if (v := inner(x)) is None else not v
         if isinstance(node, exp.Between):
             return self._between(node, group)
         if isinstance(node, exp.In):
@@ -672,6 +686,10 @@ def _required(node: exp.Expression | None) -> set[str]:
         return _required(node.this) | _required(node.expression)
     if isinstance(node, exp.Or):
         return _required(node.this) & _required(node.expression)
+    if isinstance(node, exp.Not) and isinstance(node.this, exp.Is):
+        return _required(node.this.this)  # x IS NOT NULL
+    if isinstance(node, exp.Is):
+        return set()
     if isinstance(node, _NULL_REJECTING):
         out: set[str] = set()
         for child in node.iter_expressions():

@@ -58,7 +58,7 @@ def _round(x: Number, digits: Number = 0) -> Number:
 
 def _log(a: Number, b: Number | None = None) -> float:
     # eKuiper: log(x) is base 10, log(b, x) base b.
-    return math.log10(a) if b is None else math.log(b, a)
+    return math.log10(a) if b is None else math.log(a, b)
 
 
 def _mod(a: Number, b: Number) -> Number:
