@@ -218,6 +218,11 @@ class ActionRunner:
                 break  # the request itself is wrong: sending it again cannot help
         raise CommunicationError(f"{last_problem} (after {attempt + 1} attempt(s))")
 
+    async def drain(self) -> None:
+        """Wait until every firing submitted so far has run its actions."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def close(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:

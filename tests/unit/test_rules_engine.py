@@ -1,0 +1,472 @@
+"""The rule manager with a controlled clock and fake adapters: rules fire their actions with templates filled,
+transition-only firing with hysteresis and a minimum interval hold under a noisy signal, windows close on the
+clock, bad rules are refused (4xx) or stopped with the reason in their status, and none stops the others."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from device_modbus.main import RES_DIR as MODBUS_RES
+from edgeplane_common.bus import Topics
+from edgeplane_common.edgex.events import EventRecord, validate_event
+from edgeplane_common.errors import (
+    CommunicationError,
+    ContractInvalid,
+    DuplicateName,
+    NotAllowed,
+    NotFound,
+    ServiceUnavailable,
+)
+from edgeplane_common.models import Device, DeviceProfile
+from rules_engine.application.actions import ActionRunner, Services
+from rules_engine.application.rules import RuleManager, parse_rule
+from rules_engine.infrastructure.memory_store import InMemoryRuleStore
+from rules_engine.infrastructure.rule_files import load_rule_files
+from rules_engine.settings import RES_DIR
+
+PROFILE = DeviceProfile.model_validate(
+    yaml.safe_load((MODBUS_RES / "profiles" / "edgeplane-demo-plc.profile.yaml").read_text())
+)
+
+
+class Directory:
+    def __init__(self) -> None:
+        self.devices = {
+            "plc1": Device.model_validate({"name": "plc1", "serviceName": "device-modbus", "profileName": PROFILE.name})
+        }
+        self.down = False
+
+    async def device(self, name: str) -> Device:
+        if self.down:
+            raise ServiceUnavailable("core-metadata is down")
+        if name not in self.devices:
+            raise NotFound(f"device {name!r} does not exist")
+        return self.devices[name]
+
+    async def profile(self, name: str) -> DeviceProfile:
+        if self.down:
+            raise ServiceUnavailable("core-metadata is down")
+        return PROFILE
+
+
+class Commands:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.fail: Exception | None = None
+
+    async def set(self, device: Device, command: str, settings: dict[str, Any], params: dict[str, str]) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.sent.append((device.name, command, settings))
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, Any]] = []
+
+    async def publish(self, topic: str, payload: Any) -> None:
+        self.published.append((topic, payload))
+
+
+class Http:
+    def __init__(self, statuses: list[int | Exception]) -> None:
+        self.statuses = statuses
+        self.calls: list[tuple[str, str, dict[str, str], bytes | None]] = []
+
+    async def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None, timeout: float) -> int:
+        self.calls.append((method, url, headers, body))
+        result = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000
+
+    def now_ms(self) -> int:
+        return self.now
+
+
+class Engine:
+    def __init__(self, http: Http | None = None) -> None:
+        self.directory = Directory()
+        self.commands = Commands()
+        self.alerts = Alerts()
+        self.http = http or Http([200])
+        self.clock = Clock()
+        self.store = InMemoryRuleStore()
+        self.runner = ActionRunner(Services(self.directory, self.commands, self.alerts, self.http))
+        self.rules = RuleManager(self.store, self.runner, self.clock)
+
+    async def add(self, **rule: Any) -> None:
+        await self.rules.create(parse_rule(rule))
+
+    async def send(self, device: str = "plc1", advance_ms: int = 0, **readings: Any) -> None:
+        self.clock.now += advance_ms
+        self.rules.dispatch(event(device, **readings))
+        await self.runner.drain()
+
+    async def tick(self, advance_ms: int) -> None:
+        self.clock.now += advance_ms
+        self.rules.tick()
+        await self.runner.drain()
+
+
+VALUE_TYPES = {bool: "Bool", int: "Int64", float: "Float64", str: "String"}
+
+
+def event(device: str, **readings: Any) -> EventRecord:
+    def text(v: Any) -> str:
+        return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+    return validate_event(
+        {
+            "id": str(uuid.uuid4()),
+            "deviceName": device,
+            "profileName": PROFILE.name,
+            "sourceName": next(iter(readings)),
+            "origin": 1,
+            "readings": [
+                {"resourceName": k, "valueType": VALUE_TYPES[type(v)], "value": text(v)} for k, v in readings.items()
+            ],
+        }
+    )
+
+
+PUMP_ON = {"command": {"deviceName": "plc1", "commandName": "PumpRun", "values": {"PumpRun": "true"}}}
+
+
+async def test_a_filter_rule_writes_the_device_with_templates_filled_from_its_columns() -> None:
+    e = Engine()
+    await e.add(
+        id="speed",
+        sql="SELECT FlowRate * 2 AS speed, deviceName FROM events WHERE deviceName = 'plc1' AND FlowRate > 100",
+        actions=[
+            {
+                "command": {
+                    "deviceName": "plc1",
+                    "commandName": "SpeedSetpoint",
+                    "values": {"SpeedSetpoint": "{{.speed}}"},
+                }
+            }
+        ],
+    )
+    await e.send(FlowRate=50)
+    await e.send(FlowRate=600)
+    await e.send("other", FlowRate=900)  # another device: not even offered to the rule
+    assert e.commands.sent == [("plc1", "SpeedSetpoint", {"SpeedSetpoint": "1200"})]
+    status = e.rules.status("speed")
+    assert (status.status, status.records_in, status.matched, status.fired, status.actions_fired) == (
+        "running",
+        2,
+        1,
+        1,
+        1,
+    )
+    assert status.action_failures == 0
+    assert status.last_fired is not None
+    assert status.evaluation_latency_max_us > 0
+
+
+async def test_transition_with_hysteresis_and_min_interval_hold_under_a_noisy_signal() -> None:
+    e = Engine()
+    await e.add(
+        id="hot",
+        sql="SELECT TankTemperature AS t FROM events WHERE deviceName = 'plc1' AND TankTemperature > 30",
+        actions=[PUMP_ON],
+        options={"triggerOn": "transition", "rearm": "TankTemperature < 28", "minInterval": "10s"},
+    )
+    # Noise around 30: fires on the first crossing only; dips to 29 do not re-arm (hysteresis).
+    for t in [25, 31, 29.5, 30.5, 29, 31, 30.2]:
+        await e.send(TankTemperature=float(t), advance_ms=100)
+    assert len(e.commands.sent) == 1
+    # Below 28 re-arms; the next crossing is within 10 s of the first firing: held back, then fires once
+    # the interval has passed and the condition still holds.
+    await e.send(TankTemperature=27.0, advance_ms=100)
+    await e.send(TankTemperature=31.0, advance_ms=100)
+    assert len(e.commands.sent) == 1
+    await e.send(TankTemperature=31.5, advance_ms=10_000)
+    assert len(e.commands.sent) == 2
+    await e.send(TankTemperature=32.0, advance_ms=100)
+    assert len(e.commands.sent) == 2
+    status = e.rules.status("hot")
+    assert (status.fired, status.suppressed) == (2, 5)
+    # An event without the reading is no observation: it neither re-arms nor fires.
+    await e.send(FlowRate=3, advance_ms=100)
+    assert e.rules.status("hot").records_in == 11
+
+
+async def test_transition_without_rearm_rearms_when_the_condition_is_false() -> None:
+    e = Engine()
+    await e.add(
+        id="t", sql="SELECT * FROM events WHERE FlowRate > 10", actions=[PUMP_ON], options={"triggerOn": "transition"}
+    )
+    for v in [11, 12, 5, 13, 14]:
+        await e.send(FlowRate=v)
+    assert len(e.commands.sent) == 2
+    # Partitions are per device: another device's crossing fires for it.
+    e.directory.devices["plc2"] = e.directory.devices["plc1"].model_copy(update={"name": "plc2"})
+    await e.send("plc2", FlowRate=20)
+    assert len(e.commands.sent) == 3
+
+
+async def test_min_interval_alone_limits_the_rate() -> None:
+    e = Engine()
+    await e.add(
+        id="r", sql="SELECT * FROM events WHERE FlowRate > 10", actions=[PUMP_ON], options={"minInterval": "1s"}
+    )
+    for _ in range(10):
+        await e.send(FlowRate=20, advance_ms=250)
+    assert len(e.commands.sent) == 3  # at 0, 1 s and 2 s of the 2.5 s
+
+
+async def test_a_tumbling_average_is_published_when_the_window_closes_on_the_clock() -> None:
+    e = Engine()
+    e.clock.now = 1_700_000_000_000  # a multiple of 10 s: the window is [now, now + 10 s)
+    await e.add(
+        id="avg",
+        sql="SELECT avg(TankTemperature) AS avgT, count(*) AS n, deviceName FROM events "
+        "WHERE TankTemperature IS NOT NULL GROUP BY TumblingWindow(ss, 10), deviceName",
+        actions=[
+            {"publish": {}},
+            {"publish": {"topic": "alerts.{{deviceName}}", "template": {"avg": "{{.avgT}}", "text": "avg {{avgT}}"}}},
+        ],
+    )
+    await e.send(TankTemperature=20.0, advance_ms=1_000)
+    await e.send(TankTemperature=30.0, advance_ms=1_000)
+    await e.send("plc2", TankTemperature=5.0, advance_ms=1_000)
+    await e.send(FlowRate=1, advance_ms=1_000)  # no temperature: filtered out by WHERE
+    await e.tick(5_000)
+    assert e.alerts.published == []
+    await e.tick(1_000)
+    topics = [t for t, _ in e.alerts.published]
+    assert topics.count(Topics.rule_alerts("avg")) == 2
+    assert set(topics) == {Topics.rule_alerts("avg"), "alerts.plc1", "alerts.plc2"}
+    default = [p for t, p in e.alerts.published if t == Topics.rule_alerts("avg")]
+    assert sorted((p["data"][0]["deviceName"], p["data"][0]["avgT"], p["data"][0]["n"]) for p in default) == [
+        ("plc1", 25.0, 2),
+        ("plc2", 5.0, 1),
+    ]
+    assert {"avg": 25.0, "text": "avg 25.0"} in [p for t, p in e.alerts.published if t == "alerts.plc1"]
+    await e.tick(10_000)
+    assert len(e.alerts.published) == 4  # an empty window publishes nothing
+
+
+async def test_a_sliding_window_fires_after_the_condition_held_for_its_length() -> None:
+    e = Engine()
+    await e.add(
+        id="held",
+        sql="SELECT min(TankTemperature) AS coolest FROM events WHERE TankTemperature IS NOT NULL "
+        "GROUP BY SlidingWindow(ss, 3) HAVING min(TankTemperature) > 30 AND count(*) >= 3",
+        actions=[PUMP_ON],
+        options={"triggerOn": "transition", "rearm": "max(TankTemperature) < 28"},
+    )
+    for t in [25, 31, 32]:
+        await e.send(TankTemperature=float(t), advance_ms=1_000)
+    assert e.commands.sent == []
+    await e.send(TankTemperature=33.0, advance_ms=1_000)  # 31, 32, 33 over the last 3 s
+    assert len(e.commands.sent) == 1
+    for t in [34, 35, 29]:
+        await e.send(TankTemperature=float(t), advance_ms=1_000)
+    assert len(e.commands.sent) == 1
+
+
+async def test_event_time_windows_use_the_origin() -> None:
+    e = Engine()
+    await e.add(
+        id="et",
+        sql="SELECT count(*) AS n FROM events GROUP BY TumblingWindow(ss, 1)",
+        actions=[{"publish": {}}],
+        options={"isEventTime": True, "lateTolerance": 500},
+    )
+
+    def at(ms: int) -> EventRecord:
+        record = event("plc1", FlowRate=1)
+        doc = {**record.doc, "origin": ms * 1_000_000}
+        return validate_event(doc)
+
+    for ms in [100, 900, 1_200, 600, 1_600, 300]:  # 600 within tolerance; 300 after the watermark passed 1000
+        e.rules.dispatch(at(ms))
+    await e.runner.drain()
+    assert [p["data"][0]["n"] for _, p in e.alerts.published] == [3]
+    assert e.rules.status("et").late_events == 1
+
+
+async def test_bad_rules_are_refused_with_a_clear_4xx() -> None:
+    e = Engine()
+    with pytest.raises(ContractInvalid, match=r"line 1, column 30"):
+        await e.add(id="a", sql="SELECT t FROM events WHERE t >", actions=[{"log": {}}])
+    with pytest.raises(ContractInvalid, match="unknown stream 'pumps'"):
+        await e.add(id="a", sql="SELECT t FROM pumps", actions=[{"log": {}}])
+    with pytest.raises(ContractInvalid, match="template names column 'speed'"):
+        await e.add(
+            id="a",
+            sql="SELECT FlowRate AS flow FROM events",
+            actions=[
+                {
+                    "command": {
+                        "deviceName": "plc1",
+                        "commandName": "SpeedSetpoint",
+                        "values": {"SpeedSetpoint": "{{.speed}}"},
+                    }
+                }
+            ],
+        )
+    with pytest.raises(ContractInvalid, match="unknown action 'mqtt'"):
+        parse_rule({"id": "a", "sql": "SELECT * FROM events", "actions": [{"mqtt": {}}]})
+    with pytest.raises(ContractInvalid, match="actions"):
+        parse_rule({"id": "a", "sql": "SELECT * FROM events", "actions": []})
+    with pytest.raises(ContractInvalid, match="rearm needs options.triggerOn"):
+        await e.add(id="a", sql="SELECT * FROM events", actions=[{"log": {}}], options={"rearm": "x < 1"})
+    await e.add(id="a", sql="SELECT * FROM events", actions=[{"log": {}}])
+    with pytest.raises(DuplicateName):
+        await e.add(id="a", sql="SELECT * FROM events", actions=[{"log": {}}])
+
+
+async def test_an_action_naming_a_missing_device_or_command_stops_only_that_rule() -> None:
+    e = Engine()
+    bad_device = {"command": {"deviceName": "ghost", "commandName": "PumpRun", "values": {"PumpRun": "true"}}}
+    bad_command = {"command": {"deviceName": "plc1", "commandName": "Nope", "values": {"Nope": "1"}}}
+    read_only = {"command": {"deviceName": "plc1", "commandName": "FlowRate", "values": {"FlowRate": "1"}}}
+    bad_value = {"command": {"deviceName": "plc1", "commandName": "Mode", "values": {"Mode": "7"}}}
+    for rule_id, action in [("d", bad_device), ("c", bad_command), ("ro", read_only), ("v", bad_value)]:
+        await e.add(id=rule_id, sql="SELECT * FROM events WHERE FlowRate > 1", actions=[action])
+    await e.add(id="good", sql="SELECT * FROM events WHERE FlowRate > 1", actions=[PUMP_ON])
+    assert "device 'ghost' does not exist" in (e.rules.status("d").last_error or "")
+    assert "no device command or device resource named 'Nope'" in (e.rules.status("c").last_error or "")
+    assert "read-only" in (e.rules.status("ro").last_error or "")
+    assert "above the maximum 2" in (e.rules.status("v").last_error or "")
+    assert [e.rules.status(i).status for i in ("d", "c", "ro", "v", "good")] == ["stopped"] * 4 + ["running"]
+    with pytest.raises(NotFound):
+        await e.rules.start("d")
+    with pytest.raises(NotAllowed):
+        await e.rules.start("ro")
+    await e.send(FlowRate=5)
+    assert e.commands.sent == [("plc1", "PumpRun", {"PumpRun": "true"})]
+    # The device appears: starting the rule now works.
+    e.directory.devices["ghost"] = e.directory.devices["plc1"].model_copy(update={"name": "ghost"})
+    assert (await e.rules.start("d")).status == "running"
+
+
+async def test_action_failures_are_counted_and_do_not_stop_other_actions_or_rules() -> None:
+    e = Engine()
+    await e.add(id="x", sql="SELECT * FROM events WHERE FlowRate > 1", actions=[PUMP_ON, {"publish": {}}, {"log": {}}])
+    await e.add(id="y", sql="SELECT * FROM events WHERE FlowRate > 1", actions=[{"publish": {}}])
+    e.commands.fail = CommunicationError("device service 'device-modbus' failed set command")
+    await e.send(FlowRate=5)
+    x = e.rules.status("x")
+    assert (x.fired, x.actions_fired, x.action_failures) == (1, 2, 1)
+    assert "action 1 (command): device service 'device-modbus' failed" in (x.last_error or "")
+    assert len(e.alerts.published) == 2
+
+
+async def test_command_targets_are_checked_when_they_fire_if_metadata_was_down_at_start() -> None:
+    e = Engine()
+    e.directory.down = True
+    await e.add(id="x", sql="SELECT * FROM events WHERE FlowRate > 1", actions=[PUMP_ON])
+    assert e.rules.status("x").status == "running"
+    await e.send(FlowRate=5)
+    assert e.rules.status("x").action_failures == 1
+    e.directory.down = False
+    await e.send(FlowRate=5)
+    assert e.commands.sent == [("plc1", "PumpRun", {"PumpRun": "true"})]
+    # Once resolved, core-metadata is no longer needed.
+    e.directory.down = True
+    await e.send(FlowRate=5)
+    assert len(e.commands.sent) == 2
+
+
+async def test_rest_action_retries_server_errors_but_not_client_errors() -> None:
+    http = Http([503, CommunicationError("connection refused"), 200])
+    e = Engine(http)
+    await e.add(
+        id="hook",
+        sql="SELECT FlowRate AS flow FROM events WHERE FlowRate > 1",
+        actions=[
+            {
+                "rest": {
+                    "url": "http://hook/{{flow}}",
+                    "method": "put",
+                    "bodyTemplate": '{"flow": {{.flow}}}',
+                    "retryInterval": "1ms",
+                }
+            }
+        ],
+    )
+    await e.send(FlowRate=7)
+    assert [(m, u, b) for m, u, _, b in http.calls] == [("PUT", "http://hook/7", b'{"flow": 7}')] * 3
+    assert e.rules.status("hook").actions_fired == 1
+    http.statuses = [400]
+    http.calls.clear()
+    await e.send(FlowRate=8)
+    assert len(http.calls) == 1
+    status = e.rules.status("hook")
+    assert status.action_failures == 1
+    assert "answered 400 (after 1 attempt(s))" in (status.last_error or "")
+
+
+async def test_update_delete_stop_and_start() -> None:
+    e = Engine()
+    await e.add(id="x", sql="SELECT * FROM events WHERE FlowRate > 1", actions=[PUMP_ON])
+    await e.rules.stop("x")
+    await e.send(FlowRate=5)
+    assert e.commands.sent == []
+    assert e.store.rules["x"].running is False
+    await e.rules.start("x")
+    assert e.store.rules["x"].running is True
+    await e.rules.update(
+        "x", parse_rule({"id": "x", "sql": "SELECT * FROM events WHERE FlowRate > 10", "actions": [PUMP_ON]})
+    )
+    await e.send(FlowRate=5)
+    assert e.commands.sent == []
+    await e.send(FlowRate=50)
+    assert len(e.commands.sent) == 1
+    with pytest.raises(ContractInvalid, match="differs from the id in the path"):
+        await e.rules.update("x", parse_rule({"id": "y", "sql": "SELECT * FROM events", "actions": [PUMP_ON]}))
+    await e.rules.delete("x")
+    assert e.store.rules == {}
+    with pytest.raises(NotFound):
+        e.rules.status("x")
+
+
+async def test_rules_load_from_the_store_with_their_state_then_from_yaml_files(tmp_path: Path) -> None:
+    e = Engine()
+    await e.add(id="kept", sql="SELECT * FROM events WHERE FlowRate > 1", actions=[PUMP_ON])
+    await e.add(id="off", sql="SELECT * FROM events WHERE FlowRate > 1", actions=[PUMP_ON])
+    await e.rules.stop("off")
+    (tmp_path / "a.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "rules": [
+                    {"id": "kept", "sql": "SELECT * FROM events WHERE FlowRate > 999", "actions": [{"log": {}}]},
+                    {"id": "new", "sql": "SELECT * FROM events", "actions": [{"log": {}}]},
+                    {"id": "paused", "sql": "SELECT * FROM events", "actions": [{"log": {}}], "triggered": False},
+                    {"id": "broken", "sql": "SELECT FROM", "actions": [{"log": {}}]},
+                ]
+            }
+        )
+    )
+    (tmp_path / "b.yml").write_text("not: rules")
+    restarted = RuleManager(e.store, e.runner, e.clock)
+    await restarted.load(load_rule_files(tmp_path))
+    states = {d.id: s.status for d, s in restarted.all()}
+    assert states == {"kept": "running", "off": "stopped", "new": "running", "paused": "stopped"}
+    assert "FlowRate > 1" in restarted.get("kept").sql  # the store wins over the file
+
+
+async def test_the_shipped_demo_rules_compile() -> None:
+    e = Engine()
+    e.directory.devices["demo-plc"] = e.directory.devices["plc1"].model_copy(update={"name": "demo-plc"})
+    await e.rules.load(load_rule_files(RES_DIR / "rules"))
+    assert {d.id: s.status for d, s in e.rules.all()} == {
+        "demo-avg-temperature": "running",
+        "demo-cool-tank-pump-off": "running",
+        "demo-hot-tank-pump-on": "running",
+    }
