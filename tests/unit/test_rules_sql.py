@@ -229,13 +229,17 @@ def test_windows_parse_with_ekuipers_units(clause: str, spec: WindowSpec) -> Non
 
 
 def test_output_names_follow_ekuiper() -> None:
-    q = compile_query("SELECT t, avg(t), max(t) AS hottest, meta(deviceName), t + 1 FROM events GROUP BY CountWindow(2)")
+    q = compile_query(
+        "SELECT t, avg(t), max(t) AS hottest, meta(deviceName), t + 1 FROM events GROUP BY CountWindow(2)"
+    )
     assert [c.name for c in q.columns] == ["t", "avg", "hottest", "deviceName", "kuiper_field_4"]
     assert compile_query("SELECT * FROM events").output_names is None
 
 
 def test_dispatch_hints() -> None:
-    q = compile_query("SELECT t FROM events WHERE deviceName = 'pump-1' AND t > 3 AND (f > 1 OR f < 0) AND x IS NOT NULL")
+    q = compile_query(
+        "SELECT t FROM events WHERE deviceName = 'pump-1' AND t > 3 AND (f > 1 OR f < 0) AND x IS NOT NULL"
+    )
     assert q.device == "pump-1"
     assert q.required == {"t", "f", "x"}
     q = compile_query("SELECT t FROM events WHERE t > 3 OR f > 1")
@@ -285,7 +289,9 @@ def test_malformed_sql_is_refused_with_position_and_reason(
         assert f"line {line}, column {column}" in err.message
 
 
-@pytest.mark.parametrize("sql", ["", "   ", "DELETE FROM events", "SELECT 1 FROM events; SELECT 2 FROM events", "SELECT t"])
+@pytest.mark.parametrize(
+    "sql", ["", "   ", "DELETE FROM events", "SELECT 1 FROM events; SELECT 2 FROM events", "SELECT t"]
+)
 def test_not_a_single_select(sql: str) -> None:
     with pytest.raises(RuleSqlError):
         compile_query(sql)
