@@ -129,10 +129,20 @@ SERVICES: tuple[Service, ...] = (
         description="REST read/write commands relayed over NATS to the owning device service.",
         needs_redis=False,
     ),
+    Service(
+        name="rules-engine",
+        module="rules_engine",
+        project="rules-engine",
+        port=59720,
+        env_prefix="RULES_ENGINE_",
+        settings="rules_engine.settings.RulesEngineSettings",
+        description="Streaming SQL rules with windows over the events; actions drive devices, publish alerts, "
+        "call webhooks. Runs the demo rules on the demo PLC.",
+    ),
 )
 
 METADATA_URL_ENV = "EDGEPLANE_METADATA_URL"
-"""core-metadata's URL, for every service that reads metadata (device services, core-command)."""
+"""core-metadata's URL, for every service that reads metadata (device services, core-command, rules-engine)."""
 
 
 class UnknownServiceError(KeyError):
