@@ -118,3 +118,5 @@ async def test_events_on_the_bus_reach_the_rules(api: tuple[httpx.AsyncClient, I
     assert alerts == [{"flow": 420}]
     status = (await c.get("/api/v3/rule/id/hot/status")).json()["status"]
     assert (status["recordsIn"], status["matched"], status["actionsFired"]) == (1, 1, 1)
+    engine = (await c.get("/api/v3/rule/engine")).json()
+    assert (engine["eventsIn"], engine["eventsInvalid"], engine["rulesRunning"]) == (1, 1, 1)

@@ -74,6 +74,22 @@ async def all_rules(m: M) -> Response:
     return json_response({"apiVersion": "v3", "statusCode": 200, "totalCount": len(items), "rules": items})
 
 
+@router.get("/engine")
+async def engine_status(request: Request, m: M) -> Response:
+    """Counters of the engine as a whole (events received, invalid ones, rules)."""
+    source = request.app.state.events
+    running = len(m.running())
+    body = {
+        "apiVersion": "v3",
+        "statusCode": 200,
+        "eventsIn": m.events_in,
+        "eventsInvalid": source.invalid,
+        "rulesRunning": running,
+        "rulesTotal": len(m.all()),
+    }
+    return json_response(body)
+
+
 @router.get("/id/{rule_id}", responses=error_responses(404))
 async def get_rule(rule_id: str, m: M) -> Response:
     rule = m.get(rule_id)

@@ -46,6 +46,7 @@ Row = dict[str, Any]
 Eval = Callable[[Any], Any]
 """A compiled expression: takes a Row, or (in a windowed query's SELECT and HAVING) the list of a group's rows."""
 
+
 class _Kuiper(MySQL):
     """MySQL's lexical rules (backquoted identifiers, double-quoted strings), as eKuiper's; but `log(x)` is the
     base-10 logarithm as in eKuiper, not MySQL's natural one."""
@@ -561,6 +562,13 @@ class _Compiler:
             if name != "count":
                 raise _error(node, f"{name}(*) is not allowed; only count(*)")
             return lambda rows: len(rows)
+        if isinstance(args[0], exp.Column) and not args[0].table:
+            # The common case, without a call per row: the values of one column.
+            name = args[0].name
+            self.referenced.add(name)
+            if extra:
+                return lambda rows: fn([r.get(name) for r in rows], *extra)
+            return lambda rows: fn([r.get(name) for r in rows])
         self.in_aggregate = True
         try:
             inner = self._compile(args[0], False)
