@@ -51,7 +51,7 @@ class _Kuiper(MySQL):
     """MySQL's lexical rules (backquoted identifiers, double-quoted strings), as eKuiper's; but `log(x)` is the
     base-10 logarithm as in eKuiper, not MySQL's natural one."""
 
-    class Parser(MySQL.Parser):
+    class Parser(MySQL.Parser):  # type: ignore[valid-type,misc]  # sqlglot types Parser as a variable
         LOG_DEFAULTS_TO_LN = False
 
 
