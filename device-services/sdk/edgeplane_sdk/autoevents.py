@@ -62,9 +62,17 @@ class AutoEventScheduler:
     built and published (a Modbus link's lock still serialises the requests themselves). Events are handled
     in tick order. With reads shorter than the interval nothing overlaps; beyond `depth`, ticks are skipped."""
 
-    def __init__(self, read: Reader, publish: Publisher, *, depth: int = 2) -> None:
+    def __init__(
+        self,
+        read: Reader,
+        publish: Publisher,
+        *,
+        depth: int = 2,
+        claimed: Callable[[Device, AutoEvent], bool] | None = None,
+    ) -> None:
         self.read = read
         self.publish = publish
+        self.claimed = claimed  # autoEvents the driver serves itself (subscriptions): not polled
         self.depth = max(1, depth)
         self.tasks: dict[str, list[asyncio.Task[None]]] = {}
 
@@ -75,6 +83,7 @@ class AutoEventScheduler:
         self.tasks[device.name] = [
             asyncio.create_task(self._run(device.name, ae), name=f"autoevent:{device.name}:{ae.source_name}")
             for ae in device.auto_events
+            if self.claimed is None or not self.claimed(device, ae)
         ]
 
     def stop_device(self, name: str) -> None:

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from edgeplane_common.models import Device, DeviceResource, ValueType
+from edgeplane_common.models import AutoEvent, Device, DeviceResource, ValueType
 from edgeplane_common.models.event import now_ns
 
 if TYPE_CHECKING:
@@ -80,6 +80,11 @@ class ProtocolDriver(ABC):
         values: list[CommandValue],
     ) -> None:
         """Write raw `values` (already reverse-transformed and range-checked) to `device`."""
+
+    def subscribes(self, device: Device, auto_event: AutoEvent) -> bool:
+        """True when the driver delivers this autoEvent's values itself (a subscription pushing through
+        `sdk.push_async_values`), so the SDK does not poll it. Asked when the device's schedule starts."""
+        return False
 
     async def validate_device(self, device: Device) -> None:  # noqa: B027
         """Raise ContractInvalid if the device's protocol properties cannot work with this driver."""

@@ -53,7 +53,9 @@ class DeviceServiceRuntime:
         self.health = HealthTracker(self._set_operating_state, settings.device.down_after_failures)
         self.executor = CommandExecutor(self.registry, driver, self.health, settings.device.max_cmd_ops)
         self.autoevents = AutoEventScheduler(
-            lambda d, s: self.executor.read_json(d, s, allow_down=True), self.publish_autoevent
+            lambda d, s: self.executor.read_json(d, s, allow_down=True),
+            self.publish_autoevent,
+            claimed=driver.subscribes,
         )
         self.sdk = DeviceServiceSDK(self)
         self.system_events = SystemEventListener(bus, _Changes(self), owner=self.name)

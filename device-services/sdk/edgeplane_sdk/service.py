@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from edgeplane_common.errors import ContractInvalid, Locked, NotFound
-from edgeplane_common.models import AdminState, Device, DeviceProfile
+from edgeplane_common.errors import ContractInvalid, EdgeError, Locked, NotFound
+from edgeplane_common.models import AdminState, Device, DeviceProfile, OperatingState
 from edgeplane_sdk.driver import CommandValue
 
 if TYPE_CHECKING:
@@ -42,6 +42,32 @@ class DeviceServiceSDK:
         if found is None:
             raise NotFound(f"device profile {name!r} is not used by this device service")
         return found
+
+    async def load_profile(self, name: str) -> DeviceProfile | None:
+        """A profile by name, from core-metadata when no device of this service uses it yet (e.g. to validate
+        a device being added); None if core-metadata has none of that name."""
+        return await self._runtime._profile(name)
+
+    async def set_device_reachable(self, device_name: str, reachable: bool, reason: str | None = None) -> None:
+        """Mark a device UP or DOWN in core-metadata when the driver learns it by itself (a session lost or
+        re-established), logged once per change; nothing when it is in that state already or unknown."""
+        runtime = self._runtime
+        device = runtime.registry.devices.get(device_name)
+        if device is None:
+            return
+        state = OperatingState.UP if reachable else OperatingState.DOWN
+        if reachable:
+            runtime.health.failures.pop(device_name, None)
+        if device.operating_state is state:
+            return
+        if reachable:
+            self.logger.info("device %s is reachable again; marked UP", device_name)
+        else:
+            self.logger.warning("device %s marked DOWN: %s", device_name, reason or "unreachable")
+        try:
+            await runtime._set_operating_state(device_name, state)
+        except EdgeError as err:
+            self.logger.warning("could not set device %s %s in core-metadata: %s", device_name, state.value, err)
 
     async def push_async_values(
         self, device_name: str, values: list[CommandValue], *, source_name: str | None = None

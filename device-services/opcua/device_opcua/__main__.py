@@ -1,0 +1,3 @@
+from device_opcua.main import run
+
+run()
