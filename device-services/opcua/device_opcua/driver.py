@@ -81,8 +81,15 @@ class OpcuaDriver(ProtocolDriver):
         await session.set_items(device.name, self._monitored_items(device))
 
     async def update_device(self, device: Device) -> None:
-        await self.remove_device(device)
-        await self.add_device(device)
+        # Operating-state changes (ours, among others) arrive here too: keep the session unless the connection
+        # itself changed, and touch the monitored items only if they changed.
+        conn = parse_protocols(device.protocols, device=device.name)
+        session = self.sessions.get(conn)
+        if self._device_conn.get(device.name) != conn or session is None:
+            await self.remove_device(device)
+            await self.add_device(device)
+            return
+        await session.set_items(device.name, self._monitored_items(device))
 
     async def remove_device(self, device: Device) -> None:
         conn = self._device_conn.pop(device.name, None)

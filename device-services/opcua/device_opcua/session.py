@@ -130,6 +130,7 @@ class Session:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
+                log.debug("connect to %s failed: %r", self.name, err)
                 self._retry_at = loop.time() + delay
                 await self._set_state(False, cause(err, self.conn.timeout))
                 await asyncio.sleep(delay)
@@ -195,8 +196,9 @@ class Session:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), 2)
         client.uaclient.request_disconnect()  # stops asyncua's supervisor and watchdog loops
-        for name in ("_supervisor_task", "_stale_watchdog_task", "_renew_channel_task"):
-            task = getattr(client, name, None)
+        tasks = [getattr(client, name, None) for name in ("_supervisor_task", "_stale_watchdog_task", "_renew_channel_task")]
+        tasks.append(getattr(client.uaclient, "_publish_task", None))
+        for task in tasks:
             if isinstance(task, asyncio.Task) and not task.done() and task is not asyncio.current_task():
                 task.cancel()
         with contextlib.suppress(Exception):
@@ -365,6 +367,8 @@ class Session:
     async def set_items(self, device: str, items: list[MonitoredItem]) -> None:
         """Replace the monitored items of `device` (none: it no longer subscribes)."""
         async with self._lock:
+            if self._items.get(device, []) == items:
+                return
             old_handles = self._device_handles.pop(device, [])
             if items:
                 self._items[device] = items
