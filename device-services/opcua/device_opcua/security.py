@@ -9,6 +9,7 @@ client and never logged.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -34,6 +35,23 @@ MODES = {
     SecurityMode.SIGN_AND_ENCRYPT: ua.MessageSecurityMode.SignAndEncrypt,
 }
 CLIENT_APP_URI = "urn:edgeplane:device-opcua"
+
+
+class _RedactCredentials(logging.Filter):
+    """asyncua logs every request it sends at DEBUG, ActivateSession's user token (the password) included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if any(isinstance(a, ua.ActivateSessionRequest | ua.ActivateSessionParameters) for a in record.args or ()):
+            record.msg = "Sending: ActivateSessionRequest (not logged: it carries the user's credentials)"
+            record.args = ()
+        return True
+
+
+def redact_asyncua_logs() -> None:
+    """Install the filter once on the logger that sends requests (idempotent)."""
+    logger = logging.getLogger("asyncua.client.ua_client.UASocketProtocol")
+    if not any(isinstance(f, _RedactCredentials) for f in logger.filters):
+        logger.addFilter(_RedactCredentials())
 
 
 def credentials(conn: OpcuaConnection, secrets: SecretStore | None) -> tuple[str | None, str | None]:
@@ -108,6 +126,7 @@ def _app_uri(cert_file: str) -> str:
 
 async def apply_security(client: Client, conn: OpcuaConnection, username: str | None, password: str | None) -> None:
     """Configure `client` for `conn` before connect (may ask the server for its endpoints)."""
+    redact_asyncua_logs()
     if username:
         client.set_user(username)
     if password is not None:

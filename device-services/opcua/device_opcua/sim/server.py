@@ -123,7 +123,7 @@ class OpcuaSimulator:
         policies = [POLICIES[p] for p in sec.policies]
         if any(p is not ua.SecurityPolicyType.NoSecurity for p in policies):
             await setup_self_signed_certificate(
-                key, cert, SERVER_APP_URI, socket.gethostname(), [ExtendedKeyUsageOID.SERVER_AUTH], {"O": "edgeplane"}
+                key, cert, SERVER_APP_URI, socket.gethostname(), [ExtendedKeyUsageOID.SERVER_AUTH], {"organizationName": "edgeplane"}
             )
             await server.load_certificate(str(cert))
             await server.load_private_key(str(key))
