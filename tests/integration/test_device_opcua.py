@@ -83,12 +83,15 @@ async def test_every_data_type_node_id_form_and_method_reads(stack: Stack, sim: 
 async def test_writes_use_the_node_data_type(stack: Stack, sim: OpcuaSimulator) -> None:
     await add_device(stack, opcua_device("line", "Edgeplane-Demo-Line", sim.url))
     r = await stack.opcua.put(
-        "/api/v3/device/name/line/Settings", json={"Setpoint": "42.5", "Running": "false", "Mode": "3", "Recipe": "PE-80"}
+        "/api/v3/device/name/line/Settings",
+        json={"Setpoint": "42.5", "Running": "false", "Mode": "3", "Recipe": "PE-80"},
     )
     assert r.status_code == 200, r.text
     r = await stack.opcua.put("/api/v3/device/name/line/Zones", json={"Zones": "[200.5, 201, 202.25]"})
     assert r.status_code == 200, r.text
-    r = await stack.opcua.put("/api/v3/device/name/line/LastMaintenance", json={"LastMaintenance": "2026-04-02T10:00:00Z"})
+    r = await stack.opcua.put(
+        "/api/v3/device/name/line/LastMaintenance", json={"LastMaintenance": "2026-04-02T10:00:00Z"}
+    )
     assert r.status_code == 200, r.text
     async with Client(sim.url) as c:
         assert await c.get_node("ns=2;s=Line1.Setpoint").read_value() == 42.5
@@ -109,7 +112,10 @@ async def test_writes_use_the_node_data_type(stack: Stack, sim: OpcuaSimulator) 
     # The demo's method call and nsu= NodeId.
     got = readings(await stack.opcua.get("/api/v3/device/name/line/LineReadings"))
     assert set(got) == {"Temperature", "Pressure", "PartsMade", "Speed"}
-    assert readings(await stack.opcua.get("/api/v3/device/name/line/FirmwareVersion"))["FirmwareVersion"]["value"] == "1.4.2"
+    assert (
+        readings(await stack.opcua.get("/api/v3/device/name/line/FirmwareVersion"))["FirmwareVersion"]["value"]
+        == "1.4.2"
+    )
 
 
 async def test_bad_input_is_refused_with_a_clear_error(stack: Stack, sim: OpcuaSimulator) -> None:
@@ -119,7 +125,11 @@ async def test_bad_input_is_refused_with_a_clear_error(stack: Stack, sim: OpcuaS
         "profile": {
             "name": "Bad-Node",
             "deviceResources": [
-                {"name": "Broken", "attributes": {"nodeId": "ns=2;q=oops"}, "properties": {"valueType": "Int32", "readWrite": "R"}}
+                {
+                    "name": "Broken",
+                    "attributes": {"nodeId": "ns=2;q=oops"},
+                    "properties": {"valueType": "Int32", "readWrite": "R"},
+                }
             ],
         },
     }
@@ -127,14 +137,17 @@ async def test_bad_input_is_refused_with_a_clear_error(stack: Stack, sim: OpcuaS
     assert r.json()[0]["statusCode"] == 201, r.text
     r = await stack.metadata.post("/api/v3/device", json=[opcua_device("bad", "Bad-Node", sim.url)])
     assert r.json()[0]["statusCode"] == 400
-    assert "Broken" in r.json()[0]["message"] and "i= (numeric)" in r.json()[0]["message"]
+    assert "Broken" in r.json()[0]["message"]
+    assert "i= (numeric)" in r.json()[0]["message"]
     # A password in the protocol properties would be readable by anyone: refused.
     body = opcua_device("pw", "Edgeplane-Demo-Line", sim.url, protocol={"Username": "u", "Password": "p"})
     r = await stack.metadata.post("/api/v3/device", json=[body])
     assert r.json()[0]["statusCode"] == 400
-    assert "SecretName" in r.json()[0]["message"] and '"p"' not in r.text
+    assert "SecretName" in r.json()[0]["message"]
+    assert '"p"' not in r.text
     r = await stack.metadata.post("/api/v3/device", json=[opcua_device("tcp", "Edgeplane-Demo-Line", "http://x:1")])
-    assert r.json()[0]["statusCode"] == 400 and "opc.tcp://" in r.json()[0]["message"]
+    assert r.json()[0]["statusCode"] == 400
+    assert "opc.tcp://" in r.json()[0]["message"]
 
     # A node that does not exist: a clear 502, and the device stays UP (the server answered).
     missing = {
@@ -142,9 +155,21 @@ async def test_bad_input_is_refused_with_a_clear_error(stack: Stack, sim: OpcuaS
         "profile": {
             "name": "Missing-Node",
             "deviceResources": [
-                {"name": "Ghost", "attributes": {"nodeId": "ns=2;s=No.Such"}, "properties": {"valueType": "Int32", "readWrite": "RW"}},
-                {"name": "Text", "attributes": {"nodeId": "ns=2;s=Types.String"}, "properties": {"valueType": "Int32", "readWrite": "RW"}},
-                {"name": "Small", "attributes": {"nodeId": "ns=2;s=Types.Byte"}, "properties": {"valueType": "Int32", "readWrite": "RW"}},
+                {
+                    "name": "Ghost",
+                    "attributes": {"nodeId": "ns=2;s=No.Such"},
+                    "properties": {"valueType": "Int32", "readWrite": "RW"},
+                },
+                {
+                    "name": "Text",
+                    "attributes": {"nodeId": "ns=2;s=Types.String"},
+                    "properties": {"valueType": "Int32", "readWrite": "RW"},
+                },
+                {
+                    "name": "Small",
+                    "attributes": {"nodeId": "ns=2;s=Types.Byte"},
+                    "properties": {"valueType": "Int32", "readWrite": "RW"},
+                },
             ],
         },
     }
@@ -154,13 +179,18 @@ async def test_bad_input_is_refused_with_a_clear_error(stack: Stack, sim: OpcuaS
     for _ in range(3):
         r = await stack.opcua.get("/api/v3/device/name/ghost/Ghost")
         assert r.status_code == 502
-        assert "BadNodeIdUnknown" in r.json()["message"] and "Ghost" in r.json()["message"]
+        assert "BadNodeIdUnknown" in r.json()["message"]
+        assert "Ghost" in r.json()["message"]
     assert await operating_state(stack, "ghost") == "UP"
     # A String node read into an Int32 resource; a write that does not fit the node's Byte type.
     r = await stack.opcua.get("/api/v3/device/name/ghost/Text")
-    assert r.status_code == 500 and "String" in r.json()["message"] and "Int32" in r.json()["message"]
+    assert r.status_code == 500
+    assert "String" in r.json()["message"]
+    assert "Int32" in r.json()["message"]
     r = await stack.opcua.put("/api/v3/device/name/ghost/Small", json={"Small": "300"})
-    assert r.status_code == 400 and "Byte" in r.json()["message"] and "0..255" in r.json()["message"]
+    assert r.status_code == 400
+    assert "Byte" in r.json()["message"]
+    assert "0..255" in r.json()["message"]
     r = await stack.opcua.put("/api/v3/device/name/ghost/Text", json={"Text": "7"})
     assert r.status_code == 200  # an integer written to a String node is written as its text
 
@@ -202,7 +232,8 @@ async def test_two_devices_on_two_servers_subscribe_at_once(
         counts = [int(e["readings"][0]["value"]) for e in log.of("line-a", "PartsMade")]
         assert counts == sorted(counts)
         event = log.of("line-b", "Speed")[-1]
-        assert event["sourceName"] == "Speed" and event["profileName"] == "Edgeplane-Demo-Line"
+        assert event["sourceName"] == "Speed"
+        assert event["profileName"] == "Edgeplane-Demo-Line"
         assert event["readings"][0]["valueType"] == "Int16"
         driver = runtime.driver
         assert sum(s.monitored_count for s in driver.sessions.values()) == 8

@@ -56,7 +56,12 @@ async def client_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
     folder = tmp_path_factory.mktemp("client")
     cert, key = folder / "client-cert.der", folder / "client-key.pem"
     await setup_self_signed_certificate(
-        key, cert, "urn:edgeplane:test-client", socket.gethostname(), [ExtendedKeyUsageOID.CLIENT_AUTH], {"organizationName": "edgeplane tests"}
+        key,
+        cert,
+        "urn:edgeplane:test-client",
+        socket.gethostname(),
+        [ExtendedKeyUsageOID.CLIENT_AUTH],
+        {"organizationName": "edgeplane tests"},
     )
     return cert, key
 
@@ -106,7 +111,12 @@ async def test_sign_and_encrypt_with_password_from_the_secret_store(
     os.environ["EDGEPLANE_TEST_OPCUA_PW"] = PASSWORD
     try:
         body = secure_device(
-            "pss", sim, client_cert, SecurityPolicy="Aes256Sha256RsaPss", SecurityMode="Sign", PasswordEnv="EDGEPLANE_TEST_OPCUA_PW"
+            "pss",
+            sim,
+            client_cert,
+            SecurityPolicy="Aes256Sha256RsaPss",
+            SecurityMode="Sign",
+            PasswordEnv="EDGEPLANE_TEST_OPCUA_PW",
         )
         await add_device(stack, body)
         r = await wait_until(lambda: _read(stack, "pss"), timeout=15)
@@ -117,7 +127,8 @@ async def test_sign_and_encrypt_with_password_from_the_secret_store(
 
     config = (await stack.opcua.get("/api/v3/config")).text
     device = (await stack.metadata.get("/api/v3/device/name/secure")).text
-    assert PASSWORD not in config and PASSWORD not in device
+    assert PASSWORD not in config
+    assert PASSWORD not in device
     leaks = [(r.name, r.getMessage()[:300]) for r in caplog.records if PASSWORD in r.getMessage()]
     assert not leaks, leaks
 
@@ -135,7 +146,8 @@ async def test_wrong_password_and_untrusted_certificate_give_clear_errors_and_do
     await add_device(stack, secure_device("wrong-pw", sim, client_cert, SecretName="wrong"))
     await wait_until(lambda: _state_is(stack, "wrong-pw", "DOWN"), timeout=15)
     down = [r.getMessage() for r in caplog.records if "wrong-pw marked DOWN" in r.getMessage()]
-    assert len(down) == 1 and "login refused (BadUserAccessDenied)" in down[0], down
+    assert len(down) == 1, down
+    assert "login refused (BadUserAccessDenied)" in down[0], down
 
     # The server's certificate is not in the device's trust list: refused before any login.
     other = client_cert[0]  # a certificate that is not the server's
@@ -143,7 +155,8 @@ async def test_wrong_password_and_untrusted_certificate_give_clear_errors_and_do
     await add_device(stack, secure_device("untrusted", sim, client_cert, SecretName="right", TrustedCerts=str(other)))
     await wait_until(lambda: _state_is(stack, "untrusted", "DOWN"), timeout=15)
     down = [r.getMessage() for r in caplog.records if "untrusted marked DOWN" in r.getMessage()]
-    assert len(down) == 1 and "BadCertificateUntrusted" in down[0], down
+    assert len(down) == 1, down
+    assert "BadCertificateUntrusted" in down[0], down
 
     # A secret that is missing: a clear message naming it (never a value).
     await add_device(stack, secure_device("no-secret", sim, client_cert, SecretName="nope"))

@@ -176,8 +176,12 @@ def parse_protocols(protocols: dict[str, dict[str, Any]], *, device: str) -> Opc
     except ValueError:
         raise ContractInvalid(f"device {device!r}: Endpoint {endpoint!r} has a bad port") from None
     policy = _enum(SecurityPolicy, values.get("policy", "None"), "SecurityPolicy", device)
-    mode = _enum(SecurityMode, values.get("mode", "None" if policy is SecurityPolicy.NONE else "SignAndEncrypt"),
-                 "SecurityMode", device)
+    mode = _enum(
+        SecurityMode,
+        values.get("mode", "None" if policy is SecurityPolicy.NONE else "SignAndEncrypt"),
+        "SecurityMode",
+        device,
+    )
     if (policy is SecurityPolicy.NONE) != (mode is SecurityMode.NONE):
         raise ContractInvalid(
             f"device {device!r}: SecurityPolicy {policy.value} and SecurityMode {mode.value} do not go together "

@@ -25,7 +25,7 @@ from edgeplane_common.models import ValueType
 VT = ua.VariantType
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
-INT_RANGES: dict[VT, tuple[int, int]] = {
+INT_RANGES: dict[ua.VariantType, tuple[int, int]] = {
     VT.SByte: (-(2**7), 2**7 - 1),
     VT.Byte: (0, 2**8 - 1),
     VT.Int16: (-(2**15), 2**15 - 1),
@@ -37,7 +37,7 @@ INT_RANGES: dict[VT, tuple[int, int]] = {
 }
 _FLOAT32_MAX = 3.4028234663852886e38
 
-EDGEX_TYPE_OF: dict[VT, ValueType] = {
+EDGEX_TYPE_OF: dict[ua.VariantType, ValueType] = {
     VT.Boolean: ValueType.BOOL,
     VT.SByte: ValueType.INT8,
     VT.Byte: ValueType.UINT8,
@@ -77,7 +77,7 @@ _ARRAY_OF = {
 ELEMENT_OF = {v: k for k, v in _ARRAY_OF.items()}
 
 
-def edgex_type(variant_type: VT, is_array: bool) -> ValueType:
+def edgex_type(variant_type: ua.VariantType, is_array: bool) -> ValueType:
     """The EdgeX value type a node of this OPC UA type reads best into (discovery's choice)."""
     scalar = EDGEX_TYPE_OF.get(variant_type, ValueType.OBJECT)
     if not is_array:
@@ -117,13 +117,11 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, ua.LocalizedText):
-        return value.Text or ""
-    if isinstance(value, ua.QualifiedName):
-        return value.to_string()
-    if isinstance(value, ua.NodeId):
-        return value.to_string()
+        return str(value.Text or "")
+    if isinstance(value, ua.QualifiedName | ua.NodeId):
+        return str(value.to_string())
     if isinstance(value, ua.StatusCode):
-        return value.name
+        return str(value.name)
     return str(value)
 
 
@@ -195,7 +193,9 @@ def to_raw(value: Any, value_type: ValueType, where: str) -> Any:
         return jsonable(value)
     if value_type.is_array:
         if not isinstance(value, list):
-            raise ValueMismatch(f"{where} holds a scalar {_short(value)}, which a {value_type.value} resource cannot take")
+            raise ValueMismatch(
+                f"{where} holds a scalar {_short(value)}, which a {value_type.value} resource cannot take"
+            )
         element = ELEMENT_OF[value_type]
         return [_scalar(v, element, where) for v in value]
     if isinstance(value, list):
@@ -208,10 +208,12 @@ def to_raw(value: Any, value_type: ValueType, where: str) -> Any:
 
 
 def _bad_write(value: Any, target: str, where: str, why: str = "") -> ContractInvalid:
-    return ContractInvalid(f"cannot write {_short(value)} to {where} of OPC UA type {target}{': ' + why if why else ''}")
+    return ContractInvalid(
+        f"cannot write {_short(value)} to {where} of OPC UA type {target}{': ' + why if why else ''}"
+    )
 
 
-def _to_element(value: Any, variant: VT, where: str) -> Any:
+def _to_element(value: Any, variant: ua.VariantType, where: str) -> Any:
     name = variant.name
     if variant is VT.Boolean:
         if isinstance(value, bool):
@@ -268,7 +270,7 @@ def _to_element(value: Any, variant: VT, where: str) -> Any:
     raise _bad_write(value, name, where, "edgeplane does not write this type")
 
 
-def to_variant(value: Any, variant: VT, is_array: bool, where: str) -> ua.Variant:
+def to_variant(value: Any, variant: ua.VariantType, is_array: bool, where: str) -> ua.Variant:
     """A Variant of the node's own type (and rank) for a raw value the SDK parsed; ContractInvalid if it
     cannot be one."""
     if is_array:

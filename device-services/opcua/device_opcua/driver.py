@@ -4,7 +4,6 @@ autoEvents served by subscriptions (each data change is pushed as an event, noth
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from device_opcua.attributes import (
@@ -14,6 +13,7 @@ from device_opcua.attributes import (
     parse_attributes,
     parse_protocols,
 )
+from device_opcua.browse import discover_endpoints
 from device_opcua.convert import ValueMismatch, datetime_ns, to_raw
 from device_opcua.security import credentials
 from device_opcua.session import MonitoredItem, Session
@@ -37,7 +37,6 @@ class OpcuaDriver(ProtocolDriver):
         max_backoff: float = 10.0,
         subscriptions: bool = True,
         secrets: SecretStore | None = None,
-        discovery: Callable[[], list[DiscoveredDevice]] | None = None,
         discovery_endpoints: list[str] | None = None,
     ) -> None:
         self.keepalive = keepalive
@@ -220,7 +219,9 @@ class OpcuaDriver(ProtocolDriver):
         for i, a in enumerate(attrs):
             if a.method_id is not None and a.object_id is not None:
                 where = _where(device, requests[i])
-                raw[i] = to_raw(await session.call(a.object_id, a.method_id, a.inputs, where), requests[i].value_type, where)
+                raw[i] = to_raw(
+                    await session.call(a.object_id, a.method_id, a.inputs, where), requests[i].value_type, where
+                )
         now = now_ns()
         return [
             CommandValue(r.resource_name, r.value_type, v, origin=o or now)
@@ -245,10 +246,9 @@ class OpcuaDriver(ProtocolDriver):
 
     # -- discovery -------------------------------------------------------------------------------
     async def discover(self) -> list[DiscoveredDevice]:
-        from device_opcua.browse import discover_endpoints
-
         return await discover_endpoints(self.discovery_endpoints)
 
 
 def _where(device: Device, req: CommandRequest) -> str:
-    return f"device {device.name!r} resource {req.resource_name!r} (node {req.attributes.get('nodeId') or req.attributes.get('methodId')})"
+    node = req.attributes.get("nodeId") or req.attributes.get("methodId")
+    return f"device {device.name!r} resource {req.resource_name!r} (node {node})"

@@ -28,7 +28,7 @@ class DeviceAnswered(CommunicationError):
 
 def status_name(code: int) -> str:
     try:
-        return ua.StatusCode(code).name
+        return str(ua.StatusCode(code).name)
     except Exception:
         return f"0x{code:08X}"
 

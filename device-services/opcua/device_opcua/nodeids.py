@@ -31,14 +31,13 @@ class NodeIdText:
     namespace_uri: str | None = None
 
     def __str__(self) -> str:
-        ns = f"nsu={self.namespace_uri};" if self.namespace_uri is not None else (
-            f"ns={self.namespace_index};" if self.namespace_index else ""
+        ns = (
+            f"nsu={self.namespace_uri};"
+            if self.namespace_uri is not None
+            else (f"ns={self.namespace_index};" if self.namespace_index else "")
         )
         ident = self.identifier
-        if isinstance(ident, bytes):
-            text = base64.b64encode(ident).decode()
-        else:
-            text = str(ident)
+        text = base64.b64encode(ident).decode() if isinstance(ident, bytes) else str(ident)
         return f"{ns}{self.kind}={text}"
 
 

@@ -8,6 +8,7 @@ client and never logged.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -135,9 +136,9 @@ async def apply_security(client: Client, conn: OpcuaConnection, username: str | 
         client.certificate_validator = trust_validator(trusted_fingerprints(conn.trusted_certs))
     if conn.policy is SecurityPolicy.NONE:
         return
-    assert conn.cert_file and conn.key_file  # parse_protocols requires them
     for name, file in (("CertFile", conn.cert_file), ("KeyFile", conn.key_file)):
-        if not Path(file).is_file():
+        if not file or not await asyncio.to_thread(Path(file).is_file):
             raise ContractInvalid(f"{name} {file!r} does not exist")
+    assert conn.cert_file is not None
     client.application_uri = _app_uri(conn.cert_file)
     await client.set_security(POLICIES[conn.policy], conn.cert_file, conn.key_file, mode=MODES[conn.mode])

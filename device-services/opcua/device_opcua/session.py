@@ -196,7 +196,9 @@ class Session:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), 2)
         client.uaclient.request_disconnect()  # stops asyncua's supervisor and watchdog loops
-        tasks = [getattr(client, name, None) for name in ("_supervisor_task", "_stale_watchdog_task", "_renew_channel_task")]
+        tasks = [
+            getattr(client, name, None) for name in ("_supervisor_task", "_stale_watchdog_task", "_renew_channel_task")
+        ]
         tasks.append(getattr(client.uaclient, "_publish_task", None))
         for task in tasks:
             if isinstance(task, asyncio.Task) and not task.done() and task is not asyncio.current_task():
@@ -435,7 +437,9 @@ class Session:
         key = (item.device, item.resource)
         if key not in self._bad_items:
             self._bad_items.add(key)
-            log.warning("device %s resource %s (node %s) is not subscribed: %s", item.device, item.resource, item.node, why)
+            log.warning(
+                "device %s resource %s (node %s) is not subscribed: %s", item.device, item.resource, item.node, why
+            )
 
     async def _delete_items(self, handles: list[tuple[float, int]]) -> None:
         by_group: dict[float, list[int]] = {}
@@ -478,7 +482,9 @@ class Session:
                 log.exception("data change of %s/%s failed", item.device, item.resource)
 
 
-def _monitor_request(nodeid: ua.NodeId, handle: int, interval: float, deadband: float | None) -> ua.MonitoredItemCreateRequest:
+def _monitor_request(
+    nodeid: ua.NodeId, handle: int, interval: float, deadband: float | None
+) -> ua.MonitoredItemCreateRequest:
     params = ua.MonitoringParameters()
     params.ClientHandle = handle
     params.SamplingInterval = interval

@@ -199,9 +199,11 @@ class SimConfig(_Model):
     def _node_ids(self) -> SimConfig:
         seen: set[str] = set()
         for obj in self.objects:
-            for item, label in [(obj, obj.name)] + [(v, f"{obj.name}.{v.name}") for v in obj.variables] + [
-                (m, f"{obj.name}.{m.name}") for m in obj.methods
-            ]:
+            for item, label in (
+                [(obj, obj.name)]
+                + [(v, f"{obj.name}.{v.name}") for v in obj.variables]
+                + [(m, f"{obj.name}.{m.name}") for m in obj.methods]
+            ):
                 if item.node_id is None:
                     continue
                 try:

@@ -32,12 +32,14 @@ class SimulatorError(RuntimeError):
     pass
 
 
-class _Users(UserManager):
+class _Users(UserManager):  # type: ignore[misc]
     def __init__(self, users: dict[str, str], anonymous: bool) -> None:
         self.users = users
         self.anonymous = anonymous
 
-    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None) -> User | None:
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
+    ) -> User | None:
         if username is None:
             return User(role=UserRole.User) if self.anonymous else None
         if self.users.get(username) == password:
@@ -46,7 +48,9 @@ class _Users(UserManager):
 
 
 class OpcuaSimulator:
-    def __init__(self, config: SimConfig, host: str = "127.0.0.1", port: int = 4840, *, tick_interval: float | None = None) -> None:
+    def __init__(
+        self, config: SimConfig, host: str = "127.0.0.1", port: int = 4840, *, tick_interval: float | None = None
+    ) -> None:
         self.config = config
         self.host = host
         self.port = port if port else _free_port(host)
@@ -71,7 +75,9 @@ class OpcuaSimulator:
     async def start(self) -> None:
         if self.server is not None:
             return
-        server = Server(user_manager=_Users({u.username: u.password for u in self.config.users}, self.config.allow_anonymous))
+        server = Server(
+            user_manager=_Users({u.username: u.password for u in self.config.users}, self.config.allow_anonymous)
+        )
         await server.init()
         server.set_endpoint(self.url)
         server.set_server_name(self.config.name)
@@ -123,7 +129,12 @@ class OpcuaSimulator:
         policies = [POLICIES[p] for p in sec.policies]
         if any(p is not ua.SecurityPolicyType.NoSecurity for p in policies):
             await setup_self_signed_certificate(
-                key, cert, SERVER_APP_URI, socket.gethostname(), [ExtendedKeyUsageOID.SERVER_AUTH], {"organizationName": "edgeplane"}
+                key,
+                cert,
+                SERVER_APP_URI,
+                socket.gethostname(),
+                [ExtendedKeyUsageOID.SERVER_AUTH],
+                {"organizationName": "edgeplane"},
             )
             await server.load_certificate(str(cert))
             await server.load_private_key(str(key))
@@ -135,7 +146,12 @@ class OpcuaSimulator:
         index = parsed.namespace_index
         if parsed.namespace_uri is not None:
             index = await server.get_namespace_index(parsed.namespace_uri)
-        kind = {"i": ua.NodeIdType.Numeric, "s": ua.NodeIdType.String, "g": ua.NodeIdType.Guid, "b": ua.NodeIdType.ByteString}
+        kind = {
+            "i": ua.NodeIdType.Numeric,
+            "s": ua.NodeIdType.String,
+            "g": ua.NodeIdType.Guid,
+            "b": ua.NodeIdType.ByteString,
+        }
         return ua.NodeId(parsed.identifier, index, kind[parsed.kind])
 
     async def _add_object(self, server: Server, obj: SimObject) -> None:
@@ -155,10 +171,7 @@ class OpcuaSimulator:
         if initial is None and behaviour is not None:
             initial = behaviour.next(0.0)
         value: Any
-        if var.array:
-            value = [coerce(v, vt) for v in (initial or [])]
-        else:
-            value = coerce(initial, vt)
+        value = [coerce(v, vt) for v in initial or []] if var.array else coerce(initial, vt)
         node = await parent.add_variable(
             nodeid, ua.QualifiedName(var.name, nodeid.NamespaceIndex), ua.Variant(value, vt, is_array=var.array or None)
         )
@@ -171,7 +184,11 @@ class OpcuaSimulator:
             self._behaviours.append((node, behaviour, vt))
 
     async def _add_method(self, server: Server, parent: Node, obj: SimObject, method: Method, ns: int) -> None:
-        nodeid = await self._ns_index(server, method.node_id) if method.node_id else ua.NodeId(f"{obj.name}.{method.name}", ns)
+        nodeid = (
+            await self._ns_index(server, method.node_id)
+            if method.node_id
+            else ua.NodeId(f"{obj.name}.{method.name}", ns)
+        )
         target = self.nodes.get(f"{obj.name}.{method.target}") if method.target else None
         out_types = [TYPES[a.type] for a in method.outputs]
 
