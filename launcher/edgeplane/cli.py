@@ -1,4 +1,4 @@
-"""`edgeplane` command line: `up`, `status`, `version`.
+"""`edgeplane` command line: `up`, `status`, `version`, `opcua browse`.
 
 Thin on purpose: options and printing here, process supervision in `edgeplane.supervisor`.
 """
@@ -6,6 +6,7 @@ Thin on purpose: options and printing here, process supervision in `edgeplane.su
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 from importlib.metadata import PackageNotFoundError
@@ -295,6 +296,33 @@ def version() -> None:
     except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
         ver = "unknown"
     out.print(f"edgeplane {ver} (Python {sys.version.split()[0]})")
+
+
+opcua_app = typer.Typer(help="OPC UA tools (device-opcua).", no_args_is_help=True)
+app.add_typer(opcua_app, name="opcua")
+
+
+@opcua_app.command("browse")
+def opcua_browse(
+    endpoint: Annotated[str, typer.Argument(help="opc.tcp://host:port[/path] of the server")],
+    start: Annotated[str, typer.Option("--start", help="Node to browse from (NodeId text).")] = "i=85",
+    profile: Annotated[Path | None, typer.Option("--profile", help="Write the device profile YAML here.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Profile name (default: the server's product).")] = None,
+    depth: Annotated[int, typer.Option("--depth", help="Levels to descend.")] = 8,
+) -> None:
+    """Browse an OPC UA server into an EdgeX device profile of its variables (value types, read/write)."""
+    # Run by device-opcua's own module: the launcher imports no service package (scripts/check_imports.py).
+    argv = [sys.executable, "-m", "device_opcua.browse", endpoint, "--start", start, "--depth", str(depth)]
+    if profile is not None:
+        argv += ["--profile", str(profile)]
+    if name is not None:
+        argv += ["--name", name]
+    try:
+        code = subprocess.call(argv)
+    except OSError as exc:
+        err.print(f"error: cannot run device_opcua.browse: {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    raise typer.Exit(code)
 
 
 def main() -> None:

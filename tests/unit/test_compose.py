@@ -48,7 +48,7 @@ HEALTHCHECK_MODULE = "edgeplane_common.healthcheck"
 
 # Arguments a container needs on top of the launcher's command line: the simulator listens on 127.0.0.1
 # unless told otherwise, and in a container it must accept connections from the other containers.
-CONTAINER_ARGS: dict[str, list[str]] = {"modbus-sim": ["--host", "0.0.0.0"]}
+CONTAINER_ARGS: dict[str, list[str]] = {"modbus-sim": ["--host", "0.0.0.0"], "opcua-sim": ["--host", "0.0.0.0"]}
 
 # The gateway: 2 cores and 2 GiB, of which the stack may take 1.5 GiB (the rest is the OS's).
 STACK_MEMORY_BUDGET = 1536 * 2**20
