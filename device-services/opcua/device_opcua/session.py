@@ -252,7 +252,13 @@ class Session:
             kind = ua.NodeIdType.FourByte if ident > 0xFF or index else ua.NodeIdType.TwoByte
         return ua.NodeId(ident, index, kind)
 
+    async def _ready(self) -> None:
+        if self._reported is None and self._task is not None:
+            # A device just added: its session's first connect is under way; wait for it rather than fail.
+            await self.wait_connected(self.conn.timeout * 2)
+
     async def _call(self, what: str, op: Callable[[Client], Awaitable[Any]]) -> Any:
+        await self._ready()
         client = self._require()
         try:
             return await op(client)
@@ -263,6 +269,7 @@ class Session:
 
     async def read(self, nodes: list[tuple[NodeIdText, str]]) -> list[ua.DataValue]:
         """The values of `nodes` ((node, what it is for errors)) in one Read service call."""
+        await self._ready()
         params = ua.ReadParameters()
         params.NodesToRead = [
             ua.ReadValueId(NodeId=self.ua_node(n, where), AttributeId=ua.AttributeIds.Value) for n, where in nodes
@@ -275,6 +282,7 @@ class Session:
 
     async def node_type(self, node: NodeIdText, where: str) -> tuple[ua.VariantType, bool]:
         """The node's data type as a Variant type, and whether it holds an array (cached per session)."""
+        await self._ready()
         key = str(node)
         found = self._types.get(key)
         if found is not None:
@@ -302,6 +310,7 @@ class Session:
 
     async def write(self, writes: list[tuple[NodeIdText, Any, str]]) -> None:
         """Write raw values ((node, value, what)) as the nodes' own types, in one Write service call."""
+        await self._ready()
         params = ua.WriteParameters()
         for node, value, where in writes:
             vt, is_array = await self.node_type(node, where)
@@ -319,6 +328,7 @@ class Session:
     async def call(self, obj: NodeIdText, method: NodeIdText, inputs: tuple[str, ...], where: str) -> Any:
         """Call a method with `inputs` (text) converted to its input arguments' types; its first output (all of
         them as a list when it has several)."""
+        await self._ready()
         types = await self._inputs(method, where)
         if len(types) != len(inputs):
             raise DeviceAnswered(f"{where}: the method takes {len(types)} input(s), inputMap gives {len(inputs)}")
