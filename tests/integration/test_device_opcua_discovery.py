@@ -14,7 +14,7 @@ import yaml
 
 from device_opcua.browse import browse_endpoint
 from device_opcua.sim import OpcuaSimulator, load_config
-from tests.support.opcua import DEMO_SIM, EDGEX_SIM, Stack, add_device, opcua_device, opcua_stack, readings
+from tests.support.opcua import DEMO_SIM, EDGEX_SIM, add_device, opcua_device, opcua_stack, readings
 from tests.support.reference import REFERENCE, needs_reference
 from tests.support.stack import wait_until
 
@@ -97,7 +97,9 @@ async def test_edgex_sample_opcua_server_profile_reads_real_values(
         await add_device(stack, opcua_device("SimulationServer", "OPCUA-Server", edgex_sim.url))
         constant = readings(await stack.opcua.get("/api/v3/device/name/SimulationServer/ConstantNum"))["Constant"]
         assert (constant["valueType"], constant["value"]) == ("Float64", "1.5e+00")
-        first = int(readings(await stack.opcua.get("/api/v3/device/name/SimulationServer/CounterNum"))["Counter"]["value"])
+        first = int(
+            readings(await stack.opcua.get("/api/v3/device/name/SimulationServer/CounterNum"))["Counter"]["value"]
+        )
 
         async def counted() -> bool:
             r = await stack.opcua.get("/api/v3/device/name/SimulationServer/CounterNum")
