@@ -67,7 +67,7 @@ def test_attributes_name_the_resource_and_the_problem() -> None:
     assert (str(attrs.node), attrs.deadband, attrs.is_method) == ("ns=2;s=A", 0.5, False)
     method = parse_attributes({"objectId": "ns=2;s=O", "methodId": "ns=2;s=O.M", "inputMap": [1, "x"]}, resource="M")
     assert (method.is_method, method.inputs, method.node) == (True, ("1", "x"), None)
-    with pytest.raises(ContractInvalid, match="resource 'T'.*nodeId"):
+    with pytest.raises(ContractInvalid, match=r"resource 'T'.*nodeId"):
         parse_attributes({"nodeId": "ns=2;z=1"}, resource="T")
     with pytest.raises(ContractInvalid, match="needs attribute nodeId"):
         parse_attributes({}, resource="T")

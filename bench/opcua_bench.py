@@ -1,0 +1,239 @@
+"""OPC UA acquisition benchmark (issue 11): `python bench/opcua_bench.py` or `make bench`.
+
+In one run, against the same simulator process (`python -m device_opcua.sim` with a generated file of N Double
+variables that all change every tick), it measures:
+
+  (a) raw asyncua: one client subscribed to the N nodes (sampling = the tick), data-change notifications/s;
+  (b) raw asyncua: one Read service call of the N nodes, back to back, values/s;
+  (c) device-opcua end to end (nats-server + Redis + core-metadata + device-opcua as subprocesses), one device
+      of N resources whose autoEvent is served by a subscription: readings/s published on NATS, and
+      device-opcua's RSS with N monitored items;
+  (d) the same device polled (DEVICE_OPCUA_SUBSCRIPTIONS=false, autoEvent every 10 ms): readings/s published,
+      the like-for-like of (b).
+
+Targets (issue 11): (c) >= 80% of (a), (d) >= 80% of (b), RSS of device-opcua <= 90 MB with 1,000 monitored
+items. Timings are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+import orjson
+import psutil
+import yaml
+from _procs import Procs, wait_http, wait_tcp
+from asyncua import Client, ua
+from asyncua.common.subscription import DataChangeEvent
+
+from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
+
+QUIET = {"EDGEPLANE_LOG_LEVEL": "WARNING", "EDGEPLANE_LOG_JSON": "true"}
+
+
+def sim_config(n: int, tick: float) -> dict[str, object]:
+    return {
+        "name": "bench",
+        "path": "/bench",
+        "tick_interval": tick,
+        "namespaces": ["urn:edgeplane:bench"],
+        "objects": [
+            {
+                "name": "B",
+                "variables": [
+                    {"name": f"V{i}", "type": "Double", "random": {"min": 0, "max": 1000, "seed": i}} for i in range(n)
+                ],
+            }
+        ],
+    }
+
+
+def profile(n: int) -> dict[str, object]:
+    names = [f"V{i}" for i in range(n)]
+    return {
+        "name": "Bench-OPCUA",
+        "deviceResources": [
+            {
+                "name": v,
+                "attributes": {"nodeId": f"ns=2;s=B.{v}"},
+                "properties": {"valueType": "Float64", "readWrite": "R"},
+            }
+            for v in names
+        ],
+        "deviceCommands": [
+            {"name": "All", "readWrite": "R", "resourceOperations": [{"deviceResource": v} for v in names]}
+        ],
+    }
+
+
+async def raw_subscription(url: str, n: int, tick: float, seconds: float) -> float:
+    async with Client(url) as client:
+        sub = await client.create_subscription(tick * 1000, handler=None, queue_maxsize=1_000_000)
+        await sub.subscribe_data_change(
+            [client.get_node(f"ns=2;s=B.V{i}") for i in range(n)], sampling_interval=tick * 1000
+        )
+        count = 0
+        deadline = None
+        loop = asyncio.get_running_loop()
+        warm = loop.time() + 2
+        async for event in sub:
+            now = loop.time()
+            if now < warm:
+                continue
+            if deadline is None:
+                deadline = now + seconds
+            if now >= deadline:
+                break
+            if isinstance(event, DataChangeEvent):
+                count += 1
+        await sub.delete()
+        return count / seconds
+
+
+async def raw_reads(url: str, n: int, seconds: float) -> float:
+    async with Client(url) as client:
+        params = ua.ReadParameters()
+        params.NodesToRead = [
+            ua.ReadValueId(NodeId=ua.NodeId(f"B.V{i}", 2), AttributeId=ua.AttributeIds.Value) for i in range(n)
+        ]
+        await client.uaclient.read(params)
+        values, start = 0, time.monotonic()
+        while time.monotonic() - start < seconds:
+            values += len(await client.uaclient.read(params))
+        return values / (time.monotonic() - start)
+
+
+async def published(nats_url: str, warmup: float, window: float) -> float:
+    nc = await nats.connect(nats_url)
+    count = 0
+    counting = False
+
+    async def on_msg(msg: nats.aio.msg.Msg) -> None:
+        nonlocal count
+        if counting:
+            env = orjson.loads(msg.data)
+            payload = env.get("payload")
+            if isinstance(payload, str):
+                import base64
+
+                payload = orjson.loads(base64.b64decode(payload))
+            count += len(payload["readings"])
+
+    await nc.subscribe("edgex.events.device.device-opcua.>", cb=on_msg)
+    await asyncio.sleep(warmup)
+    counting = True
+    await asyncio.sleep(window)
+    counting = False
+    await nc.close()
+    return count / window
+
+
+async def service_run(
+    procs: Procs, tmp: Path, sim_url: str, n: int, interval: str, subscriptions: bool, warmup: float, window: float
+) -> tuple[float, float]:
+    nats_srv = EmbeddedNats(data_dir=tmp / f"nats-{subscriptions}").start()
+    redis_srv = EmbeddedRedis(data_dir=tmp / f"redis-{subscriptions}").start()
+    try:
+        res = tmp / f"res-{subscriptions}"
+        (res / "profiles").mkdir(parents=True)
+        (res / "devices").mkdir()
+        (res / "profiles" / "bench.yaml").write_text(yaml.safe_dump(profile(n), sort_keys=False))
+        device = {
+            "name": "bench",
+            "profileName": "Bench-OPCUA",
+            "serviceName": "device-opcua",
+            "protocols": {"opcua": {"Endpoint": sim_url}},
+            "autoEvents": [{"interval": interval, "sourceName": "All"}],
+        }
+        (res / "devices" / "bench.yaml").write_text(yaml.safe_dump({"deviceList": [device]}))
+        shared = {**QUIET, "EDGEPLANE_NATS__URL": nats_srv.url, "EDGEPLANE_REDIS__URL": redis_srv.url}
+        md_port, ds_port = free_port(), free_port()
+        metadata = procs.spawn(
+            f"core-metadata-{subscriptions}",
+            ["-m", "core_metadata"],
+            {**shared, "CORE_METADATA_HTTP__PORT": str(md_port)},
+        )
+        wait_http(metadata, f"http://127.0.0.1:{md_port}/api/v3/ping")
+        service = procs.spawn(
+            f"device-opcua-{subscriptions}",
+            ["-m", "device_opcua"],
+            {
+                **shared,
+                "DEVICE_OPCUA_HTTP__PORT": str(ds_port),
+                "DEVICE_OPCUA_METADATA_URL": f"http://127.0.0.1:{md_port}",
+                "DEVICE_OPCUA_RES_DIR": str(res),
+                "DEVICE_OPCUA_SUBSCRIPTIONS": "true" if subscriptions else "false",
+                "DEVICE_OPCUA_DEVICE__MAX_CMD_OPS": str(n),
+            },
+        )
+        wait_http(service, f"http://127.0.0.1:{ds_port}/api/v3/ping")
+        rate = await published(nats_srv.url, warmup, window)
+        rss = service.ps.memory_info().rss / 2**20
+        return rate, rss
+    finally:
+        procs.stop_all()
+        nats_srv.stop()
+        redis_srv.stop()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--tick", type=float, default=0.5, help="simulator tick and sampling interval (s)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measuring window of each figure")
+    parser.add_argument("--warmup", type=float, default=6.0)
+    args = parser.parse_args()
+    n = args.nodes
+    with tempfile.TemporaryDirectory(prefix="opcua-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "sim.yaml").write_text(yaml.safe_dump(sim_config(n, args.tick)))
+        sim_procs = Procs(tmp)
+        port = free_port()
+        sim = sim_procs.spawn(
+            "opcua-sim", ["-m", "device_opcua.sim", "--config", str(tmp / "sim.yaml"), "--port", str(port)], QUIET
+        )
+        try:
+            wait_tcp(sim, port, timeout=60)
+            url = f"opc.tcp://127.0.0.1:{port}/bench"
+            print(
+                f"simulator: {n} Double variables changing every {args.tick} s ({n / args.tick:.0f} changes/s)",
+                flush=True,
+            )
+            print("(a) raw asyncua subscription ...", flush=True)
+            raw_sub = await raw_subscription(url, n, args.tick, args.seconds)
+            print("(b) raw asyncua batched reads ...", flush=True)
+            raw_read = await raw_reads(url, n, args.seconds)
+            procs = Procs(tmp)
+            print("(c) device-opcua, subscription ...", flush=True)
+            ms = f"{int(args.tick * 1000)}ms"
+            sub_rate, sub_rss = await service_run(procs, tmp, url, n, ms, True, args.warmup, args.seconds)
+            print("(d) device-opcua, polled ...", flush=True)
+            poll_rate, poll_rss = await service_run(procs, tmp, url, n, "10ms", False, args.warmup, args.seconds)
+        finally:
+            sim_procs.stop_all()
+    print()
+    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, Python {sys.version.split()[0]}")
+    print(f"(a) raw asyncua subscription      {raw_sub:10.0f} notifications/s")
+    print(
+        f"(c) device-opcua subscription     {sub_rate:10.0f} readings/s published  ({sub_rate / raw_sub:.0%} of (a); target >= 80%)"
+    )
+    print(f"(b) raw asyncua batched reads     {raw_read:10.0f} values/s")
+    print(
+        f"(d) device-opcua polled reads     {poll_rate:10.0f} readings/s published  ({poll_rate / raw_read:.0%} of (b); target >= 80%)"
+    )
+    print(
+        f"RSS of device-opcua with {n} monitored items: {sub_rss:.0f} MB (target <= 90 MB); polled run: {poll_rss:.0f} MB"
+    )
+    print(f"(psutil {psutil.__version__})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
