@@ -49,6 +49,7 @@ class OpcuaDriver(ProtocolDriver):
         self._device_conn: dict[str, OpcuaConnection] = {}
         self._attrs: dict[int, tuple[list[CommandRequest], list[ResourceAttributes]]] = {}
         self._mismatch_logged: set[tuple[str, str]] = set()
+        self._where_cache: dict[tuple[int, str], tuple[list[CommandRequest], list[str]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def initialize(self, sdk: DeviceServiceSDK) -> None:
@@ -199,26 +200,36 @@ class OpcuaDriver(ProtocolDriver):
         self._attrs[id(requests)] = (requests, attrs)
         return attrs
 
+    def _wheres(self, device: Device, requests: list[CommandRequest]) -> list[str]:
+        """What each request reads, for error messages: formatted once per device and command, not per poll."""
+        key = (id(requests), device.name)
+        found = self._where_cache.get(key)
+        if found is None or found[0] is not requests:
+            if len(self._where_cache) > 4096:
+                self._where_cache.clear()
+            found = self._where_cache[key] = (requests, [_where(device, r) for r in requests])
+        return found[1]
+
     async def handle_read_commands(
         self, device: Device, protocols: dict[str, dict[str, Any]], requests: list[CommandRequest]
     ) -> list[CommandValue]:
         session = self._session(device)
         attrs = self._attributes(requests)
+        wheres = self._wheres(device, requests)
         raw: list[Any] = [None] * len(requests)
         origins: list[int | None] = [None] * len(requests)
         reads = [(i, a) for i, a in enumerate(attrs) if a.node is not None]
         if reads:
             values = await session.read(
-                [(a.node, _where(device, requests[i])) for i, a in reads]  # type: ignore[misc]
+                [(a.node, wheres[i]) for i, a in reads]  # type: ignore[misc]
             )
             for (i, _), dv in zip(reads, values, strict=True):
-                where = _where(device, requests[i])
-                raw[i] = to_raw(dv.Value.Value if dv.Value is not None else None, requests[i].value_type, where)
+                raw[i] = to_raw(dv.Value.Value if dv.Value is not None else None, requests[i].value_type, wheres[i])
                 if dv.SourceTimestamp is not None:
                     origins[i] = datetime_ns(dv.SourceTimestamp)
         for i, a in enumerate(attrs):
             if a.method_id is not None and a.object_id is not None:
-                where = _where(device, requests[i])
+                where = wheres[i]
                 raw[i] = to_raw(
                     await session.call(a.object_id, a.method_id, a.inputs, where), requests[i].value_type, where
                 )

@@ -99,6 +99,7 @@ class Session:
         self._next_handle = 1
         self._namespaces: list[str] = []
         self._types: dict[str, tuple[ua.VariantType, bool]] = {}
+        self._nodeids: dict[NodeIdText, ua.NodeId] = {}  # per connection: nsu= indexes may change
         self._method_inputs: dict[str, list[tuple[ua.VariantType, bool]]] = {}
         self._bad_items: set[tuple[str, str]] = set()
 
@@ -187,6 +188,7 @@ class Session:
             raise
         self._types.clear()
         self._method_inputs.clear()
+        self._nodeids.clear()
         return client
 
     @staticmethod
@@ -233,6 +235,12 @@ class Session:
         return client
 
     def ua_node(self, node: NodeIdText, where: str) -> ua.NodeId:
+        found = self._nodeids.get(node)
+        if found is None:
+            found = self._nodeids[node] = self._ua_node(node, where)
+        return found
+
+    def _ua_node(self, node: NodeIdText, where: str) -> ua.NodeId:
         index = node.namespace_index
         if node.namespace_uri is not None:
             try:
