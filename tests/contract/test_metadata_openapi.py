@@ -386,12 +386,17 @@ async def test_device_profiles(api: Api) -> None:
             req("profile", profile("thermo")),
             req("profile", profile("boiler", manufacturer="Heatco", model="B1")),
             req("profile", profile("thermo")),
-            req("profile", broken),
         ],
-        [201, 201, 409, 400],
+        [201, 201, 409],
     )
     assert added[0]["id"] != added[1]["id"]
+    # A profile that contradicts itself fails EdgeX's DTO validation: the whole request is a 400, nothing stored.
+    refused = await api.call(
+        "POST", "/deviceprofile", 400, json_body=[req("profile", profile("spare")), req("profile", broken)]
+    )
+    assert "NoSuchResource" in refused["message"]
     await api.get("/deviceprofile/name/broken", 404)
+    await api.get("/deviceprofile/name/spare", 404)
 
     got = (await api.get("/deviceprofile/name/thermo"))["profile"]
     assert got["id"] == added[0]["id"]
@@ -570,7 +575,7 @@ async def test_profile_resources_commands_and_tags(api: Api) -> None:
                 profileName="thermo",
             ),
         ],
-        [201, 409, 404, 400],
+        [201, 400, 404, 400],
     )
     got = (await api.get("/deviceresource/profile/thermo/resource/Humidity"))["resource"]
     assert got["properties"]["units"] == "%"
@@ -619,7 +624,7 @@ async def test_profile_resources_commands_and_tags(api: Api) -> None:
                 profileName="thermo",
             ),
         ],
-        [201, 409, 404, 400, 400],
+        [201, 400, 404, 400, 400],
     )
     await api.batch(
         "PATCH",
@@ -635,8 +640,9 @@ async def test_profile_resources_commands_and_tags(api: Api) -> None:
     assert comfort["isHidden"] is True
     assert [o["deviceResource"] for o in comfort["resourceOperations"]] == ["Temperature", "Humidity"]
 
-    # a resource a command uses cannot go; the command can, then the resource can
-    await api.delete("/deviceprofile/name/thermo/resource/Humidity", 409)
+    # a resource a command uses cannot go (400: the profile would be invalid, as EdgeX); the command can, then
+    # the resource can
+    await api.delete("/deviceprofile/name/thermo/resource/Humidity", 400)
     await api.delete("/deviceprofile/name/thermo/deviceCommand/Comfort")
     await api.delete("/deviceprofile/name/thermo/deviceCommand/Comfort", 404)
     await api.delete("/deviceprofile/name/ghost/deviceCommand/Climate", 404)
@@ -751,8 +757,10 @@ async def test_provision_watchers(api: Api) -> None:
             req("provisionwatcher", watcher("pw3", "no-such-service", "thermo")),
             req("provisionwatcher", watcher("pw4", "svc-a", "no-such-profile")),
         ],
-        [201, 201, 409, 400, 400],
+        # As EdgeX 4: a watcher may name a service that registers later; an unknown profile is a 404.
+        [201, 201, 409, 201, 404],
     )
+    await api.delete("/provisionwatcher/name/pw3")
     got = (await api.get("/provisionwatcher/name/pw1"))["provisionWatcher"]
     assert got["id"] == added[0]["id"]
     assert got["serviceName"] == "svc-a"
@@ -772,9 +780,9 @@ async def test_provision_watchers(api: Api) -> None:
                 {"name": "pw1", "labels": ["changed"], "discoveredDevice": {"adminState": "UNLOCKED"}},
             ),
             req("provisionwatcher", {"name": "ghost", "labels": []}),
-            req("provisionwatcher", {"name": "pw2", "serviceName": "no-such-service"}),
+            req("provisionwatcher", {"name": "pw2", "discoveredDevice": {"profileName": "no-such-profile"}}),
         ],
-        [200, 404, 400],
+        [200, 404, 404],
     )
     got = (await api.get("/provisionwatcher/name/pw1"))["provisionWatcher"]
     assert got["labels"] == ["changed"]

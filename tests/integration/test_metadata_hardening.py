@@ -264,7 +264,6 @@ async def read(client: httpx.AsyncClient, path: str, key: str) -> dict[str, Any]
 @pytest.mark.parametrize(
     ("path", "key", "changes", "needle"),
     [
-        ("/api/v3/provisionwatcher", "provisionwatcher", {"identifiers": {}}, "identifiers"),
         ("/api/v3/provisionwatcher", "provisionwatcher", {"identifiers": {"Address": "(["}}, "regular expression"),
         ("/api/v3/provisionwatcher", "provisionwatcher", {"serviceName": None}, "serviceName cannot be null"),
         ("/api/v3/device", "device", {"adminState": None}, "adminState cannot be null"),
@@ -314,8 +313,36 @@ async def test_patch_by_id_to_a_path_walking_name_is_400(
     entity = await read(metadata, read_path.format(device_id), read_key)
     before = await snapshot(metadata)
     r = await metadata.patch(f"{path}?bypassValidation=true", json=[req(key, {"id": entity["id"], "name": "../.."})])
-    assert item_statuses(r) == [400]
-    assert "name" in r.json()[0]["message"]
+    # The name fails the DTO's rules, so (as EdgeX) the whole request is refused, not one element.
+    assert r.status_code == 400, r.text
+    assert "name" in r.json()["message"]
+    assert await snapshot(metadata) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "changes", "needle"),
+    [
+        ("/api/v3/provisionwatcher", "provisionwatcher", {"identifiers": {}}, "identifiers"),
+        ("/api/v3/provisionwatcher", "provisionwatcher", {"name": ""}, "name"),
+        ("/api/v3/device", "device", {"name": ""}, "name"),
+        ("/api/v3/device", "device", {"serviceName": ""}, "serviceName"),
+        ("/api/v3/deviceservice", "service", {"name": ""}, "name"),
+        ("/api/v3/deviceservice", "service", {"baseAddress": ""}, "baseAddress"),
+    ],
+)
+async def test_patch_failing_dto_rules_refuses_the_whole_batch(
+    metadata: httpx.AsyncClient, path: str, key: str, changes: dict[str, Any], needle: str
+) -> None:
+    """EdgeX validates every element's DTO before any work: one bad element makes the request a 400 and none
+    of the batch is applied (TAF ErrDevicePATCH002/005, ErrDevicePATCHValidate002/003, ErrProWatcherPATCH001/002)."""
+    await watcher_seed(metadata)
+    before = await snapshot(metadata)
+    names = {"provisionwatcher": "w1", "device": "d1", "service": "device-modbus"}
+    valid = req(key, {"name": names[key], "labels": ["patched"]})
+    invalid = req(key, {"name": names[key], **changes})
+    r = await metadata.patch(f"{path}?bypassValidation=true", json=[valid, invalid])
+    assert r.status_code == 400, r.text
+    assert needle in r.json()["message"], r.text
     assert await snapshot(metadata) == before
 
 

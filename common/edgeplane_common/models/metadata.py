@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from edgeplane_common.durations import parse_duration
 from edgeplane_common.models.base import ContractModel, Str
@@ -110,6 +110,50 @@ class DeviceProfile(ContractModel):
         return next((c for c in self.device_commands if c.name == name), None)
 
 
+def profile_problem(profile: DeviceProfile) -> str | None:
+    """The first rule `profile` breaks beyond its field types, or None. EdgeX checks these in the DTO
+    (`ValidateDeviceProfileDTO`), so a request carrying such a profile is refused whole (400)."""
+    resources: dict[str, DeviceResource] = {}
+    for res in profile.device_resources:
+        if res.name in resources:
+            return f"profile {profile.name!r}: device resource name {res.name!r} is duplicated"
+        props = res.properties
+        if props.value_type == ValueType.BINARY and props.read_write.writable:
+            return (
+                f"profile {profile.name!r}: device resource {res.name!r} is Binary and cannot be written "
+                f"(readWrite must be R, got {props.read_write.value})"
+            )
+        if props.minimum is not None and props.maximum is not None and props.minimum > props.maximum:
+            return (
+                f"profile {profile.name!r}: device resource {res.name!r} has minimum {props.minimum} "
+                f"above maximum {props.maximum}"
+            )
+        resources[res.name] = res
+    commands: set[str] = set()
+    for cmd in profile.device_commands:
+        if cmd.name in commands:
+            return f"profile {profile.name!r}: device command name {cmd.name!r} is duplicated"
+        if cmd.name in resources:
+            return f"profile {profile.name!r}: device command {cmd.name!r} has the name of a device resource"
+        commands.add(cmd.name)
+        if not cmd.resource_operations:
+            return f"profile {profile.name!r}: device command {cmd.name!r} has no resourceOperations"
+        for op in cmd.resource_operations:
+            target = resources.get(op.device_resource)
+            if target is None:
+                return (
+                    f"profile {profile.name!r}: device command {cmd.name!r} refers to device resource "
+                    f"{op.device_resource!r}, which the profile does not define"
+                )
+            rw = target.properties.read_write
+            if (cmd.read_write.readable and not rw.readable) or (cmd.read_write.writable and not rw.writable):
+                return (
+                    f"profile {profile.name!r}: device command {cmd.name!r} is {cmd.read_write.value} but device "
+                    f"resource {target.name!r} is {rw.value}"
+                )
+    return None
+
+
 class DeviceProfileBasicInfo(ContractModel):
     id: str | None = None
     name: str
@@ -122,17 +166,33 @@ class DeviceProfileBasicInfo(ContractModel):
 
 class UpdateDeviceProfileBasicInfo(ContractModel):
     id: str | None = None
-    name: str | None = None
+    name: ProfileName | None = None
     description: str | None = None
     manufacturer: Str | None = None
     model: Str | None = None
     labels: list[Str] | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> UpdateDeviceProfileBasicInfo:
+        _id_or_name(self, "a profile basic info")
+        return self
 
 
 class Retention(ContractModel):
     max_cap: int | None = None
     min_cap: int | None = None
     duration: str | None = None
+
+    @field_validator("duration")
+    @classmethod
+    def _valid_duration(cls, v: str | None) -> str | None:
+        # EdgeX checks it as a Go duration in the DTO: "1" (no unit) refuses the whole request.
+        if v:
+            try:
+                parse_duration(v)
+            except ValueError as err:
+                raise ValueError(f"retention duration: {err}") from None
+        return v
 
 
 class AutoEvent(ContractModel):
@@ -183,18 +243,31 @@ class Device(ContractModel):
             return {} if info.field_name == "protocols" else []
         return v
 
+    @field_validator("profile_name", mode="before")
+    @classmethod
+    def _empty_profile_is_none(cls, v: Any) -> Any:
+        # EdgeX 3+ devices may have no profile yet; its JSON says so with "" as often as by leaving it out.
+        return None if v == "" else v
+
+
+def _id_or_name(model: ContractModel, what: str) -> None:
+    """EdgeX's `required_without=Id` / `required_without=Name`: an update must say which entity it changes."""
+    if not getattr(model, "id", None) and getattr(model, "name", None) is None:
+        raise ValueError(f"{what} update names neither an id nor a name")
+
 
 class UpdateDevice(ContractModel):
-    """PATCH body: only the keys present are applied."""
+    """PATCH body: only the keys present are applied. Names are checked here, as EdgeX's DTO does, so a bad
+    one refuses the whole request (400) rather than one element of the 207."""
 
     id: str | None = None
-    name: str | None = None
+    name: DeviceName | None = None
     description: str | None = None
     admin_state: AdminStateField | None = None
     operating_state: OperatingStateField | None = None
     labels: list[Str] | None = None
     location: Any = None
-    service_name: str | None = None
+    service_name: ServiceName | None = None
     profile_name: str | None = None
     auto_events: list[AutoEvent] | None = None
     protocols: dict[str, dict[str, Any]] | None = None
@@ -202,13 +275,27 @@ class UpdateDevice(ContractModel):
     tags: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
 
+    @model_validator(mode="after")
+    def _identified(self) -> UpdateDevice:
+        _id_or_name(self, "a device")
+        return self
+
+
+def _base_address(v: str | None) -> str | None:
+    if v is not None and not v.strip():
+        raise ValueError("baseAddress must not be empty")
+    return v
+
+
+BaseAddress = Annotated[str, AfterValidator(_base_address)]
+
 
 class DeviceService(ContractModel):
     id: str | None = None
     name: ServiceName
     description: str | None = None
     labels: list[Str] = Field(default_factory=list)
-    base_address: str
+    base_address: BaseAddress
     admin_state: AdminStateField = AdminState.UNLOCKED
     properties: dict[str, Any] | None = None
     created: int | None = None
@@ -217,12 +304,17 @@ class DeviceService(ContractModel):
 
 class UpdateDeviceService(ContractModel):
     id: str | None = None
-    name: str | None = None
+    name: ServiceName | None = None
     description: str | None = None
     labels: list[Str] | None = None
-    base_address: str | None = None
+    base_address: BaseAddress | None = None
     admin_state: AdminStateField | None = None
     properties: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> UpdateDeviceService:
+        _id_or_name(self, "a device service")
+        return self
 
 
 class DiscoveredDevice(ContractModel):
@@ -257,15 +349,36 @@ class ProvisionWatcher(ContractModel):
         return v
 
 
+class UpdateDiscoveredDevice(ContractModel):
+    """The part of a watcher's discoveredDevice a PATCH changes; its autoEvents are checked as on POST."""
+
+    profile_name: str | None = None
+    admin_state: AdminStateField | None = None
+    auto_events: list[AutoEvent] | None = None
+    properties: dict[str, Any] | None = None
+
+
 class UpdateProvisionWatcher(ContractModel):
     id: str | None = None
-    name: str | None = None
-    service_name: str | None = None
+    name: WatcherName | None = None
+    service_name: ServiceName | None = None
     labels: list[Str] | None = None
     identifiers: dict[str, Str] | None = None
     blocking_identifiers: dict[str, list[Str]] | None = None
     admin_state: AdminStateField | None = None
-    discovered_device: dict[str, Any] | None = None
+    discovered_device: UpdateDiscoveredDevice | None = None
+
+    @field_validator("identifiers")
+    @classmethod
+    def _non_empty(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is not None and not v:
+            raise ValueError("identifiers must name at least one protocol property to match")
+        return v
+
+    @model_validator(mode="after")
+    def _identified(self) -> UpdateProvisionWatcher:
+        _id_or_name(self, "a provision watcher")
+        return self
 
 
 class UpdateDeviceResource(ContractModel):
@@ -310,8 +423,10 @@ __all__ = [
     "UpdateDeviceProfileBasicInfo",
     "UpdateDeviceResource",
     "UpdateDeviceService",
+    "UpdateDiscoveredDevice",
     "UpdateProvisionWatcher",
     "ValueType",
     "check_name",
     "describe_errors",
+    "profile_problem",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgeplane_common.models.base import (
     BaseRequest,
@@ -27,6 +27,7 @@ from edgeplane_common.models.metadata import (
     UpdateDeviceResource,
     UpdateDeviceService,
     UpdateProvisionWatcher,
+    profile_problem,
 )
 from edgeplane_common.models.names import ProfileName
 
@@ -39,12 +40,24 @@ class UpdateDeviceRequest(BaseRequest):
     device: UpdateDevice
 
 
-class AddDeviceProfileRequest(BaseRequest):
+class _ProfileRequest(BaseRequest):
     profile: DeviceProfile
 
+    @model_validator(mode="after")
+    def _consistent(self) -> _ProfileRequest:
+        # EdgeX validates the profile inside the DTO: one broken profile refuses the whole batch (400).
+        problem = profile_problem(self.profile)
+        if problem:
+            raise ValueError(problem)
+        return self
 
-class UpdateDeviceProfileRequest(BaseRequest):
-    profile: DeviceProfile
+
+class AddDeviceProfileRequest(_ProfileRequest):
+    pass
+
+
+class UpdateDeviceProfileRequest(_ProfileRequest):
+    pass
 
 
 class DeviceProfileBasicInfoRequest(BaseRequest):

@@ -10,7 +10,7 @@ from typing import Any, cast
 from core_metadata.application.base import UseCase, lookup_name, refuse_nulls, validated
 from core_metadata.application.pagination import check_range, page_limit
 from core_metadata.application.ports import DeviceValidator, Kind, MetadataStore, Query, SystemEventPublisher
-from edgeplane_common.errors import ContractInvalid, DuplicateName, EdgeError, NotFound
+from edgeplane_common.errors import ContractInvalid, DuplicateName, EdgeError, NotFound, StatusConflict
 from edgeplane_common.models import Device, DeviceProfile
 from edgeplane_common.models.metadata import UpdateDevice
 from edgeplane_common.models.system_event import SystemEventAction
@@ -121,9 +121,7 @@ class DeviceManager(UseCase):
 
     async def patch(self, update: UpdateDevice, *, bypass_validation: bool = False) -> tuple[Device, str | None]:
         old = await self._find(update.id, update.name)
-        changes = update.model_dump(exclude_unset=True, exclude={"id"})
-        if update.id is None:
-            changes.pop("name", None)
+        changes = update.model_dump(exclude_unset=True, exclude={"id", "name"})
         what = f"device {old.name!r}"
         refuse_nulls(changes, ("name", "admin_state", "operating_state", "service_name", "profile_name"), what)
         merged = validated(Device, {**old.model_dump(), **changes}, what)
@@ -131,8 +129,6 @@ class DeviceManager(UseCase):
         note = None if bypass_validation else await self.validator.validate(merged)
         async with self.lock:
             current = await self._find(update.id, old.name)
-            if merged.name != current.name and await self.store.exists(K, merged.name):
-                raise DuplicateName(f"device name {merged.name!r} already exists")
             merged = self.stamp_update(merged, current)
             await self.store.replace(K, merged, old_name=current.name)
         await self.emit(K, SystemEventAction.UPDATE, merged)
@@ -174,12 +170,21 @@ class DeviceManager(UseCase):
 
     async def delete(self, name: str) -> None:
         async with self.lock:
+            await self.store.get(K, name)
+            if await self.store.count(K, Query(parent=name)):
+                raise StatusConflict(f"device {name!r} has child devices; delete or re-parent them first")
             device = await self.store.delete(K, name)
         await self.emit(K, SystemEventAction.DELETE, device)
 
     async def _find(self, device_id: str | None, name: str | None) -> Device:
         if device_id:
-            return await self.get_by_id(device_id)
+            device = await self.get_by_id(device_id)
+            # As EdgeX: a PATCH cannot rename; an id and a name that disagree is a bad request.
+            if name is not None and name != device.name:
+                raise ContractInvalid(
+                    f"device name {name!r} does not match the name {device.name!r} of id {device_id!r}"
+                )
+            return device
         if name:
             return await self.get(lookup_name(name, "device name"))
         raise ContractInvalid("the update names neither a device id nor a device name")
@@ -191,7 +196,9 @@ class DeviceManager(UseCase):
         if not refs.services[device.service_name]:
             raise ContractInvalid(f"device {device.name!r}: device service {device.service_name!r} does not exist")
         parent = device.parent
-        if parent and parent != device.name and parent not in refs.batch and not await self.store.exists(K, parent):
+        if parent == device.name:
+            raise ContractInvalid(f"device {device.name!r} cannot be its own parent")
+        if parent and parent not in refs.batch and not await self.store.exists(K, parent):
             raise ContractInvalid(f"device {device.name!r}: parent device {device.parent!r} does not exist")
         if not device.profile_name:
             if device.auto_events:

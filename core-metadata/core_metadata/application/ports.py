@@ -35,6 +35,7 @@ class Query(BaseModel):
     labels: list[str] = Field(default_factory=list)
     service_name: str | None = None
     profile_name: str | None = None
+    parent: str | None = None
     manufacturer: str | None = None
     model: str | None = None
     offset: int = 0
@@ -48,6 +49,8 @@ def index_terms(kind: Kind, entity: Entity) -> set[str]:
         terms.add(f"service:{entity.service_name}")
         if entity.profile_name:
             terms.add(f"profile:{entity.profile_name}")
+        if entity.parent:
+            terms.add(f"parent:{entity.parent}")
     elif isinstance(entity, ProvisionWatcher):
         terms.add(f"service:{entity.service_name}")
         if entity.discovered_device.profile_name:
@@ -62,7 +65,7 @@ def index_terms(kind: Kind, entity: Entity) -> set[str]:
 
 def query_terms(query: Query) -> set[str]:
     terms = {f"label:{label}" for label in query.labels}
-    for key in ("service_name", "profile_name", "manufacturer", "model"):
+    for key in ("service_name", "profile_name", "parent", "manufacturer", "model"):
         value = getattr(query, key)
         if value is not None:
             terms.add(f"{key.removesuffix('_name')}:{value}")

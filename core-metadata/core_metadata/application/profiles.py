@@ -89,7 +89,14 @@ class ProfileManager(UseCase):
 
     async def patch_basic_info(self, patch: UpdateDeviceProfileBasicInfo) -> DeviceProfile:
         changes = patch.model_dump(exclude_unset=True, exclude={"id", "name"})
-        return await self._modify(patch.id, patch.name, lambda p: p.model_copy(update=changes), check_lock=False)
+
+        def apply(p: DeviceProfile) -> DeviceProfile:
+            # As EdgeX: basic info cannot rename; an id and a name that disagree is a bad request.
+            if patch.id and patch.name is not None and patch.name != p.name:
+                raise ContractInvalid(f"profile name {patch.name!r} does not match the name {p.name!r} of its id")
+            return p.model_copy(update=changes)
+
+        return await self._modify(patch.id, patch.name, apply, check_lock=False)
 
     async def patch_tags(self, name: str, resources: list[UpdateTags], commands: list[UpdateTags]) -> DeviceProfile:
         def apply(p: DeviceProfile) -> DeviceProfile:
@@ -112,7 +119,7 @@ class ProfileManager(UseCase):
     async def add_resource(self, profile_name: str, resource: DeviceResource) -> DeviceProfile:
         def apply(p: DeviceProfile) -> DeviceProfile:
             if p.resource(resource.name) is not None:
-                raise StatusConflict(f"profile {p.name!r} already has a device resource {resource.name!r}")
+                raise ContractInvalid(f"profile {p.name!r} already has a device resource {resource.name!r}")
             return p.model_copy(update={"device_resources": [*p.device_resources, resource]})
 
         return await self._modify(None, profile_name, apply)
@@ -136,19 +143,19 @@ class ProfileManager(UseCase):
                 for c in p.device_commands
                 if any(o.device_resource == resource_name for o in c.resource_operations)
             ]
-            if users:
-                raise StatusConflict(
+            if users:  # EdgeX: the profile without it fails validation, a 400
+                raise ContractInvalid(
                     f"device resource {resource_name!r} is used by device command(s) {', '.join(users)}; "
                     "delete those first"
                 )
             return p.model_copy(update={"device_resources": [r for r in p.device_resources if r.name != resource_name]})
 
-        return await self._modify(None, profile_name, apply)
+        return await self._modify(None, profile_name, apply, unused=True)
 
     async def add_command(self, profile_name: str, command: DeviceCommand) -> DeviceProfile:
         def apply(p: DeviceProfile) -> DeviceProfile:
             if p.command(command.name) is not None:
-                raise StatusConflict(f"profile {p.name!r} already has a device command {command.name!r}")
+                raise ContractInvalid(f"profile {p.name!r} already has a device command {command.name!r}")
             return p.model_copy(update={"device_commands": [*p.device_commands, command]})
 
         return await self._modify(None, profile_name, apply)
@@ -169,7 +176,7 @@ class ProfileManager(UseCase):
                 raise NotFound(f"profile {p.name!r} has no device command {command_name!r}")
             return p.model_copy(update={"device_commands": [c for c in p.device_commands if c.name != command_name]})
 
-        return await self._modify(None, profile_name, apply)
+        return await self._modify(None, profile_name, apply, unused=True)
 
     async def delete(self, name: str) -> None:
         async with self.lock:
@@ -187,12 +194,16 @@ class ProfileManager(UseCase):
         await self.emit(K, SystemEventAction.DELETE, profile)
 
     async def _modify(
-        self, profile_id: str | None, name: str | None, apply: Any, *, check_lock: bool = True
+        self, profile_id: str | None, name: str | None, apply: Any, *, check_lock: bool = True, unused: bool = False
     ) -> DeviceProfile:
+        """`unused`: the change removes something devices of the profile may read (EdgeX refuses it, 409, while
+        any device uses the profile)."""
         async with self.lock:
             old = await self._find(profile_id, name)
             if check_lock:
                 await self._check_unlocked(old.name)
+            if unused and await self.store.count(Kind.DEVICE, Query(profile_name=old.name)):
+                raise StatusConflict(f"profile {old.name!r} is in use by devices; delete them first")
             new = apply(old)
             # Re-validate the whole profile, so a change can never leave it inconsistent.
             new = validated(DeviceProfile, new.model_dump(), f"profile {old.name!r}")

@@ -26,12 +26,10 @@ class DeviceServiceManager(UseCase):
     async def patch(self, update: UpdateDeviceService) -> DeviceService:
         async with self.lock:
             old = await _find(self, update.id, update.name)
-            changes: dict[str, Any] = update.model_dump(exclude_unset=True, exclude={"id"})
+            changes: dict[str, Any] = update.model_dump(exclude_unset=True, exclude={"id", "name"})
             what = f"device service {old.name!r}"
-            refuse_nulls(changes, ("name", "base_address", "admin_state"), what)
+            refuse_nulls(changes, ("base_address", "admin_state"), what)
             merged = validated(DeviceService, {**old.model_dump(), **changes}, what)
-            if merged.name != old.name and await self.store.count(Kind.DEVICE, Query(service_name=old.name)):
-                raise StatusConflict(f"device service {old.name!r} still owns devices; it cannot be renamed")
             merged = self.stamp_update(merged, old)
             await self.store.replace(K, merged, old_name=old.name)
         await self.emit(K, SystemEventAction.UPDATE, merged)
@@ -60,7 +58,11 @@ class DeviceServiceManager(UseCase):
 
 async def _find(uc: UseCase, entity_id: str | None, name: str | None) -> DeviceService:
     if entity_id:
-        return cast(DeviceService, await uc.store.get_by_id(K, entity_id))
+        service = cast(DeviceService, await uc.store.get_by_id(K, entity_id))
+        # As EdgeX: a PATCH cannot rename; an id and a name that disagree is a bad request.
+        if name is not None and name != service.name:
+            raise ContractInvalid(f"device service name {name!r} does not match the name {service.name!r} of its id")
+        return service
     if name:
         return cast(DeviceService, await uc.store.get(K, lookup_name(name, "device service name", NameRule.SERVICE)))
     raise ContractInvalid("the update names neither an id nor a name")

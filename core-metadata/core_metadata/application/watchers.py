@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from core_metadata.application.base import UseCase, lookup_name, refuse_nulls, validated
 from core_metadata.application.ports import Kind, Query
-from edgeplane_common.errors import ContractInvalid
+from edgeplane_common.errors import ContractInvalid, NotFound
 from edgeplane_common.models import ProvisionWatcher
 from edgeplane_common.models.metadata import UpdateProvisionWatcher
 from edgeplane_common.models.system_event import SystemEventAction
@@ -27,15 +27,18 @@ class ProvisionWatcherManager(UseCase):
         async with self.lock:
             if update.id:
                 old = cast(ProvisionWatcher, await self.store.get_by_id(K, update.id))
+                # As EdgeX: a PATCH cannot rename; an id and a name that disagree is a bad request.
+                if update.name is not None and update.name != old.name:
+                    raise ContractInvalid(
+                        f"provision watcher name {update.name!r} does not match the name {old.name!r} of its id"
+                    )
             elif update.name:
                 old = cast(
                     ProvisionWatcher, await self.store.get(K, lookup_name(update.name, "provision watcher name"))
                 )
             else:
                 raise ContractInvalid("the update names neither a provision watcher id nor a name")
-            changes: dict[str, Any] = update.model_dump(exclude_unset=True, exclude={"id"})
-            if update.id is None:
-                changes.pop("name", None)
+            changes: dict[str, Any] = update.model_dump(exclude_unset=True, exclude={"id", "name"})
             what = f"provision watcher {old.name!r}"
             refuse_nulls(changes, ("name", "service_name", "identifiers", "admin_state"), what)
             base = old.model_dump()
@@ -64,13 +67,11 @@ class ProvisionWatcherManager(UseCase):
         await self.emit(K, SystemEventAction.DELETE, watcher)
 
     async def _check_references(self, watcher: ProvisionWatcher) -> None:
-        if not await self.store.exists(Kind.SERVICE, watcher.service_name):
-            raise ContractInvalid(
-                f"provision watcher {watcher.name!r}: device service {watcher.service_name!r} does not exist"
-            )
+        # As EdgeX 4: the device service need not be registered yet (it picks its watchers up when it
+        # registers), but the profile the discovered devices get must exist (404, as EdgeX answers).
         profile = watcher.discovered_device.profile_name
         if profile and not await self.store.exists(Kind.PROFILE, profile):
-            raise ContractInvalid(f"provision watcher {watcher.name!r}: device profile {profile!r} does not exist")
+            raise NotFound(f"provision watcher {watcher.name!r}: device profile {profile!r} does not exist")
 
 
 __all__ = ["ProvisionWatcherManager"]
