@@ -417,3 +417,222 @@ async def test_metadata_survives_a_redis_restart(metadata_app_factory: Any, tmp_
         assert await snapshot_with_fresh_app() == before
     finally:
         redis_server.stop()
+
+
+# --- EdgeX conformance (TAF core-metadata v4.0.2): each difference found by the suite, fixed and pinned here ---
+
+
+def _codes(r: httpx.Response) -> list[int]:
+    assert r.status_code == 207, r.text
+    return [e["statusCode"] for e in r.json()]
+
+
+async def test_device_parent_rules(metadata: httpx.AsyncClient) -> None:
+    """A device cannot be its own parent (400 for that element); one with children cannot be deleted (409)."""
+    await seed(metadata)
+    bypass = {"bypassValidation": "true"}
+    r = await metadata.post("/api/v3/device", params=bypass, json=[device_body("loop", parent="loop")])
+    assert _codes(r) == [400]
+    assert "own parent" in r.json()[0]["message"]
+    r = await metadata.post(
+        "/api/v3/device",
+        params=bypass,
+        json=[device_body("root"), device_body("mid", parent="root"), device_body("leaf", parent="mid")],
+    )
+    assert _codes(r) == [201, 201, 201]
+    r = await metadata.patch(
+        "/api/v3/device", params=bypass, json=[{"apiVersion": "v3", "device": {"name": "mid", "parent": "mid"}}]
+    )
+    assert _codes(r) == [400]
+    r = await metadata.delete("/api/v3/device/name/mid")
+    assert r.status_code == 409, r.text
+    assert "child" in r.json()["message"]
+    assert (await metadata.get("/api/v3/device/name/mid")).status_code == 200
+    for name in ("leaf", "mid", "root"):
+        assert (await metadata.delete(f"/api/v3/device/name/{name}")).status_code == 200
+
+
+async def test_patch_with_an_id_and_another_name_is_400(metadata: httpx.AsyncClient) -> None:
+    """EdgeX finds the entity by id and refuses a name that is not its own: a PATCH never renames."""
+    await seed(metadata)
+    await add_service(metadata, "device-other")
+    r = await metadata.post(
+        "/api/v3/device", params={"bypassValidation": "true"}, json=[device_body("d1"), device_body("d2")]
+    )
+    d1_id = r.json()[0]["id"]
+    before = await snapshot(metadata)
+    r = await metadata.patch(
+        "/api/v3/device",
+        params={"bypassValidation": "true"},
+        json=[{"apiVersion": "v3", "device": {"id": d1_id, "name": "d2", "description": "x"}}],
+    )
+    assert _codes(r) == [400]
+    service_id = (await metadata.get("/api/v3/deviceservice/name/device-modbus")).json()["service"]["id"]
+    r = await metadata.patch(
+        "/api/v3/deviceservice", json=[{"apiVersion": "v3", "service": {"id": service_id, "name": "device-other"}}]
+    )
+    assert _codes(r) == [400]
+    profile_id = (await metadata.get(f"/api/v3/deviceprofile/name/{PROFILE_NAME}")).json()["profile"]["id"]
+    r = await metadata.patch(
+        "/api/v3/deviceprofile/basicinfo",
+        json=[{"apiVersion": "v3", "basicinfo": {"id": profile_id, "name": "Other", "model": "X"}}],
+    )
+    assert _codes(r) == [400]
+    assert await snapshot(metadata) == before
+    # the id with its own name is fine
+    r = await metadata.patch(
+        "/api/v3/device",
+        params={"bypassValidation": "true"},
+        json=[{"apiVersion": "v3", "device": {"id": d1_id, "name": "d1", "description": "x"}}],
+    )
+    assert _codes(r) == [200]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        # PATCH elements that name neither an id nor a name, or an empty one (TAF ErrDevicePATCHValidate001/002)
+        ("/api/v3/deviceservice", {"service": {"labels": ["x"]}}),
+        ("/api/v3/deviceservice", {"service": {"name": ""}}),
+        ("/api/v3/deviceprofile/basicinfo", {"basicinfo": {"name": "", "model": "X"}}),
+        ("/api/v3/device", {"device": {"description": "x"}}),
+        ("/api/v3/provisionwatcher", {"provisionwatcher": {"labels": []}}),
+        # autoEvents without interval or source (TAF ErrProWatcherPATCH003/004)
+        (
+            "/api/v3/provisionwatcher",
+            {
+                "provisionwatcher": {
+                    "name": "w",
+                    "discoveredDevice": {"autoEvents": [{"interval": "", "sourceName": "PumpRun"}]},
+                }
+            },
+        ),
+        (
+            "/api/v3/provisionwatcher",
+            {
+                "provisionwatcher": {
+                    "name": "w",
+                    "discoveredDevice": {"autoEvents": [{"interval": "1s", "sourceName": ""}]},
+                }
+            },
+        ),
+        # a retention duration that is no Go duration (TAF ErrDevicePATCH013)
+        (
+            "/api/v3/device",
+            {
+                "device": {
+                    "name": "d1",
+                    "autoEvents": [
+                        {
+                            "interval": "10s",
+                            "sourceName": "PumpRun",
+                            "retention": {"maxCap": 5, "minCap": 1, "duration": "10"},
+                        }
+                    ],
+                }
+            },
+        ),
+    ],
+)
+async def test_patch_elements_failing_the_dto_refuse_the_request(
+    metadata: httpx.AsyncClient, path: str, body: dict[str, Any]
+) -> None:
+    await seed(metadata)
+    before = await snapshot(metadata)
+    r = await metadata.patch(path, json=[{"apiVersion": "v3", **body}])
+    assert r.status_code == 400, r.text
+    assert await snapshot(metadata) == before
+
+
+async def test_post_elements_failing_the_dto_refuse_the_request(metadata: httpx.AsyncClient) -> None:
+    """One element that breaks the DTO rules makes the whole batch a 400, nothing stored (EdgeX)."""
+    await seed(metadata)
+    before = await snapshot(metadata)
+    retention = {"maxCap": 100, "minCap": 2, "duration": "1"}
+    r = await metadata.post(
+        "/api/v3/device",
+        params={"bypassValidation": "true"},
+        json=[
+            device_body("ok"),
+            device_body("bad", autoEvents=[{"interval": "1s", "sourceName": "PumpRun", "retention": retention}]),
+        ],
+    )
+    assert r.status_code == 400, r.text
+    assert "duration" in r.json()["message"]
+    services = [
+        {"apiVersion": "v3", "service": {"name": "s1", "baseAddress": "http://s1:1", "adminState": "UNLOCKED"}},
+        {"apiVersion": "v3", "service": {"name": "s2", "baseAddress": "", "adminState": "UNLOCKED"}},
+    ]
+    r = await metadata.post("/api/v3/deviceservice", json=services)
+    assert r.status_code == 400, r.text
+    assert "baseAddress" in r.json()["message"]
+    profile = (await metadata.get(f"/api/v3/deviceprofile/name/{PROFILE_NAME}")).json()["profile"]
+    profile["deviceResources"] = []  # its commands now name resources it lacks
+    r = await metadata.put("/api/v3/deviceprofile", json=[{"apiVersion": "v3", "profile": profile}])
+    assert r.status_code == 400, r.text
+    assert await snapshot(metadata) == before
+    r = await metadata.post(
+        "/api/v3/device",
+        params={"bypassValidation": "true"},
+        json=[
+            device_body(
+                "ok",
+                autoEvents=[{"interval": "1s", "sourceName": "PumpRun", "retention": {**retention, "duration": "1h"}}],
+            )
+        ],
+    )
+    assert _codes(r) == [201]
+
+
+async def test_empty_profile_name_means_no_profile(metadata: httpx.AsyncClient) -> None:
+    """EdgeX 3+: a device may have no profile yet; "" says so (TAF DevicePOST005, DevicePATCH004)."""
+    await seed(metadata)
+    bypass = {"bypassValidation": "true"}
+    r = await metadata.post(
+        "/api/v3/device", params=bypass, json=[device_body("bare", profileName=""), device_body("full")]
+    )
+    assert _codes(r) == [201, 201]
+    assert "profileName" not in (await metadata.get("/api/v3/device/name/bare")).json()["device"]
+    r = await metadata.patch(
+        "/api/v3/device", params=bypass, json=[{"apiVersion": "v3", "device": {"name": "full", "profileName": ""}}]
+    )
+    assert _codes(r) == [200]
+    assert "profileName" not in (await metadata.get("/api/v3/device/name/full")).json()["device"]
+
+
+async def test_profile_parts_in_use_cannot_be_deleted(metadata: httpx.AsyncClient) -> None:
+    """While a device uses a profile, none of its resources or commands can be deleted (409, as EdgeX); an
+    added resource or command whose name the profile already has is a 400 (the profile would be invalid)."""
+    await seed(metadata)
+    profile = (await metadata.get(f"/api/v3/deviceprofile/name/{PROFILE_NAME}")).json()["profile"]
+    resource = profile["deviceResources"][0]
+    command = profile["deviceCommands"][0]
+    r = await metadata.post(
+        "/api/v3/deviceprofile/resource", json=[{"apiVersion": "v3", "profileName": PROFILE_NAME, "resource": resource}]
+    )
+    assert _codes(r) == [400]
+    r = await metadata.post(
+        "/api/v3/deviceprofile/deviceCommand",
+        json=[{"apiVersion": "v3", "profileName": PROFILE_NAME, "deviceCommand": command}],
+    )
+    assert _codes(r) == [400]
+    r = await metadata.post("/api/v3/device", params={"bypassValidation": "true"}, json=[device_body("user")])
+    assert _codes(r) == [201]
+    unused = next(
+        res["name"]
+        for res in profile["deviceResources"]
+        if not any(
+            o["deviceResource"] == res["name"] for c in profile["deviceCommands"] for o in c["resourceOperations"]
+        )
+    )
+    r = await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}/resource/{unused}")
+    assert r.status_code == 409, r.text
+    r = await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}/deviceCommand/{command['name']}")
+    assert r.status_code == 409, r.text
+    assert (await metadata.get(f"/api/v3/deviceprofile/name/{PROFILE_NAME}")).json()["profile"] == {
+        **profile,
+        "linkedDeviceCount": 1,
+    }
+    assert (await metadata.delete("/api/v3/device/name/user")).status_code == 200
+    r = await metadata.delete(f"/api/v3/deviceprofile/name/{PROFILE_NAME}/deviceCommand/{command['name']}")
+    assert r.status_code == 200, r.text
