@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
-from edgeplane_common.durations import parse_duration
+from edgeplane_common.durations import parse_duration, parse_retention_duration
 from edgeplane_common.models.base import ContractModel, Str
 from edgeplane_common.models.enums import (
     AdminState,
@@ -189,7 +189,7 @@ class Retention(ContractModel):
         # EdgeX checks it as a Go duration in the DTO: "1" (no unit) refuses the whole request.
         if v:
             try:
-                parse_duration(v)
+                parse_retention_duration(v)
             except ValueError as err:
                 raise ValueError(f"retention duration: {err}") from None
         return v
