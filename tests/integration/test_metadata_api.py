@@ -577,7 +577,9 @@ async def test_post_elements_failing_the_dto_refuse_the_request(metadata: httpx.
         json=[
             device_body(
                 "ok",
-                autoEvents=[{"interval": "1s", "sourceName": "PumpRun", "retention": {**retention, "duration": "1d12h"}}],
+                autoEvents=[
+                    {"interval": "1s", "sourceName": "PumpRun", "retention": {**retention, "duration": "1d12h"}}
+                ],
             )
         ],
     )
