@@ -196,3 +196,16 @@ async def test_provision_watchers_of_a_service() -> None:
     assert (got.name, got.discovered_device.profile_name) == ("w1", "P")
     assert md.paths[0].startswith("/api/v3/provisionwatcher/service/name/svc?")
     await client.close()
+
+
+async def test_a_closed_client_opens_new_connections_with_the_same_settings() -> None:
+    """The client is built with its app but closed with the app's lifespan, which may run again (an ASGI test
+    harness runs one per test): the next request must not fail with "the client has been closed"."""
+    md = Metadata(lambda r: answer(200, {"device": dev("d1")}))
+    client = md.client(token="s3cret")
+    await client.device("d1")
+    await client.close()
+    assert (await client.device("d1")).name == "d1"
+    assert [r.headers["Authorization"] for r in md.requests] == ["Bearer s3cret"] * 2
+    assert md.paths == ["/api/v3/device/name/d1"] * 2
+    await client.close()

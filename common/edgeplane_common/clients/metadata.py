@@ -10,6 +10,7 @@ CommunicationError. Names are quoted in paths, so `a/b` or `x y` address the ent
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -65,11 +66,14 @@ class MetadataClient:
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.AsyncClient(
-            base_url=self.base_url + API, timeout=timeout, headers=headers, transport=transport
+        self._open = functools.partial(
+            httpx.AsyncClient, base_url=self.base_url + API, timeout=timeout, headers=headers, transport=transport
         )
+        self.http = self._open()
 
     async def close(self) -> None:
+        """Close the connections. A later request opens new ones: the app owning this client may run its
+        lifespan again (ASGI test harnesses do, per test), and the client is built once, with the app."""
         await self.http.aclose()
 
     # -- readiness ---------------------------------------------------------------------------------------
@@ -213,6 +217,8 @@ class MetadataClient:
         content = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
         try:
+            if self.http.is_closed:
+                self.http = self._open()
             r = await self.http.request(method, path, params=params, content=content, headers=headers)
         except httpx.HTTPError as err:
             why = str(err) or type(err).__name__
