@@ -4,6 +4,7 @@ must pass the same tests."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import Counter
@@ -761,3 +762,82 @@ async def test_consume_batch_isolates_poison_and_dead_letters_rejections(any_bus
     reasons = sorted(h[DEADLETTER_REASON] for h, _ in await dead_letters(any_bus, stream, "d"))
     assert reasons[0].startswith("handler failed 5 deliveries, last with ValueError")
     assert reasons[1] == "refused: not valid"
+
+
+class Outage:
+    """A handler whose dependency is down for its first calls: raises each of `errors` once, in order, then
+    records what it gets."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+        self.handled: list[object] = []
+
+    async def __call__(self, envelope: MessageEnvelope) -> None:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        self.handled.append(envelope.payload)
+
+    async def batch(self, envelopes: list[MessageEnvelope]) -> None:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        self.handled.extend(e.payload for e in envelopes)
+
+
+def consumer_log(caplog: pytest.LogCaptureFixture, consumer: str) -> tuple[list[logging.LogRecord], list[str]]:
+    """The records about `consumer`'s handler failing (each must carry its traceback) and its recoveries."""
+    records = [r for r in caplog.records if f"consumer {consumer}:" in r.getMessage()]
+    failed = [r for r in records if "handler failed" in r.getMessage()]
+    assert all(r.exc_info for r in failed), "the first failure is logged with its traceback"
+    return failed, [r.getMessage() for r in records if "succeeds again" in r.getMessage()]
+
+
+async def test_a_failing_handler_is_logged_once_and_its_recovery_once(
+    any_bus: MessageBus, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store outage under a consumer: one traceback, silence while it lasts, one recovery line with the count
+    (not a traceback per redelivery). Another kind of failure during the outage is a new problem: logged once."""
+    caplog.set_level(logging.INFO)
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    down = [ServiceUnavailable("store down")] * 4 + [ConnectionError("reset")] * 2
+    handler = Outage(*down)
+    await any_bus.consume(stream, "d", f"{prefix}.>", handler)
+    await any_bus.publish_durable(f"{prefix}.e", env("a"))
+    await eventually(lambda: handler.handled == ["a"], timeout=10)
+
+    failed, recovered = consumer_log(caplog, f"{stream}/d")
+    assert [r.exc_info[0] for r in failed if r.exc_info] == [ServiceUnavailable, ConnectionError]
+    assert "store down" in failed[0].getMessage()
+    assert failed[0].levelno == logging.WARNING
+    assert recovered == [f"consumer {stream}/d: handler succeeds again after 6 failed attempt(s)"]
+
+    # The next outage is a new streak: logged again, and its recovery with its own count.
+    handler.errors = [RuntimeError("bug")] * 2
+    await any_bus.publish_durable(f"{prefix}.e", env("b"))
+    await eventually(lambda: handler.handled == ["a", "b"], timeout=10)
+    failed, recovered = consumer_log(caplog, f"{stream}/d")
+    assert len(failed) == 3
+    assert failed[2].levelno == logging.ERROR
+    assert "RuntimeError: bug" in failed[2].getMessage()
+    assert recovered[1:] == [f"consumer {stream}/d: handler succeeds again after 2 failed attempt(s)"]
+
+
+async def test_a_failing_batch_handler_is_logged_once_and_its_recovery_once(
+    any_bus: MessageBus, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    stream = f"S{prefix}"
+    await any_bus.ensure_stream(stream, [f"{prefix}.>"])
+    for i in range(3):
+        await any_bus.publish_durable(f"{prefix}.e", env(i))
+    handler = Outage(*[ServiceUnavailable("store down")] * 5)
+    await any_bus.consume_batch(stream, "b", f"{prefix}.>", handler.batch, batch=10, max_wait=0.5)
+    await eventually(lambda: sorted(handler.handled) == [0, 1, 2], timeout=10)  # type: ignore[type-var]
+
+    failed, recovered = consumer_log(caplog, f"{stream}/b")
+    assert len(failed) == 1
+    assert "store down" in failed[0].getMessage()
+    assert recovered == [f"consumer {stream}/b: handler succeeds again after 5 failed attempt(s)"]

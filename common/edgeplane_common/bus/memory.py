@@ -32,6 +32,7 @@ from edgeplane_common.bus import (
     poison_reason,
 )
 from edgeplane_common.bus.envelope import MessageEnvelope
+from edgeplane_common.bus.failures import FailureStreak
 from edgeplane_common.bus.guard import (
     DEFAULT_MAX_PAYLOAD,
     check_headers,
@@ -200,6 +201,7 @@ class _Consumer:
         self._name = f"{stream}/{durable_name}"
         self._stopping = False
         self._busy = False
+        self._streak = FailureStreak(logger, self._name)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"consume {self._name}")
 
     def problem(self) -> str | None:
@@ -246,10 +248,8 @@ class _Consumer:
         reason = poison_reason(err, deliveries, self._bus.max_deliver)
         if reason is not None:
             return self._dead_letter(msg, reason)
-        if is_transient(err):
-            logger.warning("consumer %s: %s; message on %s will be redelivered", self._name, err, msg.subject)
-        else:
-            logger.exception("consumer %s failed on %s; message will be redelivered", self._name, msg.subject)
+        limit = "" if is_transient(err) else f" (delivery {deliveries} of {self._bus.max_deliver})"
+        self._streak.failed(err, f"the message on {msg.subject} will be redelivered{limit}")
         return False
 
     async def _handle(self, msg: _Stored) -> bool:
@@ -262,6 +262,7 @@ class _Consumer:
             await self._handler(envelope)
         except Exception as err:
             return self._failed(msg, err)
+        self._streak.succeeded()
         return True
 
     async def _handle_batch(self, msgs: list[_Stored]) -> list[bool]:
@@ -284,19 +285,14 @@ class _Consumer:
                 if len(kept) == 1:
                     outcome[kept[0].seq] = self._failed(kept[0], err)
                 elif is_transient(err):
-                    logger.warning("consumer %s: %s; the batch of %d will be redelivered", self._name, err, len(kept))
+                    self._streak.failed(err, f"the batch of {len(kept)} will be redelivered")
                     outcome.update((m.seq, False) for m in kept)
                 else:
-                    logger.warning(
-                        "consumer %s failed on a batch of %d (%s: %s); handling its messages one at a time",
-                        self._name,
-                        len(kept),
-                        type(err).__name__,
-                        err,
-                    )
+                    self._streak.failed(err, f"handling the batch's {len(kept)} messages one at a time")
                     for msg, envelope in zip(kept, envelopes, strict=True):
                         outcome[msg.seq] = await self._one(msg, envelope)
             else:
+                self._streak.succeeded()
                 for i, msg in enumerate(kept):
                     outcome[msg.seq] = self._dead_letter(msg, f"refused: {rejected[i]}") if i in rejected else True
         return [outcome[m.seq] for m in msgs]
@@ -307,6 +303,7 @@ class _Consumer:
             rejected = await self._batch_handler([envelope])
         except Exception as err:
             return self._failed(msg, err)
+        self._streak.succeeded()
         if rejected:
             return self._dead_letter(msg, f"refused: {next(iter(rejected.values()))}")
         return True

@@ -46,6 +46,7 @@ from edgeplane_common.bus import (
     poison_reason,
 )
 from edgeplane_common.bus.envelope import MessageEnvelope
+from edgeplane_common.bus.failures import FailureStreak
 from edgeplane_common.bus.guard import (
     DEFAULT_MAX_CONTROL_LINE,
     MessageTooLarge,
@@ -238,6 +239,7 @@ class _PullConsumer:
         self._stopping = False
         self._busy = False
         self._failing: str | None = None
+        self._streak = FailureStreak(logger, self._name)
         bus._consumers.add(self)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"consume {self._name}")
 
@@ -294,6 +296,7 @@ class _PullConsumer:
         except Exception as err:
             await self._failed(msg, err)
             return
+        self._streak.succeeded()
         await msg.ack()
 
     async def _failed(self, msg: Msg, err: Exception) -> None:
@@ -303,16 +306,9 @@ class _PullConsumer:
         if reason is not None:
             await self._dead_letter(msg, reason)
             return
-        if is_transient(err):
-            logger.warning("consumer %s: %s; message on %s will be redelivered", self._name, err, msg.subject)
-        else:
-            logger.exception(
-                "consumer %s failed on %s (delivery %d of %d); message will be redelivered",
-                self._name,
-                msg.subject,
-                deliveries,
-                self._bus.max_deliver,
-            )
+        # Transient failures are redelivered without limit, others up to max_deliver.
+        limit = "" if is_transient(err) else f" (delivery {deliveries} of {self._bus.max_deliver})"
+        self._streak.failed(err, f"the message on {msg.subject} will be redelivered{limit}")
         await msg.nak(delay=self._bus.redelivery_delay or None)
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
@@ -377,20 +373,15 @@ class _BatchPullConsumer(_PullConsumer):
             if len(kept) == 1:
                 await self._failed(kept[0], err)
             elif is_transient(err):
-                logger.warning("consumer %s: %s; the batch of %d will be redelivered", self._name, err, len(kept))
+                self._streak.failed(err, f"the batch of {len(kept)} will be redelivered")
                 await _settle(kept, self._nak)
             else:
                 # Which message is to blame is unknown: find out one message at a time.
-                logger.warning(
-                    "consumer %s failed on a batch of %d (%s: %s); handling its messages one at a time",
-                    self._name,
-                    len(kept),
-                    type(err).__name__,
-                    err,
-                )
+                self._streak.failed(err, f"handling the batch's {len(kept)} messages one at a time")
                 for msg, envelope in zip(kept, envelopes, strict=True):
                     await self._one(msg, envelope)
             return
+        self._streak.succeeded()
         for i, msg in enumerate(kept):
             if i in rejected:
                 await self._dead_letter(msg, f"refused: {rejected[i]}")
@@ -403,6 +394,7 @@ class _BatchPullConsumer(_PullConsumer):
         except Exception as err:
             await self._failed(msg, err)
             return
+        self._streak.succeeded()
         if rejected:
             await self._dead_letter(msg, f"refused: {next(iter(rejected.values()))}")
         else:
