@@ -4,7 +4,8 @@
 1. `compose-up --build` (../shared/tools: podman-compose with local stand-ins for the base images, since
    no registry is reachable) under the project name `edgeplane-smoke`, so a deployment named `edgeplane`
    on the same machine is never touched.
-2. Within 120 s every service answers ping on its published port (NATS and Redis accept connections).
+2. Within 120 s every service is ready on its published port: `/api/v3/health` answers 200 (a service
+   without it: ping), NATS and Redis accept connections. When one is not, the checks it reports down are shown.
 3. Every container's own healthcheck passes (`podman healthcheck run`), and podman applied the CPU and
    memory limits of the compose file.
 4. Readings from the Modbus simulator appear in core-data's API.
@@ -39,7 +40,8 @@ import yaml
 from pymodbus.client import ModbusTcpClient
 
 from edgeplane.services import PING_PATH
-from edgeplane_common.healthcheck import expand
+from edgeplane.supervisor import HEALTH_TIMEOUT_S, down_checks
+from edgeplane_common.healthcheck import HEALTH_PATH, expand
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,37 +189,52 @@ def tcp_open(port: int) -> bool:
         return False
 
 
-def ping(name: str, port: int) -> bool:
+def not_ready(name: str, port: int) -> str | None:
+    """None when the service on `port` is ready: its readiness (`/api/v3/health`) answers 200, or, for a
+    service without that route, its ping (liveness) does; and the answer names `name` (not another process
+    on the port). Otherwise why not, with each check its health reports down."""
+    base = f"http://127.0.0.1:{port}"
     try:
-        response = httpx.get(f"http://127.0.0.1:{port}/api/v3/ping", timeout=2, trust_env=False)
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200 and response.json().get("serviceName") == name
+        response = httpx.get(base + HEALTH_PATH, timeout=HEALTH_TIMEOUT_S, trust_env=False)
+        if response.status_code == 404:
+            response = httpx.get(base + PING_PATH, timeout=2, trust_env=False)
+    except httpx.HTTPError as err:
+        return f"not answering ({type(err).__name__})"
+    if response.status_code != 200:
+        return down_checks(response)
+    served = response.json().get("serviceName")
+    return None if served == name else f"port {port} is served by {served!r}"
 
 
 def probes(doc: dict[str, Any]) -> dict[str, tuple[str, int]]:
-    """service -> ("http" or "tcp", published port): services whose healthcheck pings over HTTP are pinged
+    """service -> ("http" or "tcp", published port): services whose healthcheck asks over HTTP are asked
     from the host too; the others (NATS, Redis, the simulator) must accept connections."""
     out: dict[str, tuple[str, int]] = {}
     for name, svc in doc["services"].items():
         test = [str(a) for a in svc.get("healthcheck", {}).get("test", [])]
-        http = any(a.startswith("http://") and a.endswith(PING_PATH) for a in test)
+        http = any(a.startswith("http://") and a.endswith((HEALTH_PATH, PING_PATH)) for a in test)
         out[name] = ("http" if http else "tcp", published_port(doc, name))
     return out
 
 
-def wait_all_ping(doc: dict[str, Any], started: float) -> dict[str, float]:
-    """Seconds from `started` (epoch) until each service answered; raises after HEALTHY_TIMEOUT_S."""
+def wait_all_ready(doc: dict[str, Any], started: float) -> dict[str, float]:
+    """Seconds from `started` (epoch) until each service was ready; raises after HEALTHY_TIMEOUT_S with
+    what each one still waiting reports down."""
     pending = probes(doc)
     healthy: dict[str, float] = {}
+    why: dict[str, str] = {}
     deadline = time.monotonic() + HEALTHY_TIMEOUT_S
     while pending:
         for name, (kind, port) in list(pending.items()):
-            if ping(name, port) if kind == "http" else tcp_open(port):
+            problem = not_ready(name, port) if kind == "http" else (None if tcp_open(port) else "no connection")
+            if problem is None:
                 healthy[name] = time.time() - started
                 del pending[name]
+            else:
+                why[name] = problem
         if pending and time.monotonic() > deadline:
-            raise SmokeError(f"no answer within {HEALTHY_TIMEOUT_S:g} s from: {', '.join(sorted(pending))}")
+            waiting = "; ".join(f"{name}: {why[name]}" for name in sorted(pending))
+            raise SmokeError(f"not ready within {HEALTHY_TIMEOUT_S:g} s: {waiting}")
         time.sleep(0.25)
     return healthy
 
@@ -392,10 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise SmokeError(f"no container for: {', '.join(sorted(missing))}")
         started = min(parse_podman_time(c["State"]["StartedAt"]) for c in containers.values())
-        healthy = wait_all_ping(doc, started)
+        healthy = wait_all_ready(doc, started)
         figures["healthy_s"] = {k: round(v, 1) for k, v in sorted(healthy.items(), key=lambda kv: kv[1])}
         figures["all_healthy_s"] = round(max(healthy.values()), 1)
-        log(f"every service answers ping, {figures['all_healthy_s']} s after the first container started")
+        log(f"every service is ready, {figures['all_healthy_s']} s after the first container started")
 
         containers = engine.containers()
         figures["healthchecks"] = check_healthchecks(engine, containers)

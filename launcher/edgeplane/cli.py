@@ -33,9 +33,9 @@ from edgeplane.supervisor import (
     StackConfig,
     StopRequestedError,
     describe_exit,
-    http_ping,
     pid_alive,
     read_state,
+    readiness,
     tcp_reachable,
 )
 
@@ -105,7 +105,7 @@ def _table(rows: list[Row]) -> Table:
         table.add_column(column)
     for row in rows:
         status = row.status
-        style = "green" if status.startswith(("healthy", "embedded", "external", "up")) else "red"
+        style = "green" if status.startswith(("healthy", "alive", "embedded", "external", "up")) else "red"
         table.add_row(row.name, row.url, str(row.pid) if row.pid else "-", Text(status, style=style))
     return table
 
@@ -244,7 +244,8 @@ def status(
     nats_url: NatsUrl = None,
     redis_url: RedisUrl = None,
 ) -> None:
-    """Ping every service (and check NATS/Redis answer); exit 1 if any is down."""
+    """Ask every service's readiness, showing what is down (ping for one without /api/v3/health), and check
+    NATS and Redis answer; exit 1 if any is down."""
     try:
         services = select(only)
     except UnknownServiceError as exc:
@@ -267,10 +268,10 @@ def status(
         status = ("up" if ok else "down") + _restart_note(entries.get(infra.name))
         rows.append(Row(infra.name, url, pid if pid_alive(pid) else None, status))
     for service in services:
-        ok = http_ping(service.ping_url(port_offset))
-        all_up &= ok
+        ready = readiness(service, port_offset)
+        all_up &= ready.ready
         pid = pids.get(service.name)
-        status = ("healthy" if ok else "down") + _restart_note(entries.get(service.name))
+        status = ready.status + _restart_note(entries.get(service.name))
         rows.append(Row(service.name, service.url(port_offset), pid if pid_alive(pid) else None, status))
     out.print(_table(rows))
     raise typer.Exit(0 if all_up else EXIT_FAILED)

@@ -31,6 +31,7 @@ import httpx
 
 from edgeplane.services import LOG_JSON_ENV, METADATA_URL_ENV, NATS, REDIS, SERVICES, Infra, Service
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, PortBusyError, port_in_use
+from edgeplane_common.healthcheck import HEALTH_PATH
 from edgeplane_common.logging import open_process_log
 
 STATE_FILE = "run.json"
@@ -269,6 +270,54 @@ def http_ping(url: str) -> bool:
         return httpx.get(url, timeout=1.0, trust_env=False).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+HEALTH_TIMEOUT_S = 3.0
+"""How long `readiness` waits: /api/v3/health gives each of its probes 2 s."""
+_MESSAGE_CHARS = 120
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    status: str
+    """For a table: `healthy`, `alive (ping; ...)` for a service without /api/v3/health, or `down ...` with
+    what is down."""
+
+
+def readiness(service: Service, offset: int = 0) -> Readiness:
+    """Ask the service's readiness (`/api/v3/health`): down names each check that is down, with its message.
+    A service that does not serve it (404: an older build) is asked its liveness (ping) instead; one that is
+    not HTTP (the Modbus simulator) is ready when its port accepts a connection."""
+    ping_url = service.ping_url(offset)
+    if ping_url.startswith("tcp://"):
+        return Readiness(True, "healthy") if tcp_reachable(ping_url) else Readiness(False, "down (no connection)")
+    try:
+        # trust_env=False: an HTTP(S)_PROXY in the environment must not capture loopback checks.
+        r = httpx.get(service.url(offset) + HEALTH_PATH, timeout=HEALTH_TIMEOUT_S, trust_env=False)
+    except httpx.HTTPError as err:
+        return Readiness(False, f"down (not answering: {type(err).__name__})")
+    if r.status_code == 200:
+        return Readiness(True, "healthy")
+    if r.status_code == 404:
+        if http_ping(ping_url):
+            return Readiness(True, f"alive (ping; no {HEALTH_PATH})")
+        return Readiness(False, "down (ping fails)")
+    return Readiness(False, f"down ({down_checks(r)})")
+
+
+def down_checks(r: httpx.Response) -> str:
+    """`name: message` of each check a 503 health body reports down, or the bare status."""
+    try:
+        checks = r.json().get("checks") or {}
+        down = [
+            f"{name}: {str(check.get('message') or 'down')[:_MESSAGE_CHARS]}"
+            for name, check in checks.items()
+            if check.get("status") != "up"
+        ]
+    except (ValueError, AttributeError):
+        down = []
+    return "; ".join(down) or f"{HEALTH_PATH} answered HTTP {r.status_code}"
 
 
 def wait_healthy(

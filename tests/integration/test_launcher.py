@@ -91,13 +91,19 @@ def test_up_serves_ping_then_sigterm_stops_everything(tmp_path: Path) -> None:
         while "ready in" not in output.read_text():
             assert time.monotonic() < deadline, output.read_text()
             time.sleep(0.1)
-        status = subprocess.run(
-            _edgeplane("status", "--data-dir", str(data)),
-            capture_output=True,
-            text=True,
-            env=_env(),
-            timeout=30,
-        )
+        # `up` waits for liveness (ping); status asks readiness, which may follow a moment later.
+        deadline = time.monotonic() + 30
+        while True:
+            status = subprocess.run(
+                _edgeplane("status", "--data-dir", str(data)),
+                capture_output=True,
+                text=True,
+                env=_env(),
+                timeout=30,
+            )
+            if status.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert status.returncode == 0, status.stdout + status.stderr
         assert FIRST.name in status.stdout
 
@@ -208,6 +214,10 @@ def test_killed_service_and_servers_are_restarted_while_the_rest_keeps_running(t
             }
         assert _pinging(metadata_ping)
         _wait("core-data ping after the server restarts", lambda: _pinging(data_ping), stack)
+        # Ready again, not only alive: both reconnected to the restarted NATS and Redis.
+        for ping in (metadata_ping, data_ping):
+            health = ping.replace("/api/v3/ping", "/api/v3/health")
+            _wait(f"{health} ready after the server restarts", lambda u=health: _pinging(u), stack)
 
         status = subprocess.run(
             _edgeplane("status", "--data-dir", str(stack.data), "--only", "core-metadata", "--only", "core-data"),

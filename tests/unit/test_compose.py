@@ -15,12 +15,15 @@ The stack really running is `make compose-smoke` (scripts/compose_smoke.py).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
 import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jsonschema
@@ -391,3 +394,26 @@ def test_dockerignore_keeps_local_state_out_and_sources_in() -> None:
     for pattern in patterns:
         if not pattern.startswith("!"):
             assert pattern.rstrip("/") not in sources, f".dockerignore excludes {pattern}, which an image copies"
+
+
+def _load_smoke() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("compose_smoke", ROOT / "scripts" / "compose_smoke.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_smoke_run_asks_every_http_service_its_readiness() -> None:
+    """compose_smoke finds what to ask from the healthchecks: when they moved from ping to health, it must not
+    fall back to a bare TCP connect for the services."""
+    smoke = _load_smoke()
+    probes = smoke.probes(smoke.compose_doc())
+    assert {name for name, (kind, _) in probes.items() if kind == "http"} == {
+        s.name for s in SERVICES if s.health == "http"
+    }
+    assert {name for name, (kind, _) in probes.items() if kind == "tcp"} == INFRA_SERVICES | {
+        s.name for s in SERVICES if s.health == "tcp"
+    }
