@@ -3,6 +3,7 @@ core-metadata's device validation defers on it alone."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -57,3 +58,34 @@ async def test_validation_rejects_when_told_to_even_if_nobody_listens(bus: InMem
     validator = BusDeviceValidator(bus, timeout=0.05, reject_when_unavailable=True)
     with pytest.raises(ServiceUnavailable, match="could not validate device 'pump1'"):
         await validator.validate(DEVICE)
+
+
+async def test_deferred_validation_is_logged_once_per_service_until_it_answers(
+    bus: InMemoryBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="core_metadata.messaging.validation")
+    validator = BusDeviceValidator(bus, timeout=0.5)
+    other = DEVICE.model_copy(update={"service_name": "other"})
+    notes = [await validator.validate(d) for d in [DEVICE] * 1000 + [other] * 3]
+    assert all(n is not None and "is not running" in n for n in notes), "every item still carries its note"
+    assert [r.getMessage() for r in caplog.records] == [
+        "device service 'svc' is not running; the device was stored unvalidated and will be validated when the "
+        "service starts (logged once until it answers)",
+        "device service 'other' is not running; the device was stored unvalidated and will be validated when the "
+        "service starts (logged once until it answers)",
+    ]
+
+    async def accept(envelope: MessageEnvelope) -> MessageEnvelope:
+        return MessageEnvelope(payload={})
+
+    caplog.clear()
+    sub = await bus.subscribe(Topics.device_validation("svc"), accept)
+    assert await validator.validate(DEVICE) is None
+    assert await validator.validate(DEVICE) is None
+    await sub.unsubscribe()
+    assert await validator.validate(DEVICE) is not None  # down again: a new streak, logged again
+    assert [r.getMessage() for r in caplog.records] == [
+        "device service 'svc' validates devices again (1000 stored unvalidated while it was not running)",
+        "device service 'svc' is not running; the device was stored unvalidated and will be validated when the "
+        "service starts (logged once until it answers)",
+    ]

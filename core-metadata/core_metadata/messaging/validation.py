@@ -14,12 +14,17 @@ log = logging.getLogger(__name__)
 class BusDeviceValidator:
     """EdgeX hangs and answers 503 when the device service is down (edgex-go #4470). NATS tells us at
     once that nobody listens, so by default we accept the device and say validation was deferred: the
-    device service validates its devices when it starts. `reject_when_unavailable` restores 503."""
+    device service validates its devices when it starts. `reject_when_unavailable` restores 503.
+
+    Each deferred item's response carries the note; the log says it once per service until that service
+    answers again (a batch of 17,000 devices once wrote 17,000 identical lines, on the event loop)."""
 
     def __init__(self, bus: MessageBus, *, timeout: float, reject_when_unavailable: bool = False) -> None:
         self.bus = bus
         self.timeout = timeout
         self.reject_when_unavailable = reject_when_unavailable
+        self._deferring: dict[str, int] = {}
+        """Services found not running, with the devices stored unvalidated for each since."""
 
     async def validate(self, device: Device) -> str | None:
         topic = Topics.device_validation(device.service_name)
@@ -31,11 +36,21 @@ class BusDeviceValidator:
                     f"device service {device.service_name!r} is not running; the device was stored "
                     "unvalidated and will be validated when the service starts"
                 )
-                log.info(note)
+                deferred = self._deferring.get(device.service_name, 0)
+                if not deferred:
+                    log.info("%s (logged once until it answers)", note)
+                self._deferring[device.service_name] = deferred + 1
                 return note
             raise ServiceUnavailable(
                 f"device service {device.service_name!r} could not validate device {device.name!r}: {err.message}"
             ) from err
+        deferred = self._deferring.pop(device.service_name, 0)
+        if deferred:
+            log.info(
+                "device service %r validates devices again (%d stored unvalidated while it was not running)",
+                device.service_name,
+                deferred,
+            )
         if reply.error_code:
             payload = reply.payload if isinstance(reply.payload, dict) else {}
             reason = payload.get("message") or str(reply.payload)
