@@ -24,7 +24,7 @@ from rules_engine.application.models import RuleDefinition, RuleStatus
 from rules_engine.application.ports import Clock, RuleStore, StoredRule
 from rules_engine.application.rows import event_row
 from rules_engine.application.runtime import RuleRuntime
-from rules_engine.application.sql.compiler import Query, Row, compile_condition, compile_query
+from rules_engine.application.sql.compiler import Query, Row, compile_query
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,11 @@ class RuleManager:
     # -- compile -------------------------------------------------------------------------------------
     def compile(self, rule: RuleDefinition) -> Query:
         """The rule's query, with its templates and options checked (400 naming what is wrong)."""
-        query = compile_query(rule.sql)
+        transition = rule.options.trigger_on == "transition"
+        query = compile_query(rule.sql, rearm=rule.options.rearm if transition else None)
         check_templates(rule, query.output_names)
-        if rule.options.rearm is not None:
-            if rule.options.trigger_on != "transition":
-                raise ContractInvalid("options.rearm needs options.triggerOn = transition")
-            compile_condition(rule.options.rearm, windowed=query.window is not None)
+        if rule.options.rearm is not None and not transition:
+            raise ContractInvalid("options.rearm needs options.triggerOn = transition")
         if rule.options.is_event_time and query.window is not None and query.window.kind.value == "CountWindow":
             raise ContractInvalid("options.isEventTime does not apply to a CountWindow")
         return query
@@ -165,11 +164,6 @@ class RuleManager:
             if raise_errors:
                 raise
             return
-        rearm = (
-            compile_condition(rule.options.rearm, windowed=entry.query.window is not None)
-            if rule.options.rearm
-            else None
-        )
         runner = self.runner
 
         def fire(runtime: RuleRuntime, rows: list[Row], arrived_ns: int) -> None:
@@ -177,7 +171,7 @@ class RuleManager:
 
         entry.prepared = prepared
         entry.start_error = None
-        entry.runtime = RuleRuntime(rule, entry.query, rearm, fire)
+        entry.runtime = RuleRuntime(rule, entry.query, fire)
         self._reindex()
         await self.store.put(rule.id, StoredRule(rule.to_json_dict(), True))
         log.info("rule %s started", rule.id)

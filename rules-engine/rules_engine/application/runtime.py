@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules_engine.application.models import RuleDefinition, RuleStatus
-from rules_engine.application.sql.compiler import Eval, Query, Row
-from rules_engine.application.sql.windows import Emission, Window, WindowKind
+from rules_engine.application.sql.aggregates import Groups
+from rules_engine.application.sql.compiler import Query, Row
+from rules_engine.application.sql.windows import Emission, RunningWindow, Window, WindowKind
 
 Fire = Callable[["RuleRuntime", list[Row], int], None]
 """(rule, output rows, arrival time in perf_counter_ns of the row that triggered it)."""
@@ -50,17 +51,23 @@ class Counters:
 class RuleRuntime:
     definition: RuleDefinition
     query: Query
-    rearm: Eval | None
     fire: Fire
     counters: Counters = field(default_factory=Counters)
-    window: Window | None = None
+    window: Window | RunningWindow[Groups] | None = None
+    """Rows (a query that outputs each row of a window), or running aggregates per group."""
     _latched: dict[Any, bool] = field(default_factory=dict)
     _last_fired: dict[Any, int] = field(default_factory=dict)
     _max_ts: int | None = None
+    _now: int = 0
+    _arrived: int = 0
 
     def __post_init__(self) -> None:
-        if self.query.window is not None:
-            self.window = Window(self.query.window)
+        spec = self.query.window
+        if spec is not None:
+            self.window = (
+                RunningWindow(spec, self.query.new_content, self._closed) if self.query.aggregates else Window(spec)
+            )
+        self.rearm = self.query.rearm
         options = self.definition.options
         self._transition = options.trigger_on == "transition"
         self._min_interval = options.min_interval_ms()
@@ -107,15 +114,17 @@ class RuleRuntime:
             elif matched is False and self._transition:
                 self._observe(row.get("deviceName"), False, None, row, now_ms, arrived_ns)
         elif where is None or where(row) is True:
+            self._now, self._arrived = now_ms, arrived_ns
+            window = self.window
             if self._event_time:
                 ts = row.get("origin", 0) // 1_000_000
-                self._emit(self.window.add(ts, row), now_ms, arrived_ns)
+                self._emit(window.add(ts, row), now_ms, arrived_ns)
                 self._max_ts = ts if self._max_ts is None else max(self._max_ts, ts)
-                self._emit(self.window.advance(self._max_ts - self._late_tolerance), now_ms, arrived_ns)
+                self._emit(window.advance(self._max_ts - self._late_tolerance), now_ms, arrived_ns)
             else:
-                self._emit(self.window.add(now_ms, row), now_ms, arrived_ns)
-                if self.window.spec.kind is WindowKind.SLIDING or self.window.spec.kind is WindowKind.COUNT:
-                    self._emit(self.window.advance(now_ms), now_ms, arrived_ns)
+                self._emit(window.add(now_ms, row), now_ms, arrived_ns)
+                if window.spec.kind is WindowKind.SLIDING:
+                    self._emit(window.advance(now_ms), now_ms, arrived_ns)
         elapsed = time.perf_counter_ns() - started
         c.eval_ns_total += elapsed
         c.evaluations += 1
@@ -125,6 +134,7 @@ class RuleRuntime:
     def tick(self, now_ms: int) -> None:
         """Close the processing-time windows due by `now_ms` (called from a timer)."""
         if self.window is not None and not self._event_time:
+            self._now, self._arrived = now_ms, 0
             self._emit(self.window.advance(now_ms), now_ms, 0)
 
     def next_deadline(self) -> int | None:
@@ -133,24 +143,37 @@ class RuleRuntime:
         return self.window.next_deadline()
 
     # -- windows -------------------------------------------------------------------------------------
-    def _emit(self, emissions: list[Emission], now_ms: int, arrived_ns: int) -> None:
+    def _emit(self, emissions: list[Emission] | None, now_ms: int, arrived_ns: int) -> None:
+        """Windows of rows (a query without aggregates): every row of a group whose HAVING holds is output."""
+        if not emissions:
+            return
         query = self.query
         for emission in emissions:
             groups: dict[Any, list[Row]] = {}
-            if query.group_by:
-                for row in emission.rows:
-                    key = tuple(g(row) for g in query.group_by)
-                    groups.setdefault(key, []).append(row)
-            else:
-                groups[()] = emission.rows
+            key_of = query.group_key
+            for row in emission.rows:
+                groups.setdefault(key_of(row), []).append(row)
             for key, rows in groups.items():
-                held = True if query.having is None else query.having(rows)
+                group = query.group(rows)
+                held = True if query.having is None else query.having(group)
                 if held is True:
                     self.counters.matched += 1
-                    out = [query.project(rows)] if query.aggregates else [query.project(r) for r in rows]
-                    self._observe(key, True, out, rows, now_ms, arrived_ns)
+                    self._observe(key, True, [query.project(r) for r in rows], group, now_ms, arrived_ns)
                 elif held is False and self._transition:
-                    self._observe(key, False, None, rows, now_ms, arrived_ns)
+                    self._observe(key, False, None, group, now_ms, arrived_ns)
+
+    def _closed(self, start: int, end: int, content: Groups) -> None:
+        """A window of running aggregates has closed: one output row per group whose HAVING holds."""
+        query = self.query
+        having = query.having
+        now_ms, arrived_ns = self._now, self._arrived
+        for key, group in content.groups.items():
+            held = True if having is None else having(group)
+            if held is True:
+                self.counters.matched += 1
+                self._observe(key, True, [query.project(group)], group, now_ms, arrived_ns)
+            elif held is False and self._transition:
+                self._observe(key, False, None, group, now_ms, arrived_ns)
 
     # -- firing --------------------------------------------------------------------------------------
     def _observe(self, key: Any, matched: bool, out: list[Row] | None, x: Any, now_ms: int, arrived_ns: int) -> None:

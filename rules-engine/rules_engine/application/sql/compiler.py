@@ -12,7 +12,9 @@ strings, as eKuiper), and each node of the tree becomes a closure over its child
   HAVING holds only when it is TRUE. A comparison between values of different types is NULL too.
 - `/` is true division (eKuiper's Go semantics truncate integers); `DIV` divides integers.
 - Windowed queries: an aggregate runs over the rows of its group; a bare column takes the value of the
-  group's last row. Without an aggregate in SELECT, each row of the window is output.
+  group's last row. Without an aggregate in SELECT, each row of the window is output. Each distinct
+  aggregate call is a `Slot`; a window keeps a running accumulator per slot and group (`aggregates`), and
+  the group-level expressions read a `Group`: its accumulators, row count and last row.
 
 Every error is a `RuleSqlError` (400) naming the line and column and the reason.
 """
@@ -32,6 +34,7 @@ from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import ParseError, TokenError
 
 from edgeplane_common.errors import ContractInvalid
+from rules_engine.application.sql.aggregates import Group, Groups, Slot
 from rules_engine.application.sql.functions import (
     AGGREGATE_ALIASES,
     AGGREGATES,
@@ -44,7 +47,7 @@ from rules_engine.application.sql.windows import UNITS_MS, WindowKind, WindowSpe
 
 Row = dict[str, Any]
 Eval = Callable[[Any], Any]
-"""A compiled expression: takes a Row, or (in a windowed query's SELECT and HAVING) the list of a group's rows."""
+"""A compiled expression: takes a Row, or (in a windowed query's SELECT and HAVING) a `Group`."""
 
 
 class _Kuiper(MySQL):
@@ -271,8 +274,8 @@ class OutputColumn:
 
 @dataclass(frozen=True)
 class Query:
-    """One compiled rule query. `where` takes a row; `columns` and `having` take a row, or a group's rows
-    when the query has a window (`window` is not None)."""
+    """One compiled rule query. `where` takes a row; `columns`, `having` and `rearm` take a row, or a
+    `Group` when the query aggregates over a window (`window` is not None)."""
 
     sql: str
     stream: str
@@ -290,6 +293,19 @@ class Query:
     """Readings the WHERE cannot hold without (absent: the rule can skip the event)."""
     device: str | None
     """The device a top-level `deviceName = '...'` in WHERE selects, if any."""
+    slots: tuple[Slot, ...] = ()
+    """The distinct aggregate calls of SELECT, HAVING and `rearm`."""
+    group_key: Callable[[Row], Any] = lambda _row: ()
+    rearm: Eval | None = None
+    """The rule's re-arm condition (options.rearm), compiled with the query so that it shares its slots."""
+
+    def group(self, rows: list[Row]) -> Group:
+        """A group of these rows, in window order, with every aggregate computed from them."""
+        return Group.of(rows, self.slots)
+
+    def new_content(self, fifo: bool) -> Groups:
+        """An empty window content: running aggregates per group (FIFO for a sliding window)."""
+        return Groups(self.group_key, self.slots, fifo)
 
     @property
     def output_names(self) -> frozenset[str] | None:
@@ -297,10 +313,12 @@ class Query:
         return None if self.star else frozenset(c.name for c in self.columns)
 
     def project(self, x: Any) -> Row:
-        """An output row: `x` is a row, or a group's rows."""
+        """An output row: `x` is a row, a `Group`, or a group's rows (in window order)."""
+        if isinstance(x, list):
+            x = self.group(x)
         out: Row = {}
         if self.star:
-            row = x if isinstance(x, dict) else x[-1]
+            row = x if isinstance(x, dict) else x.last
             out.update((k, v) for k, v in row.items() if k != META)
         for col in self.columns:
             out[col.name] = col.eval(x)
@@ -314,6 +332,18 @@ class _Compiler:
     in_aggregate: bool = False
     clause: str = "SELECT"
     aggregates_seen: bool = False
+    slots: list[Slot] = field(default_factory=list)
+    _slot_index: dict[tuple[Any, ...], int] = field(default_factory=dict)
+
+    def slot(self, name: str, key: str, arg: Callable[[Row], Any], extra: tuple[Any, ...]) -> int:
+        """The index of the slot of this aggregate call (`key` its argument's SQL), shared with the same call
+        elsewhere in the query."""
+        ident = (name, key, extra)
+        index = self._slot_index.get(ident)
+        if index is None:
+            index = self._slot_index[ident] = len(self.slots)
+            self.slots.append(Slot(name, arg, extra))
+        return index
 
     # mode: "row" compiles for a Row, "group" for a list of rows (windowed SELECT/HAVING outside aggregates)
     def compile(self, node: exp.Expression, group: bool) -> Eval:
@@ -407,7 +437,7 @@ class _Compiler:
         name = node.name
         self.referenced.add(name)
         if group and not self.in_aggregate:
-            return lambda rows: rows[-1].get(name) if rows else None
+            return lambda g: g.last.get(name)
         return lambda row: row.get(name)
 
     def _between(self, node: exp.Between, group: bool) -> Eval:
@@ -538,7 +568,7 @@ class _Compiler:
             return None
 
         if group and not self.in_aggregate:
-            return lambda rows: meta(rows[-1]) if rows else None
+            return lambda g: meta(g.last) if g.n else None
         return meta
 
     def _aggregate(self, node: exp.Func, name: str, agg: Aggregate, args: Sequence[exp.Expression]) -> Eval:
@@ -557,26 +587,24 @@ class _Compiler:
             if not ok:
                 raise _error(a, f"the second argument of {name}() must be a constant")
             extra.append(value)
-        fn = agg.fn
         if isinstance(args[0], exp.Star):
             if name != "count":
                 raise _error(node, f"{name}(*) is not allowed; only count(*)")
-            return lambda rows: len(rows)
+            return lambda g: g.n
+        arg: Callable[[Row], Any]
         if isinstance(args[0], exp.Column) and not args[0].table:
-            # The common case, without a call per row: the values of one column.
-            name = args[0].name
-            self.referenced.add(name)
-            if extra:
-                return lambda rows: fn([r.get(name) for r in rows], *extra)
-            return lambda rows: fn([r.get(name) for r in rows])
-        self.in_aggregate = True
-        try:
-            inner = self._compile(args[0], False)
-        finally:
-            self.in_aggregate = False
-        if extra:
-            return lambda rows: fn([inner(r) for r in rows], *extra)
-        return lambda rows: fn([inner(r) for r in rows])
+            # The common case, without a call per node: the value of one column.
+            column = args[0].name
+            self.referenced.add(column)
+            arg = lambda row: row.get(column)  # noqa: E731
+        else:
+            self.in_aggregate = True
+            try:
+                arg = self._compile(args[0], False)
+            finally:
+                self.in_aggregate = False
+        index = self.slot(name, args[0].sql(dialect=DIALECT), arg, tuple(extra))
+        return lambda g: g.accs[index].result()
 
 
 def _const(value: Any) -> Eval:
@@ -767,8 +795,9 @@ def parse(sql: str) -> exp.Select:
     return tree
 
 
-def compile_query(sql: str, *, streams: frozenset[str] = STREAMS) -> Query:
-    """Parse and compile one rule's SQL (see the module docstring); RuleSqlError names what and where."""
+def compile_query(sql: str, *, streams: frozenset[str] = STREAMS, rearm: str | None = None) -> Query:
+    """Parse and compile one rule's SQL (see the module docstring), and its re-arm condition if any;
+    RuleSqlError names what and where (in the condition's own text for `rearm`)."""
     tree = parse(sql)
     for clause in ("joins", "order", "limit", "offset", "distinct", "with", "qualify", "windows"):
         value = tree.args.get(clause)
@@ -824,7 +853,6 @@ def compile_query(sql: str, *, streams: frozenset[str] = STREAMS) -> Query:
             continue
         inner = node.this if isinstance(node, exp.Alias) else node
         columns.append(OutputColumn(_output_name(node, index), compiler.compile(inner, windowed)))
-    select_aggregates = compiler.aggregates_seen
     having_node = tree.args.get("having")
     having = None
     if having_node is not None:
@@ -832,7 +860,8 @@ def compile_query(sql: str, *, streams: frozenset[str] = STREAMS) -> Query:
             raise _error(having_node, "HAVING needs a window in GROUP BY")
         compiler.clause = "HAVING"
         having = compiler.compile(having_node.this, True)
-    if windowed and not select_aggregates and not compiler.aggregates_seen:
+    aggregates = compiler.aggregates_seen
+    if windowed and not aggregates:
         # No aggregate: each row of the window is output; re-compile the columns for a single row.
         row_compiler = _Compiler(windowed=True)
         columns = [
@@ -840,6 +869,8 @@ def compile_query(sql: str, *, streams: frozenset[str] = STREAMS) -> Query:
             for c, n in zip(columns, [n for n in tree.expressions if not isinstance(n, exp.Star)], strict=True)
         ]
 
+    # The re-arm condition's aggregates get slots too, but do not make a row-output query aggregate.
+    rearm_eval = _condition(compiler, rearm, windowed) if rearm is not None else None
     return Query(
         sql=sql,
         stream=table.name,
@@ -849,26 +880,52 @@ def compile_query(sql: str, *, streams: frozenset[str] = STREAMS) -> Query:
         window=window,
         group_by=group_by,
         having=having,
-        aggregates=compiler.aggregates_seen,
+        aggregates=aggregates,
         referenced=frozenset(compiler.referenced),
         required=frozenset(_required(where_node.this if where_node is not None else None) - EVENT_FIELDS),
         device=_device_filter(where_node.this if where_node is not None else None),
+        slots=tuple(compiler.slots),
+        group_key=_group_key(group_by),
+        rearm=rearm_eval,
     )
 
 
-def compile_condition(text: str, *, windowed: bool) -> Eval:
-    """A boolean expression on its own (a rule's re-arm condition): for a row, or a group's rows."""
+def _group_key(group_by: tuple[Eval, ...]) -> Callable[[Row], Any]:
+    if not group_by:
+        return lambda _row: ()
+    if len(group_by) == 1:
+        (only,) = group_by
+        return lambda row: (only(row),)
+    return lambda row: tuple(g(row) for g in group_by)
+
+
+def _condition(compiler: _Compiler, text: str, windowed: bool) -> Eval:
+    """A boolean expression on its own, compiled by `compiler` (for a row, or a `Group` when windowed)."""
     prefix = f"SELECT 1 FROM {EVENTS_STREAM} " + ("GROUP BY CountWindow(1) HAVING " if windowed else "WHERE ")
     try:
         tree = parse(prefix + text)
-        compiler = _Compiler(windowed=windowed)
         node = tree.args["having"] if windowed else tree.args["where"]
         if node is None:
             raise RuleSqlError("the condition is empty")
+        clause = compiler.clause
         compiler.clause = "HAVING" if windowed else "WHERE"
-        return compiler.compile(node.this, windowed)
+        try:
+            return compiler.compile(node.this, windowed)
+        finally:
+            compiler.clause = clause
     except RuleSqlError as err:
         # Positions in the condition's own text, not in the statement it was wrapped in.
         if err.line == 1 and err.column is not None:
             raise RuleSqlError(err.reason, 1, max(err.column - len(prefix), 1)) from None
         raise
+
+
+def compile_condition(text: str, *, windowed: bool) -> Eval:
+    """A boolean expression on its own (a rule's re-arm condition): for a row, or a group's rows (in window
+    order) or `Group` when windowed."""
+    compiler = _Compiler(windowed=windowed)
+    condition = _condition(compiler, text, windowed)
+    if not windowed:
+        return condition
+    slots = tuple(compiler.slots)
+    return lambda x: condition(Group.of(x, slots) if isinstance(x, list) else x)

@@ -254,10 +254,10 @@ def _stat(fn: Callable[[list[Number]], float], least: int) -> Callable[[Sequence
     return call
 
 
-def _percentile_cont(values: Sequence[Any], fraction: Any) -> float | None:
-    nums = sorted(_numbers(values))
+def percentile_cont_sorted(nums: list[Any], fraction: Any) -> Any:
+    """percentile_cont over numbers already sorted (not empty)."""
     f = _num(fraction)
-    if not nums or f is None or not 0 <= f <= 1:
+    if f is None or not 0 <= f <= 1:
         return None
     pos = f * (len(nums) - 1)
     lo = math.floor(pos)
@@ -265,12 +265,22 @@ def _percentile_cont(values: Sequence[Any], fraction: Any) -> float | None:
     return nums[lo] + (nums[hi] - nums[lo]) * (pos - lo)
 
 
-def _percentile_disc(values: Sequence[Any], fraction: Any) -> Number | None:
-    nums = sorted(_numbers(values))
+def percentile_disc_sorted(nums: list[Any], fraction: Any) -> Any:
+    """percentile_disc over numbers already sorted (not empty)."""
     f = _num(fraction)
-    if not nums or f is None or not 0 <= f <= 1:
+    if f is None or not 0 <= f <= 1:
         return None
     return nums[max(math.ceil(f * len(nums)) - 1, 0)]
+
+
+def _percentile_cont(values: Sequence[Any], fraction: Any) -> float | None:
+    nums = sorted(_numbers(values))
+    return percentile_cont_sorted(nums, fraction) if nums else None
+
+
+def _percentile_disc(values: Sequence[Any], fraction: Any) -> Number | None:
+    nums = sorted(_numbers(values))
+    return percentile_disc_sorted(nums, fraction) if nums else None
 
 
 def _first(values: Sequence[Any]) -> Any:
