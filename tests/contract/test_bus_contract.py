@@ -165,6 +165,24 @@ async def test_unsubscribe_stops_delivery(any_bus: MessageBus, prefix: str) -> N
     assert gone.payloads == [1]
 
 
+async def test_raw_subscription_hands_over_the_bytes_and_survives_a_failing_handler(
+    any_bus: MessageBus, prefix: str
+) -> None:
+    got: list[tuple[bytes, str]] = []
+
+    async def handler(data: bytes, subject: str) -> None:
+        got.append((data, subject))
+        if len(got) == 1:
+            raise RuntimeError("a bug in the handler")
+
+    await any_bus.subscribe_raw(f"{prefix}.raw.>", handler)
+    first, second = env(1), env(2)
+    await any_bus.publish(f"{prefix}.raw.a", first)
+    await any_bus.publish(f"{prefix}.raw.b", second)
+    await eventually(lambda: len(got) == 2)
+    assert [(MessageEnvelope.decode(d).payload, s) for d, s in got] == [(1, f"{prefix}.raw.a"), (2, f"{prefix}.raw.b")]
+
+
 # -- request / reply ------------------------------------------------------------------------------------
 
 

@@ -3,12 +3,21 @@ shape."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 
-from edgeplane_common.edgex.events import check_simple_value, normalize_event, unwrap_request, validate_event
+from edgeplane_common.bus import MessageEnvelope
+from edgeplane_common.edgex.events import (
+    check_simple_value,
+    decode_event_message,
+    normalize_event,
+    unwrap_request,
+    validate_event,
+)
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.models import Event
 from tests.support.core_data import event, reading
@@ -171,3 +180,19 @@ def test_add_event_request_unwrapping() -> None:
         unwrap_request({"requestId": "r1", "event": ev})
     with pytest.raises(ContractInvalid, match="AddEventRequest JSON object"):
         unwrap_request([ev])
+
+
+def test_an_event_is_decoded_straight_from_the_message_bytes() -> None:
+    e = event()
+    assert decode_event_message(MessageEnvelope(payload=e).encode()) == e
+    # Go device services marshal a []byte payload as base64; keys of the envelope in any casing.
+    encoded = base64.b64encode(orjson.dumps(e)).decode()
+    assert decode_event_message(orjson.dumps({"PAYLOAD": encoded, "ContentType": "application/json"})) == e
+    for bad, message in [
+        (b"not json", "not an EdgeX message envelope"),
+        (b"[1]", "not an EdgeX message envelope"),
+        (orjson.dumps({"payload": 3}), "payload must be an event object"),
+        (orjson.dumps({"payload": "{}", "contentType": "application/cbor"}), "CBOR"),
+    ]:
+        with pytest.raises(ContractInvalid, match=message):
+            decode_event_message(bad)

@@ -20,6 +20,9 @@ Handler = Callable[[MessageEnvelope], Awaitable["MessageEnvelope | None"]]
 """A subscription handler. For a request, the returned envelope is the reply; exceptions are logged
 and never end the subscription."""
 
+RawHandler = Callable[[bytes, str], Awaitable[None]]
+"""A `subscribe_raw` handler: a message's bytes and the subject it arrived on."""
+
 Rejections = Mapping[int, str]
 """What a batch handler may return: the positions (in the list it was given) of the messages it refuses as
 poison, each with the reason. Those are dead-lettered at once; the others are acknowledged."""
@@ -114,6 +117,11 @@ class MessageBus(Protocol):
         A handler's returned envelope is sent as the reply when the message was a request."""
         ...
 
+    async def subscribe_raw(self, topic: str, handler: RawHandler) -> Subscription:
+        """As `subscribe`, for a hot path that decodes messages itself (the event stream): the handler gets
+        each message's bytes and subject, no envelope model is built, and nothing is replied."""
+        ...
+
     async def request(self, topic: str, envelope: MessageEnvelope, *, timeout: float = 5.0) -> MessageEnvelope:
         """Request/reply. Raises NoResponders when nobody listens (at once), ServiceUnavailable on timeout."""
         ...
@@ -176,6 +184,7 @@ __all__ = [
     "MessageEnvelope",
     "MessageTooLarge",
     "NoResponders",
+    "RawHandler",
     "Rejections",
     "Subscription",
     "Topics",

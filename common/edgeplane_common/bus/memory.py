@@ -27,6 +27,7 @@ from edgeplane_common.bus import (
     Consumer,
     Handler,
     NoResponders,
+    RawHandler,
     Subscription,
     is_transient,
     poison_reason,
@@ -113,6 +114,24 @@ class _CoreSub:
         with contextlib.suppress(ValueError):
             self.bus._subs.remove(self)
         await self.stop()
+
+
+class _RawSub(_CoreSub):
+    """A `subscribe_raw` subscription: the handler gets the bytes; nothing is replied."""
+
+    def __init__(self, bus: InMemoryBus, pattern: str, handler: RawHandler) -> None:
+        self._raw = handler
+        super().__init__(bus, pattern, _no_handler, None)
+
+    async def _handle(self, data: bytes, subject: str, reply_to: asyncio.Future[bytes] | None) -> None:
+        try:
+            await self._raw(data, subject)
+        except Exception:
+            logger.exception("handler for %s raised", subject)
+
+
+async def _no_handler(envelope: MessageEnvelope) -> None:
+    return None
 
 
 @dataclass
@@ -405,6 +424,13 @@ class InMemoryBus:
         self._check()
         check_subject(topic, wildcards=True)
         sub = _CoreSub(self, topic, handler, queue)
+        self._subs.append(sub)
+        return sub
+
+    async def subscribe_raw(self, topic: str, handler: RawHandler) -> Subscription:
+        self._check()
+        check_subject(topic, wildcards=True)
+        sub = _RawSub(self, topic, handler)
         self._subs.append(sub)
         return sub
 

@@ -41,6 +41,7 @@ from edgeplane_common.bus import (
     Consumer,
     Handler,
     NoResponders,
+    RawHandler,
     Subscription,
     is_transient,
     poison_reason,
@@ -655,6 +656,23 @@ class NatsMessageBus:
         except nats.errors.Error as err:
             raise _refusal(topic, err) or ServiceUnavailable(f"cannot subscribe to {topic}: {err}") from err
         return _CoreSubscription(self, sub, topic, queue or "", on_message)
+
+    async def subscribe_raw(self, topic: str, handler: RawHandler) -> Subscription:
+        nc = self._client()
+        check_subject(topic, wildcards=True, max_control_line=self._max_control_line)
+
+        async def on_message(msg: Msg) -> None:
+            try:
+                await handler(msg.data, msg.subject)
+            except Exception:
+                logger.exception("handler for %s raised", msg.subject)
+
+        try:
+            sub = await nc.subscribe(topic, cb=on_message)
+            await nc.flush()
+        except nats.errors.Error as err:
+            raise _refusal(topic, err) or ServiceUnavailable(f"cannot subscribe to {topic}: {err}") from err
+        return _CoreSubscription(self, sub, topic, "", on_message)
 
     async def _respond(self, msg: Msg, reply: MessageEnvelope) -> None:
         data = encode(reply)

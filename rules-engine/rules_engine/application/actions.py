@@ -83,6 +83,8 @@ class ActionRunner:
         self.services = services
         self._in_flight: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.submitted = 0
+        """Firings handed over so far (the event source yields to the loop after one, so it starts now)."""
 
     # -- start ---------------------------------------------------------------------------------------
     async def prepare(self, rule: RuleDefinition) -> PreparedRule:
@@ -135,6 +137,7 @@ class ActionRunner:
             runtime.counters.error(f"actions dropped: {MAX_IN_FLIGHT} firings still in flight")
             return
         self._in_flight[rule_id] = self._in_flight.get(rule_id, 0) + 1
+        self.submitted += 1
         task = asyncio.get_running_loop().create_task(self._run(prepared, runtime, rows, arrived_ns))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
