@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI
 
 from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.clients import BusCommandRelay, MetadataClient
+from edgeplane_common.clients.system_events import SystemEventListener
 from edgeplane_common.http import create_service_app, serve
 from edgeplane_common.redis import connect_redis, create_redis
 from rules_engine import __version__
@@ -21,6 +24,7 @@ from rules_engine.infrastructure.redis_store import RedisRuleStore
 from rules_engine.infrastructure.rule_files import load_rule_files
 from rules_engine.messaging.alerts import BusAlertPublisher
 from rules_engine.messaging.events import EventSource
+from rules_engine.messaging.metadata import RuleTargets
 from rules_engine.settings import RulesEngineSettings
 
 
@@ -74,8 +78,17 @@ def create_app(
     async def load_rules() -> None:
         await manager.load(load_rule_files(folder) if folder is not None else [])
 
+    async def freeze_heap() -> None:
+        # What start-up built (modules, compiled rules) lives as long as the process: out of the collector's
+        # sight, a full collection scans only what events allocate (tens of ms less pause, every few seconds).
+        gc.collect()
+        gc.freeze()
+
+    listener = SystemEventListener(bus, RuleTargets(manager))
     boot.step("rules", load_rules)
+    boot.step("system events", listener.start, stop=listener.stop)
     boot.step("events", source.start, stop=source.stop)
+    boot.step("heap", freeze_heap)
     boot.task("window timer", source.run_timer)
 
     app = create_service_app(

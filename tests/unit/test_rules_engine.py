@@ -4,18 +4,24 @@ clock, bad rules are refused (4xx) or stopped with the reason in their status, a
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 import yaml
 
-from edgeplane_common.bus import Topics
+from edgeplane_common.bus import MessageEnvelope, Topics
+from edgeplane_common.bus.memory import InMemoryBus
+from edgeplane_common.clients.system_events import SystemEventListener
 from edgeplane_common.edgex.events import EventRecord, validate_event
 from edgeplane_common.errors import CommunicationError, ContractInvalid, DuplicateName, NotAllowed, NotFound
+from edgeplane_common.models import Device, DeviceProfile, SystemEvent
+from edgeplane_common.models.system_event import SystemEventAction, SystemEventType
 from rules_engine.application.rules import RuleManager, parse_rule
 from rules_engine.infrastructure.rule_files import load_rule_files
+from rules_engine.messaging.metadata import RuleTargets
 from rules_engine.settings import RES_DIR
-from tests.support.rules import Engine, Http, event
+from tests.support.rules import PROFILE, Engine, Http, event
 
 PUMP_ON = {"command": {"deviceName": "plc1", "commandName": "PumpRun", "values": {"PumpRun": "true"}}}
 
@@ -347,3 +353,83 @@ async def test_the_shipped_demo_rules_compile() -> None:
         "demo-cool-tank-pump-off": "running",
         "demo-hot-tank-pump-on": "running",
     }
+
+
+class CountingTargets(RuleTargets):
+    """RuleTargets telling when it has applied a change (so a test knows when an event has been handled)."""
+
+    def __init__(self, rules: RuleManager) -> None:
+        super().__init__(rules)
+        self.handled = asyncio.Event()
+
+    async def device_changed(self, device: Device) -> None:
+        await super().device_changed(device)
+        self.handled.set()
+
+    async def device_deleted(self, device: Device) -> None:
+        await super().device_deleted(device)
+        self.handled.set()
+
+    async def profile_changed(self, profile: DeviceProfile) -> None:
+        await super().profile_changed(profile)
+        self.handled.set()
+
+
+async def test_command_targets_follow_core_metadatas_system_events() -> None:
+    """A device deleted: its rule's status says so and firings fail without a write; re-added: it acts again.
+    Driven through the real listener on a bus, as core-metadata publishes the events."""
+    e = Engine()
+    bus = InMemoryBus()
+    await bus.connect()
+    targets = CountingTargets(e.rules)
+    listener = SystemEventListener(bus, targets)
+    await listener.start()
+    await e.add(
+        id="hot",
+        sql="SELECT TankTemperature AS t FROM events WHERE deviceName = 'plc1' AND TankTemperature > 30",
+        actions=[PUMP_ON],
+    )
+    plc1 = e.directory.devices["plc1"]
+
+    async def announce(entity: Device | DeviceProfile, action: SystemEventAction) -> None:
+        kind = SystemEventType.DEVICE if isinstance(entity, Device) else SystemEventType.DEVICE_PROFILE
+        event = SystemEvent(type=kind, action=action, source="core-metadata", owner="device-modbus", details=entity)
+        topic = Topics.system_event("core-metadata", kind.value, action.value, "device-modbus", PROFILE.name)
+        targets.handled.clear()
+        await bus.publish(topic, MessageEnvelope(payload=event.to_json_dict()))
+        await asyncio.wait_for(targets.handled.wait(), 5)
+
+    await e.send(TankTemperature=31.0)
+    assert len(e.commands.sent) == 1
+
+    del e.directory.devices["plc1"]
+    await announce(plc1, SystemEventAction.DELETE)
+    status = e.rules.status("hot")
+    assert status.last_error == "action 1 (command): device 'plc1' was deleted"
+    await e.send(TankTemperature=32.0)
+    assert len(e.commands.sent) == 1  # no write to a device that is gone
+    status = e.rules.status("hot")
+    assert (status.status, status.fired, status.action_failures) == ("running", 2, 1)
+
+    e.directory.devices["plc1"] = plc1
+    await announce(plc1, SystemEventAction.ADD)
+    await e.send(TankTemperature=33.0)
+    assert e.commands.sent[-1] == ("plc1", "PumpRun", {"PumpRun": "true"})
+    assert len(e.commands.sent) == 2
+
+    # A profile update that drops the command: reported, and no write; the profile back: it acts again.
+    without = PROFILE.model_copy(
+        update={"device_commands": [c for c in PROFILE.device_commands if c.name != "PumpRun"]}
+    )
+    without = without.model_copy(
+        update={"device_resources": [r for r in without.device_resources if r.name != "PumpRun"]}
+    )
+    await announce(without, SystemEventAction.UPDATE)
+    assert "PumpRun" in (e.rules.status("hot").last_error or "")
+    await e.send(TankTemperature=34.0)
+    assert len(e.commands.sent) == 2
+    await announce(PROFILE, SystemEventAction.UPDATE)
+    await e.send(TankTemperature=35.0)
+    assert len(e.commands.sent) == 3
+    await listener.stop()
+    await bus.close()

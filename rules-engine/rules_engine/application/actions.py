@@ -20,7 +20,7 @@ from edgeplane_common.bus import Topics
 from edgeplane_common.durations import parse_duration
 from edgeplane_common.edgex.profiles import ResolvedCommand, check_settings, check_writable, resolve
 from edgeplane_common.errors import CommunicationError, ContractInvalid, EdgeError, NotFound, ServiceUnavailable
-from edgeplane_common.models import Device
+from edgeplane_common.models import Device, DeviceProfile
 from rules_engine.application.models import CommandAction, RestAction, RuleAction, RuleDefinition
 from rules_engine.application.ports import AlertPublisher, CommandSender, DeviceDirectory, HttpSender
 from rules_engine.application.runtime import RuleRuntime
@@ -56,10 +56,14 @@ def check_templates(rule: RuleDefinition, columns: frozenset[str] | None) -> Non
 
 @dataclass
 class CommandTarget:
-    """A command action's device and command, as resolved against core-metadata when the rule started."""
+    """A command action's device and command, as resolved against core-metadata when the rule started, and
+    again whenever core-metadata announces a change of that device or its profile (`retarget`)."""
 
     device: Device | None = None
     command: ResolvedCommand | None = None
+    problem: str | None = None
+    """Why the action cannot run now (its device or profile was deleted, or no longer has the command):
+    firings fail with it, without asking core-metadata, until a change of the device makes it whole again."""
 
 
 @dataclass
@@ -109,12 +113,23 @@ class ActionRunner:
                 raise type(err)(f"action {index} (command): {err.message}") from None
         return prepared
 
-    async def _resolve(self, action: CommandAction, device_name: str, target: CommandTarget) -> None:
+    async def _resolve(
+        self,
+        action: CommandAction,
+        device_name: str,
+        target: CommandTarget,
+        *,
+        device: Device | None = None,
+        profile: DeviceProfile | None = None,
+    ) -> None:
+        """Resolve `target` (the device and profile given, or asked of core-metadata)."""
         directory = self.services.directory
-        device = await directory.device(device_name)
+        if device is None:
+            device = await directory.device(device_name)
         if not device.profile_name:
             raise NotFound(f"device {device.name!r} has no device profile, so it has no commands")
-        profile = await directory.profile(device.profile_name)
+        if profile is None or profile.name != device.profile_name:
+            profile = await directory.profile(device.profile_name)
         command = resolve(profile, action.command_name)
         check_writable(device.name, command)
         names = {r.name for r in command.resources} | ({command.name} if len(command.resources) == 1 else set())
@@ -127,7 +142,53 @@ class ActionRunner:
         literal = {k: v for k, v in action.values.items() if not placeholders(v)}
         if literal:
             check_settings(device.name, command, {k: text(v) for k, v in literal.items()})
-        target.device, target.command = device, command
+        target.device, target.command, target.problem = device, command, None
+
+    # -- metadata changes ----------------------------------------------------------------------------
+    def targets(self, prepared: PreparedRule) -> list[tuple[int, CommandAction, CommandTarget]]:
+        """The rule's command actions with their targets."""
+        out = []
+        for index, action in enumerate(prepared.definition.actions, start=1):
+            if action.command is not None:
+                out.append((index, action.command, prepared.targets.setdefault(index, CommandTarget())))
+        return out
+
+    async def retarget(
+        self,
+        runtime: RuleRuntime,
+        index: int,
+        action: CommandAction,
+        target: CommandTarget,
+        *,
+        device: Device | None = None,
+        profile: DeviceProfile | None = None,
+        gone: str | None = None,
+    ) -> None:
+        """Re-resolve one command action after a change core-metadata announced: `gone` says what was deleted;
+        else the action is resolved again against the changed `device` or `profile`. A problem is kept on the
+        target (firings fail with it) and reported in the rule's status."""
+        if gone is not None:
+            target.device, target.command = None, None
+            target.problem = gone
+        elif "{{" in action.device_name:
+            target.device, target.command, target.problem = None, None, None  # resolved on the next firing
+            return
+        else:
+            try:
+                await self._resolve(action, action.device_name, target, device=device or target.device, profile=profile)
+                log.info("rule %s: action %d targets %s again", runtime.id, index, action.device_name)
+                return
+            except (ServiceUnavailable, CommunicationError) as err:
+                # core-metadata cannot be asked for the rest: keep what is known, checked again when it fires.
+                target.device, target.command, target.problem = device or target.device, None, None
+                log.warning("rule %s: action %d not checked again yet (%s)", runtime.id, index, err)
+                return
+            except EdgeError as err:
+                # Kept: a later change of its profile is recognised by the device.
+                target.device, target.command = device or target.device, None
+                target.problem = err.message
+        runtime.counters.error(f"action {index} (command): {target.problem}")
+        log.warning("rule %s: action %d (command): %s", runtime.id, index, target.problem)
 
     # -- firing --------------------------------------------------------------------------------------
     def submit(self, prepared: PreparedRule, runtime: RuleRuntime, rows: list[Row], arrived_ns: int) -> None:
@@ -177,11 +238,14 @@ class ActionRunner:
             await self._rest(action.rest, rule_id, rows)
         elif action.log is not None:
             level = logging.getLevelNamesMapping()[action.log.level.upper()]
-            log.log(level, "rule %s fired: %s", rule_id, orjson.dumps(rows, default=str).decode())
+            if log.isEnabledFor(level):
+                log.log(level, "rule %s fired: %s", rule_id, orjson.dumps(rows, default=str).decode())
 
     async def _command(self, action: CommandAction, target: CommandTarget, row: Row) -> None:
+        if target.problem is not None:
+            raise NotFound(target.problem)
         device_name = text(render(action.device_name, row))
-        if target.device is None or target.device.name != device_name:
+        if target.device is None or target.command is None or target.device.name != device_name:
             await self._resolve(action, device_name, target)
         assert target.device is not None
         assert target.command is not None

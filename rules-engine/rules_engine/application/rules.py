@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from edgeplane_common.edgex.events import EventRecord
 from edgeplane_common.errors import ContractInvalid, DuplicateName, EdgeError, NotFound
+from edgeplane_common.models import Device, DeviceProfile
 from rules_engine.application.actions import ActionRunner, PreparedRule, check_templates
 from rules_engine.application.models import RuleDefinition, RuleStatus
 from rules_engine.application.ports import Clock, RuleStore, StoredRule
@@ -224,6 +225,47 @@ class RuleManager:
                     runtime.counters.error(f"evaluation failed: {err!r}")
                     log.exception("rule %s failed on an event", runtime.id)
         return offered
+
+    # -- metadata changes (core-metadata's system events) -----------------------------------------------
+    async def device_changed(self, device: Device) -> None:
+        """A device was added or updated: the command actions naming it are resolved again (a deleted device
+        that is back makes its rules act again)."""
+        for runtime, prepared in self._prepared():
+            for index, action, target in self.runner.targets(prepared):
+                if action.device_name == device.name or (
+                    target.device is not None and target.device.name == device.name
+                ):
+                    await self.runner.retarget(runtime, index, action, target, device=device)
+
+    async def device_deleted(self, device: Device) -> None:
+        """A device was deleted: the command actions naming it fail from now on, and their rules say why."""
+        for runtime, prepared in self._prepared():
+            for index, action, target in self.runner.targets(prepared):
+                if action.device_name == device.name or (
+                    target.device is not None and target.device.name == device.name
+                ):
+                    await self.runner.retarget(
+                        runtime, index, action, target, gone=f"device {device.name!r} was deleted"
+                    )
+
+    async def profile_changed(self, profile: DeviceProfile) -> None:
+        """A profile was added or updated: the command actions of its devices are resolved against it again."""
+        for runtime, prepared in self._prepared():
+            for index, action, target in self.runner.targets(prepared):
+                if target.device is not None and target.device.profile_name == profile.name:
+                    await self.runner.retarget(runtime, index, action, target, profile=profile)
+
+    async def profile_deleted(self, profile: DeviceProfile) -> None:
+        for runtime, prepared in self._prepared():
+            for index, action, target in self.runner.targets(prepared):
+                if target.device is not None and target.device.profile_name == profile.name:
+                    gone = f"profile {profile.name!r} of device {target.device.name!r} was deleted"
+                    await self.runner.retarget(runtime, index, action, target, gone=gone)
+
+    def _prepared(self) -> list[tuple[RuleRuntime, PreparedRule]]:
+        return [
+            (e.runtime, e.prepared) for e in self._rules.values() if e.runtime is not None and e.prepared is not None
+        ]
 
     def tick(self) -> None:
         """Close the processing-time windows that are due."""
