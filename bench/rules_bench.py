@@ -176,9 +176,20 @@ async def bare_rate(procs: Procs, nats_url: str, blobs: list[tuple[str, bytes]])
     return t1 - t0, got
 
 
+def load() -> str:
+    """The machine's load averages: the figures depend on what else runs (the cores may be shared)."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 async def engine_rate(rules_url: str, nats_url: str, blobs: list[tuple[str, bytes]]) -> tuple[float, int]:
     async with httpx.AsyncClient(base_url=rules_url) as c:
-        before = (await c.get("/api/v3/rule/engine")).json()["eventsIn"]
+        # Start from a quiet engine: nothing of an earlier blast still being evaluated.
+        before, quiet_since = -1, time.perf_counter()
+        while time.perf_counter() - quiet_since < 0.5:
+            now = (await c.get("/api/v3/rule/engine")).json()["eventsIn"]
+            if now != before:
+                before, quiet_since = now, time.perf_counter()
+            await asyncio.sleep(0.05)
         t0 = await blast(nats_url, blobs)
         last, last_change = before, time.perf_counter()
         while True:
@@ -334,6 +345,10 @@ def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> int:
             if time.monotonic() > deadline:
                 raise RuntimeError("device-modbus did not provision the bench device")
             time.sleep(0.2)
+        # The bare subscriber's blast runs before the rules engine exists: it must not also feed the engine.
+        blobs = event_blobs(args.events, args.readings)
+        print(f"(a) {args.events} events x {args.readings} readings, 100 rules; load {load()} ...", flush=True)
+        bare_s, bare_n = asyncio.run(bare_rate(procs, nats_srv.url, blobs))
         engine = procs.spawn(
             "rules-engine",
             ["-m", "rules_engine"],
@@ -352,10 +367,8 @@ def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> int:
             if r.status_code != 201:
                 raise RuntimeError(f"rule {rule['id']}: {r.status_code} {r.text}")
 
-        blobs = event_blobs(args.events, args.readings)
-        print(f"(a) {args.events} events x {args.readings} readings, 100 rules ...", flush=True)
-        bare_s, bare_n = asyncio.run(bare_rate(procs, nats_srv.url, blobs))
         asyncio.run(engine_rate(re_url, nats_srv.url, blobs[:2000]))  # warm-up
+        load_a = load()
         eng_s, eng_n = asyncio.run(engine_rate(re_url, nats_srv.url, blobs))
         rss = engine.ps.memory_info().rss / 2**20
         print(f"    bare {bare_n} in {bare_s:.3f} s; engine {eng_n} in {eng_s:.3f} s", flush=True)
@@ -379,7 +392,8 @@ def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> int:
         r = httpx.post(re_url + "/api/v3/rule", json=latency_rule, timeout=30)
         if r.status_code != 201:
             raise RuntimeError(f"latency rule: {r.status_code} {r.text}")
-        print(f"(b) {args.samples} samples with {args.background} background readings/s ...", flush=True)
+        load_b = load()
+        print(f"(b) {args.samples} samples with {args.background} background readings/s; load {load_b} ...", flush=True)
         samples = asyncio.run(latency(nats_srv.url, sim_port, args.samples, args.background))
         status = httpx.get(re_url + "/api/v3/rule/id/latency/status").json()["status"]
     finally:
@@ -392,7 +406,8 @@ def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> int:
     line = "=" * 84
     print()
     print(line)
-    print(f"rules engine: machine {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}")
+    print(f"rules engine: machine {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}; "
+          f"load average (1, 5, 15 min) before (a) {load_a}, before (b) {load_b}")  # fmt: skip
     print("-" * 84)
     print("(a) throughput, 100 rules (60 filters, 40 windows: tumbling, hopping, sliding, count)")
     print(f"    bare nats-py subscriber : {bare_n}/{args.events} events in {bare_s:.3f} s = "

@@ -470,14 +470,16 @@ class Group:
     """What a windowed query's SELECT and HAVING see of one group: its row count (count(*)), its last row
     in window order (bare columns, meta()) and its accumulators (aggregates, by slot index)."""
 
-    __slots__ = ("_args", "accs", "last", "last_order", "n")
+    __slots__ = ("_adders", "_removers", "accs", "last", "last_order", "n")
 
     def __init__(self, slots: Sequence[Slot], fifo: bool) -> None:
         self.n = 0
         self.last: Row = {}
         self.last_order = -(1 << 62)
         self.accs = [s.new(fifo) for s in slots]
-        self._args = [s.arg for s in slots]
+        # Bound methods, looked up once: a group takes a row per window it is in, for every rule.
+        self._adders = [(s.arg, acc.add) for s, acc in zip(slots, self.accs, strict=True)]
+        self._removers = [(s.arg, acc.remove) for s, acc in zip(slots, self.accs, strict=True)] if fifo else []
 
     @classmethod
     def of(cls, rows: Sequence[Row], slots: Sequence[Slot]) -> Group:
@@ -490,14 +492,15 @@ class Group:
     def add(self, row: Row, order: int) -> None:
         self.n += 1
         if order >= self.last_order:
-            self.last, self.last_order = row, order
-        for arg, acc in zip(self._args, self.accs, strict=True):
-            acc.add(arg(row), order)
+            self.last = row
+            self.last_order = order
+        for arg, add in self._adders:
+            add(arg(row), order)
 
     def remove(self, row: Row) -> None:
         self.n -= 1
-        for arg, acc in zip(self._args, self.accs, strict=True):
-            acc.remove(arg(row))
+        for arg, remove in self._removers:
+            remove(arg(row))
 
 
 class Groups:
