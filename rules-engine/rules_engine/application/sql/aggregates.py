@@ -289,7 +289,8 @@ class Variance(Accumulator):
             self.n, self.mean, self.m2 = 0, 0.0, 0.0
             return
         mean = (self.n * self.mean - v) / n
-        self.m2 = max(self.m2 - (v - self.mean) * (v - mean), 0.0)
+        # One value left varies by nothing; else what rounding left below zero is zero.
+        self.m2 = max(self.m2 - (v - self.mean) * (v - mean), 0.0) if n > 1 else 0.0
         self.mean = mean
         self.n = n
 
