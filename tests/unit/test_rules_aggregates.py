@@ -31,7 +31,7 @@ def same(got: Any, want: Any) -> bool:
     if isinstance(want, float) and isinstance(got, int | float):
         return got == pytest.approx(want, rel=1e-9, abs=1e-6)
     if type(want) is int and type(got) is float:
-        return got == want
+        return got == pytest.approx(want, rel=1e-9, abs=1e-6)
     if isinstance(want, list) and isinstance(got, list):
         return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want, strict=True))
     return bool(got == want) and type(got) is type(want)
