@@ -185,3 +185,17 @@ def test_running_windows_emit_what_the_rows_give(window: str, evs: list[tuple[in
                 assert got[3][column] == pytest.approx(value, rel=1e-6, abs=1e-3), (column, got, want)
             else:
                 assert same(got[3][column], value), (column, got, want)
+
+
+def test_integer_sums_stay_integers() -> None:
+    for fifo in (False, True):
+        acc = new("sum", fifo=fifo)
+        for v in [2, 1.5, 3]:
+            acc.add(v, 0)
+        if fifo:
+            acc.remove(2)
+            acc.remove(1.5)
+            assert type(acc.result()) is int
+            assert acc.result() == 3
+        else:
+            assert acc.result() == 6.5
