@@ -162,6 +162,17 @@ SERVICES: tuple[Service, ...] = (
         description="Streaming SQL rules with windows over the events; actions drive devices, publish alerts, "
         "call webhooks. Runs the demo rules on the demo PLC.",
     ),
+    Service(
+        name="console",
+        module="edgeplane_console",
+        project="console",
+        port=4000,
+        env_prefix="CONSOLE_",
+        settings="edgeplane_console.settings.ConsoleSettings",
+        description="Web console (EdgeX UI's port): live values and charts, commands, profiles, rules, exports; "
+        "talks to the services' REST APIs and NATS only.",
+        needs_redis=False,
+    ),
 )
 
 METADATA_URL_ENV = "EDGEPLANE_METADATA_URL"

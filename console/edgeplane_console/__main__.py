@@ -1,0 +1,3 @@
+from edgeplane_console.main import run
+
+run()

@@ -1,0 +1,69 @@
+"""console composition root: the gateway client, the bus feeding the live values, the status poller, and
+the NiceGUI pages mounted on the service app (which keeps /api/v3/ping, health, version, config, metrics)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from nicegui import ui
+
+from edgeplane_common.bootstrap import ServiceBootstrap
+from edgeplane_common.bus import MessageBus
+from edgeplane_common.bus.nats import NatsMessageBus
+from edgeplane_common.clients.gateway import Endpoints, GatewayClient
+from edgeplane_common.http import create_service_app, serve
+from edgeplane_console import __version__
+from edgeplane_console.application.live import LiveHub
+from edgeplane_console.application.state import ConsoleState
+from edgeplane_console.messaging.events import LiveFeed
+from edgeplane_console.settings import SHOWN_SERVICES, ConsoleSettings
+from edgeplane_console.ui import devices, overview, profiles, registry, rules
+
+
+def create_app(
+    settings: ConsoleSettings | None = None,
+    *,
+    bus: MessageBus | None = None,
+    client: GatewayClient | None = None,
+) -> FastAPI:
+    """The console app. A given `bus` (connected) or `client` is the caller's; others are built and owned.
+
+    NiceGUI keeps its pages in one process-wide app, so one process serves one console."""
+    settings = settings or ConsoleSettings()
+    boot = ServiceBootstrap(settings.service_name, started_message=f"console ready on port {settings.http.port}")
+    urls = settings.service_url_map()
+    if client is None:
+        token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
+        client = GatewayClient(Endpoints(urls), token=token, timeout=settings.request_timeout)
+        boot.close("gateway client", client.close)
+    state = ConsoleState(
+        client=client,
+        services={name: url for name, url in urls.items() if name in SHOWN_SERVICES},
+        app_service_urls=settings.app_service_url_list(),
+        hub=LiveHub(keep=settings.chart_points),
+        refresh_interval=settings.refresh_interval,
+        chart_interval=settings.chart_interval,
+        history_limit=settings.history_limit,
+    )
+    if bus is None:
+        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        boot.connect("NATS", bus.connect, close=bus.close)
+    feed = LiveFeed(bus, state.hub, state.firings)
+    boot.step("live values", feed.start, stop=feed.stop)
+    boot.task("status poller", state.run)
+
+    app = create_service_app(
+        settings, version=__version__, title="edgeplane console", routers=[], bootstrap=boot, bus=bus
+    )
+    app.state.console = state
+    for pages in (overview, devices, profiles, registry, rules):
+        pages.register(state)
+    ui.run_with(app, title="edgeplane", favicon="⚙", show_welcome_message=False, reconnect_timeout=10.0)
+    return app
+
+
+def run() -> None:
+    settings = ConsoleSettings()
+    serve(settings, lambda: create_app(settings))
+
+
+__all__ = ["create_app", "run"]

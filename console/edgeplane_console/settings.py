@@ -1,0 +1,63 @@
+"""console settings: env vars `CONSOLE_*`, falling back to `EDGEPLANE_*` (NATS URL, auth token)."""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+from pydantic import Field
+
+from edgeplane_common.clients.gateway import APP_SERVICE_PORTS, DEFAULT_PORTS
+from edgeplane_common.settings import HttpSettings, ServiceSettings
+
+SHOWN_SERVICES = ("core-metadata", "core-data", "core-command", "device-modbus", "rules-engine")
+"""The services whose health the overview shows by default (app services are found by probing)."""
+
+
+class ConsoleHttpSettings(HttpSettings):
+    port: int = Field(4000, description="Web console port (EdgeX UI's default).")
+
+
+class ConsoleSettings(ServiceSettings):
+    env_prefix: ClassVar[str] = "CONSOLE_"
+
+    service_name: str = Field("console", description="Name the service logs under.")
+    http: ConsoleHttpSettings = Field(default_factory=ConsoleHttpSettings)
+    gateway_host: str = Field(
+        "127.0.0.1", description="Host the services listen on (one machine; compose uses `service_urls`)."
+    )
+    service_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='Base URL per service, overriding host and port, e.g. {"core-data": "http://core-data:59880"} '
+        "(JSON). Services not named use `gateway_host` and their port (EDGEPLANE_<NAME>_PORT, as the launcher "
+        "sets it, else EdgeX's default).",
+    )
+    app_service_urls: list[str] | None = Field(
+        None,
+        description="Base URLs of the app service instances (JSON list); default: ports 59700-59709 of "
+        "`gateway_host` (shifted like the other ports), probed every refresh.",
+    )
+    refresh_interval: float = Field(3.0, gt=0, description="Seconds between two polls of the services' state.")
+    request_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a service to answer.")
+    chart_interval: float = Field(
+        0.5, gt=0, description="Seconds between two updates of a live chart in the browser (new points coalesced)."
+    )
+    chart_points: int = Field(600, gt=10, description="Points a live chart keeps per resource.")
+    history_limit: int = Field(2000, gt=0, description="Readings one history query asks core-data for at most.")
+
+    def _port(self, name: str) -> int:
+        variable = f"EDGEPLANE_{name.upper().replace('-', '_')}_PORT"
+        return int(os.environ.get(variable) or DEFAULT_PORTS[name])
+
+    def service_url_map(self) -> dict[str, str]:
+        """Base URL of every service the console talks to (the console itself excluded)."""
+        urls = {name: f"http://{self.gateway_host}:{self._port(name)}" for name in DEFAULT_PORTS if name != "console"}
+        urls.update(self.service_urls)
+        return urls
+
+    def app_service_url_list(self) -> list[str]:
+        if self.app_service_urls is not None:
+            return list(self.app_service_urls)
+        # Under `edgeplane up --port-offset N` every port moves by N: core-metadata's tells by how much.
+        offset = self._port("core-metadata") - DEFAULT_PORTS["core-metadata"]
+        return [f"http://{self.gateway_host}:{port + offset}" for port in APP_SERVICE_PORTS]
