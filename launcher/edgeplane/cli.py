@@ -1,4 +1,4 @@
-"""`edgeplane` command line: `up`, `status`, `version`, `opcua browse`.
+"""`edgeplane` command line: `up`, `status`, `version`, `opcua browse`, and the API commands of `edgeplane.api_cli`.
 
 Thin on purpose: options and printing here, process supervision in `edgeplane.supervisor`.
 """
@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from edgeplane import api_cli
 from edgeplane.services import NATS, PORT_OFFSET_ENV, REDIS, UnknownServiceError, select
 from edgeplane.supervisor import (
     Child,
@@ -324,6 +325,9 @@ def opcua_browse(
         err.print(f"error: cannot run device_opcua.browse: {exc}")
         raise typer.Exit(EXIT_FAILED) from exc
     raise typer.Exit(code)
+
+
+api_cli.install(app)
 
 
 def main() -> None:
