@@ -133,7 +133,7 @@ class LiveHub:
         series = self._series.get((device, resource))
         if not series or series[-1].seq <= seq:
             return []
-        if seq <= series[0].seq:
+        if seq < series[0].seq:
             return list(series)
         return [p for p in series if p.seq > seq]
 
