@@ -169,7 +169,8 @@ async def test_snapshot_shows_a_down_service_as_down_and_the_rest() -> None:
     by_name = {s.name: s for s in snap.services}
     assert by_name["core-data"].up is False
     assert "connection refused" in by_name["core-data"].message
-    assert by_name["core-metadata"].up and by_name["core-metadata"].version == "0.1.0"
+    assert by_name["core-metadata"].up
+    assert by_name["core-metadata"].version == "0.1.0"
     assert snap.devices_by_state() == (1, 1)
     assert [e.name for e in snap.exports] == ["app-influx"]
     problems = {(p.kind, p.subject) for p in snap.problems()}
@@ -179,8 +180,10 @@ async def test_snapshot_shows_a_down_service_as_down_and_the_rest() -> None:
 async def test_snapshot_without_metadata_or_rules_engine_still_has_the_services() -> None:
     gateway = FakeGateway(down={"rules-engine"}, devices=None)
     snap = await collect(gateway, {"core-metadata": "u", "rules-engine": "v"}, [])
-    assert snap.devices is None and "unreachable" in snap.devices_error
-    assert snap.rules is None and "unreachable" in snap.rules_error
+    assert snap.devices is None
+    assert "unreachable" in snap.devices_error
+    assert snap.rules is None
+    assert "unreachable" in snap.rules_error
     assert snap.exports == []
     assert {p.kind for p in snap.problems()} == {"service", "devices"}
 
@@ -195,4 +198,5 @@ def test_settings_follow_the_launcher_ports(monkeypatch: Any) -> None:
     assert urls["core-command"] == "http://cmd:1"
     assert "console" not in urls
     apps = settings.app_service_url_list()
-    assert apps[0] == "http://127.0.0.1:60700" and len(apps) == 10
+    assert apps[0] == "http://127.0.0.1:60700"
+    assert len(apps) == 10
