@@ -124,7 +124,8 @@ def register(state: ConsoleState) -> None:
         dialog.open()
 
     @ui.page("/devices/{name}")
-    async def device_page(name: str) -> None:
+    async def device_page(name: str, charts: str | None = None) -> None:
+        """`?charts=A,B` picks the live charts (a link to share); default: the first resources with live values."""
         frame(f"Device {name}")
         try:
             device = await client.device(name)
@@ -226,16 +227,17 @@ def register(state: ConsoleState) -> None:
             if as_number(res.get("properties", {}).get("valueType", ""), "0") is not None
             and "R" in res.get("properties", {}).get("readWrite", "R")
         ]  # fmt: skip
-        live_now = [r for r in state.hub.resources(name) if r in numeric] or numeric
+        asked = [r for r in (charts or "").split(",") if r in numeric]
+        live_now = asked or [r for r in state.hub.resources(name) if r in numeric] or numeric
         chosen = ui.select(numeric, multiple=True, value=live_now[:DEFAULT_CHARTS], label="live charts").classes(
             "w-full"
         )
         chart_box = ui.row().classes("w-full")
-        charts: dict[str, tuple[Any, list[int]]] = {}
+        shown: dict[str, tuple[Any, list[int]]] = {}
 
         def build_charts() -> None:
             chart_box.clear()
-            charts.clear()
+            shown.clear()
             with chart_box:
                 for resource in chosen.value or []:
                     points = state.hub.since(name, resource, 0)
@@ -243,7 +245,7 @@ def register(state: ConsoleState) -> None:
                         chart_options(resource, _units(resources.get(resource)), [[p.at_ms, p.value] for p in points])
                     )
                     testid(chart.classes("w-[30rem] h-56"), f"chart-{resource}")
-                    charts[resource] = (chart, [points[-1].seq if points else 0, len(points)])
+                    shown[resource] = (chart, [points[-1].seq if points else 0, len(points)])
 
         chosen.on_value_change(lambda _: build_charts())
         build_charts()
@@ -251,7 +253,7 @@ def register(state: ConsoleState) -> None:
         def tick() -> None:
             live_table.rows = live_rows()
             live_table.update()
-            for resource, (chart, cursor) in charts.items():
+            for resource, (chart, cursor) in shown.items():
                 new = state.hub.since(name, resource, cursor[0])
                 if not new:
                     continue
