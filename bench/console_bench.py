@@ -1,0 +1,105 @@
+"""The console under live load: a device page with N live charts while each charted resource gets R new
+values per second, in Debian's Chromium (Playwright). Prints, per chart, the points drawn per second and the
+lag of the newest drawn point behind the clock, and the console's RSS before and during the load.
+
+Against a running stack (`make run`, or `edgeplane up --port-offset N`):
+
+    python bench/console_bench.py --console http://127.0.0.1:4000 --nats nats://127.0.0.1:4222 [--pid PID]
+
+Events are published for the demo device (demo-plc) on its events subject, as device-modbus publishes them;
+nothing is asserted, figures are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+
+import nats
+import orjson
+import psutil
+from playwright.async_api import async_playwright
+
+from edgeplane_common.bus.topics import Topics
+
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+RESOURCES = ["TankLevel", "LinePressure", "ActivePower", "Voltage", "Current", "TankVolume", "Gain"]
+DEVICE, PROFILE, SERVICE = "demo-plc", "Edgeplane-Demo-PLC", "device-modbus"
+
+
+def event(resource: str, value: float) -> bytes:
+    now = time.time_ns()
+    reading = {"id": str(uuid.uuid4()), "origin": now, "deviceName": DEVICE, "resourceName": resource,
+               "profileName": PROFILE, "valueType": "Float64", "value": f"{value:e}"}  # fmt: skip
+    doc = {"apiVersion": "v3", "id": str(uuid.uuid4()), "deviceName": DEVICE, "profileName": PROFILE,
+           "sourceName": "Bench", "origin": now, "readings": [reading]}  # fmt: skip
+    return orjson.dumps({"apiVersion": "v3", "correlationID": str(uuid.uuid4()), "contentType": "application/json",
+                         "payload": doc})  # fmt: skip
+
+
+def rss(pid: int | None) -> str:
+    if not pid:
+        return "-"
+    p = psutil.Process(pid)
+    return f"{sum(x.memory_info().rss for x in [p, *p.children(recursive=True)]) / 2**20:.1f} MiB"
+
+
+async def main(args: argparse.Namespace) -> None:
+    charts = RESOURCES[: args.charts]
+    nc = await nats.connect(args.nats)
+    print(f"console RSS idle: {rss(args.pid)}")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+        await page.goto(f"{args.console}/devices/{DEVICE}?charts={','.join(charts)}")
+        await page.wait_for_selector(f'[data-testid="chart-{charts[0]}"]')
+        subject = Topics.events(SERVICE, PROFILE, DEVICE, "Bench")
+        sent = 0
+        start = time.monotonic()
+        samples: dict[str, list[tuple[float, int, int]]] = {c: [] for c in charts}
+        next_sample = start + 1
+        while time.monotonic() - start < args.seconds:
+            for resource in charts:
+                await nc.publish(subject, event(resource, sent))
+            sent += 1
+            if time.monotonic() >= next_sample:
+                next_sample += 1
+                now_ms = int(time.time() * 1000)
+                for resource in charts:
+                    el = page.locator(f'[data-testid="chart-{resource}"]')
+                    points = int(await el.get_attribute("data-points") or 0)
+                    last = int(await el.get_attribute("data-last") or 0)
+                    samples[resource].append((time.monotonic() - start, points, now_ms - last if last else -1))
+            await asyncio.sleep(max(0.0, start + sent / args.rate - time.monotonic()))
+        elapsed = time.monotonic() - start
+        print(
+            f"published {sent} values per chart in {elapsed:.1f} s ({sent / elapsed:.1f}/s each, {len(charts)} charts)"
+        )
+        print(f"console RSS with the page open under load: {rss(args.pid)}")
+        for resource, rows in samples.items():
+            steady = rows[len(rows) // 3 :]
+            if len(steady) < 2:
+                continue
+            (t0, p0, _), (t1, p1, _) = steady[0], steady[-1]
+            lags = sorted(lag for _, _, lag in steady if lag >= 0)
+            grow = (p1 - p0) / (t1 - t0) if t1 > t0 and p1 < 600 else float("nan")
+            print(f"  {resource:<13} drawn {grow:5.1f} points/s (until the 600-point window is full); "
+                  f"lag of newest drawn point p50 {lags[len(lags) // 2]} ms, max {lags[-1]} ms")  # fmt: skip
+        await browser.close()
+    await nc.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--console", default="http://127.0.0.1:4000")
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222")
+    parser.add_argument("--pid", type=int, default=None, help="the console's process id, for its RSS")
+    parser.add_argument("--charts", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=10.0, help="values per second per chart")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    asyncio.run(main(parser.parse_args()))
