@@ -2,7 +2,8 @@
 values per second, in Debian's Chromium (Playwright). Prints, per chart, the points drawn per second and the
 lag of the newest drawn point behind the clock, and the console's RSS before and during the load.
 
-Against a running stack (`make run`, or `edgeplane up --port-offset N`):
+Without arguments (as `make bench` runs it) it starts its own stack (`edgeplane up` on free ports, in a
+temporary folder) and stops it at the end; against a running one:
 
     python bench/console_bench.py --console http://127.0.0.1:4000 --nats nats://127.0.0.1:4222 [--pid PID]
 
@@ -14,8 +15,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import nats
 import orjson
@@ -23,6 +34,7 @@ import psutil
 from playwright.async_api import async_playwright
 
 from edgeplane_common.bus.topics import Topics
+from edgeplane_common.embedded import free_port, port_in_use
 
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -94,12 +106,46 @@ async def main(args: argparse.Namespace) -> None:
     await nc.close()
 
 
+@contextmanager
+def own_stack() -> Iterator[argparse.Namespace]:
+    """`edgeplane up` on free ports; the console's URL, NATS URL and pid."""
+    with tempfile.TemporaryDirectory(prefix="console-bench-") as tmp:
+        offset = next(
+            o for o in (random.randint(1000, 5000) for _ in range(200))
+            if not any(port_in_use("0.0.0.0", p + o) for p in (4000, 5020, 59720, 59880, 59881, 59882, 59901))
+        )  # fmt: skip
+        data, out = Path(tmp) / "data", Path(tmp) / "up.out"
+        argv = [sys.executable, "-m", "edgeplane", "up", "--data-dir", str(data), f"--port-offset={offset}",
+                "--nats-port", str(free_port()), "--redis-port", str(free_port())]  # fmt: skip
+        with out.open("wb") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+        try:
+            deadline = time.monotonic() + 120
+            while not re.search(r"ready in", out.read_text()):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"edgeplane up did not start:\n{out.read_text()}")
+                time.sleep(0.2)
+            state = json.loads((data / "run.json").read_text())
+            nats_url = next(s["url"] for s in state["servers"] if s["name"] == "nats")
+            pid = next(s["pid"] for s in state["services"] if s["name"] == "console")
+            time.sleep(5)  # the demo device comes UP and publishes
+            yield argparse.Namespace(console=f"http://127.0.0.1:{4000 + offset}", nats=nats_url, pid=pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--console", default="http://127.0.0.1:4000")
+    parser.add_argument("--console", help="a running console (default: start a stack)")
     parser.add_argument("--nats", default="nats://127.0.0.1:4222")
     parser.add_argument("--pid", type=int, default=None, help="the console's process id, for its RSS")
     parser.add_argument("--charts", type=int, default=5)
     parser.add_argument("--rate", type=float, default=10.0, help="values per second per chart")
     parser.add_argument("--seconds", type=float, default=30.0)
-    asyncio.run(main(parser.parse_args()))
+    args = parser.parse_args()
+    if args.console:
+        asyncio.run(main(args))
+    else:
+        with own_stack() as stack:
+            asyncio.run(main(argparse.Namespace(**{**vars(args), **vars(stack)})))
