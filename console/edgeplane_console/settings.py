@@ -10,7 +10,7 @@ from pydantic import Field
 from edgeplane_common.clients.gateway import APP_SERVICE_PORTS, DEFAULT_PORTS
 from edgeplane_common.settings import HttpSettings, ServiceSettings
 
-SHOWN_SERVICES = ("core-metadata", "core-data", "core-command", "device-modbus", "rules-engine")
+SHOWN_SERVICES = ("core-metadata", "core-data", "core-command", "device-modbus", "device-opcua", "rules-engine")
 """The services whose health the overview shows by default (app services are found by probing)."""
 
 

@@ -31,6 +31,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "core-data": 59880,
     "core-command": 59882,
     "device-modbus": 59901,
+    "device-opcua": 59997,
     "rules-engine": 59720,
     "console": 4000,
 }
