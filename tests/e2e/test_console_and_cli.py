@@ -219,14 +219,18 @@ def field(page: Any, testid: str) -> Any:
     return page.locator(f'input[data-testid="{testid}"], [data-testid="{testid}"] input').first
 
 
-def test_overview_shows_the_services_and_the_demo_device_up(page: Any) -> None:
+def test_overview_shows_the_services_and_the_demo_devices_up(page: Any, stack: NativeStack) -> None:
     page.goto("/")
     services = by_id(page, "services")
-    for name in ("core-metadata", "core-data", "core-command", "device-modbus", "rules-engine"):
+    for name in ("core-metadata", "core-data", "core-command", "device-modbus", "device-opcua", "rules-engine"):
         services.locator("tr", has_text=name).get_by_text("up", exact=True).wait_for()
-    by_id(page, "devices-up").get_by_text("devices UP: 1").wait_for()
+    # Every demo device (the PLC, and the OPC UA line where device-opcua runs) comes UP; none stays DOWN.
+    expected = len(
+        httpx.get(f"{stack.url('core-metadata')}/api/v3/device/all", timeout=5, trust_env=False).json()["devices"]
+    )
+    by_id(page, "devices-up").get_by_text(f"devices UP: {expected}").wait_for()
     assert by_id(page, "devices-down").inner_text() == "devices DOWN: 0"
-    assert "none" in by_id(page, "problems").inner_text()
+    by_id(page, "problems").get_by_text("none").wait_for()
     shot(page, "overview")
 
 

@@ -225,8 +225,18 @@ def _document_400_not_422(app: FastAPI) -> None:
 def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
     """How every service is served. uvicorn's own `date`/`server` headers are lower case; the middleware
     sends a canonical `Date` itself, and no `Server` header (EdgeX sends none)."""
+    # h11 and asyncio named, not uvicorn's "auto": with httptools installed (NiceGUI brings uvicorn[standard])
+    # auto would switch parsers, and httptools' protocol lower-cases the header names the middleware spells.
     return uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, server_header=False, date_header=False
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        http="h11",
+        loop="asyncio",
     )
 
 
