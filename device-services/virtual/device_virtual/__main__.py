@@ -1,0 +1,3 @@
+from device_virtual.main import run
+
+run()
