@@ -143,6 +143,16 @@ SERVICES: tuple[Service, ...] = (
         needs_redis=False,
     ),
     Service(
+        name="device-virtual",
+        module="device_virtual",
+        project="device-services/virtual",
+        port=59900,
+        env_prefix="DEVICE_VIRTUAL_",
+        settings="device_virtual.settings.DeviceVirtualSettings",
+        description="Simulated devices (random or written values, as EdgeX device-virtual); provisions res/ devices.",
+        needs_redis=False,
+    ),
+    Service(
         name="core-command",
         module="core_command",
         project="core-command",
