@@ -330,16 +330,16 @@ async def test_every_kind_of_written_value_reads_back(resource: str, written: st
     assert (await h.value("dev", resource))["value"] == expected
 
 
-async def test_binary_and_object_values_read_back_as_written() -> None:
+async def test_binary_is_kept_while_switched_off_and_objects_read_back_as_written() -> None:
     h = Harness(profiles()["Virtual-Binary"], profiles()["Virtual-Object"])
     await h.add("bin", "Virtual-Binary")
     first = reading_value(await h.value("bin", "Binary"))
     second = reading_value(await h.value("bin", "Binary"))
     assert len(first) == 64
     assert first != second
-    payload = bytes(range(10))
-    await h.write("bin", "Binary", {"Binary": base64.b64encode(payload).decode()})
-    assert reading_value(await h.value("bin", "Binary")) == payload
+    await h.write("bin", "EnableRandomization_Binary", {"EnableRandomization_Binary": "false"})
+    third = reading_value(await h.value("bin", "Binary"))
+    assert third == reading_value(await h.value("bin", "Binary"))  # kept
 
     await h.add("obj", "Virtual-Object")
     await h.write("obj", "Object", {"Object": {"any": ["json", 1, {"x": None}]}})
