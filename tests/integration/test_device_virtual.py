@@ -231,7 +231,9 @@ async def test_a_profile_created_at_run_time_with_spaces_and_chinese_names_is_se
     await write(stack.command, "runtime-dev", "读取 全部", {"温度 传感器": "21.5", "Pump Speed": "1500"})
     got = await read(stack.command, "runtime-dev", "读取 全部")
     assert (got["温度 传感器"]["value"], got["Pump Speed"]["value"]) == ("2.15e+01", "1500")
-    await write(stack.virtual, "runtime-dev", "EnableRandomization_温度 传感器", {"EnableRandomization_温度 传感器": "true"})
+    await write(
+        stack.virtual, "runtime-dev", "EnableRandomization_温度 传感器", {"EnableRandomization_温度 传感器": "true"}
+    )
     values = {(await read(stack.virtual, "runtime-dev", "温度 传感器"))["温度 传感器"]["value"] for _ in range(5)}
     assert values - {"2.15e+01"}
 
