@@ -21,7 +21,5 @@ class DeviceVirtualSettings(DeviceServiceSettings):
 
     service_name: str = Field("device-virtual", description="Name the service registers and logs under.")
     http: DeviceVirtualHttpSettings = Field(default_factory=DeviceVirtualHttpSettings)
-    binary_size: int = Field(
-        64, ge=1, le=16 * 2**20, description="Bytes of a random Binary reading (a written value is read back as is)."
-    )
+    binary_size: int = Field(64, ge=1, le=16 * 2**20, description="Bytes of a random Binary reading.")
     array_length: int = Field(5, ge=0, le=4096, description="Elements of a random array reading (EdgeX uses 5).")
