@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.support.native import (
@@ -55,6 +56,17 @@ def test_readings_reach_core_data_within_30_s(stack: NativeStack) -> None:
 def test_core_command_reads_and_writes_the_demo_device(stack: NativeStack) -> None:
     needs("core-command")
     check_command_write(stack)
+
+
+def test_core_command_reads_and_writes_a_virtual_device(stack: NativeStack) -> None:
+    needs("core-command")
+    needs("device-virtual")
+    url = f"{stack.url('core-command')}/api/v3/device/name/Virtual-Integer-Device/Int16"
+    write = httpx.put(url, json={"Int16": "-42"}, timeout=10, trust_env=False)
+    assert write.status_code == 200, f"{write.status_code} {write.text}\n{stack.log()}"
+    read = httpx.get(url, timeout=10, trust_env=False)
+    assert read.status_code == 200, f"{read.status_code} {read.text}\n{stack.log()}"
+    assert read.json()["event"]["readings"][0]["value"] == "-42"
 
 
 def test_figures(stack: NativeStack) -> None:

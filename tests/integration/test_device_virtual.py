@@ -195,6 +195,16 @@ async def test_ds_pushevent_lands_the_event_in_core_data(stack: Stack) -> None:
 
     await wait_until(pushed)
 
+    # The same switches on device-virtual's own REST API.
+    r = await stack.virtual.get(path(dev, "Float64"), params={"ds-pushevent": "true"})
+    pushed_id = r.json()["event"]["id"]
+
+    async def pushed_over_rest() -> bool:
+        got = await stack.data.get(f"/event/device/name/{dev}", params={"limit": "-1"})
+        return any(e["id"] == pushed_id for e in got.json().get("events", []))
+
+    await wait_until(pushed_over_rest)
+
 
 async def test_a_profile_created_at_run_time_with_spaces_and_chinese_names_is_served(stack: Stack) -> None:
     profile = {
