@@ -97,6 +97,9 @@ def clean_env() -> dict[str, str]:
     for name in list(env):
         if name.startswith("EDGEPLANE_") or name.endswith(("_HTTP__PORT", "_NATS__URL", "_REDIS__URL")):
             del env[name]
+    # device-virtual serves the devices the suites add; its own res/ devices would be extra entities in
+    # the counts and their autoEvents another producer of events.
+    env["DEVICE_VIRTUAL_PROVISION"] = "false"
     return env
 
 

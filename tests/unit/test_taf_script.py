@@ -121,3 +121,11 @@ def test_a_port_taken_between_check_and_start_is_retried(
     assert len(starts) == 2
     assert "starting again" in capsys.readouterr().out
     assert starts[1].poll() is not None, "the second stack was stopped"
+
+
+def test_the_stack_runs_device_virtual_without_its_own_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEPLANE_PORT_OFFSET", "100")
+    env = taf.clean_env()
+    assert "device-virtual" in [s.name for s in taf.services_under_test()]
+    assert env["DEVICE_VIRTUAL_PROVISION"] == "false"  # no extra devices in the counts, no autoEvents
+    assert "EDGEPLANE_PORT_OFFSET" not in env
