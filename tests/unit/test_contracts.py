@@ -275,3 +275,15 @@ def test_one_nested_http_variable_keeps_the_default_port(
     assert (got.http.host, got.http.port) == ("127.0.0.1", port)
     monkeypatch.setenv("EDGEPLANE_HTTP__PORT", "1234")  # shared variables merge with the service's own
     assert settings_cls().http.port == 1234
+
+
+def test_binary_readings_use_standard_base64_as_go_does() -> None:
+    import base64
+
+    from edgeplane_common.models import Reading
+
+    raw = bytes([0xFB, 0xFF, 0xBF, 0x00])  # standard "+/+/AA==" vs URL-safe "-_-_AA=="
+    r = Reading(device_name="d", resource_name="r", profile_name="p", value_type="Binary", binary_value=raw)
+    text = r.to_json_dict()["binaryValue"]
+    assert text == base64.b64encode(raw).decode() == "+/+/AA=="
+    assert Reading.model_validate({**r.to_json_dict()}).binary_value == raw

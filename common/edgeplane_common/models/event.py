@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_serializer
 
 from edgeplane_common import API_VERSION
 from edgeplane_common.models.base import ContractModel, Str
@@ -34,6 +35,12 @@ class Reading(ContractModel):
     binary_value: bytes | None = None
     media_type: str | None = None
     object_value: Any = None
+
+    @field_serializer("binary_value", when_used="json")
+    def _standard_base64(self, value: bytes | None) -> str | None:
+        # Go's encoding/json writes []byte in standard base64 (+/); pydantic's "base64" is the URL-safe
+        # alphabet (-_), which EdgeX clients decoding with the standard alphabet refuse.
+        return None if value is None else base64.b64encode(value).decode("ascii")
 
 
 class Event(ContractModel):
