@@ -88,3 +88,24 @@ async def test_network_drop_through_a_tcp_proxy(stack: Stack, sim: OpcuaSimulato
         before = len(log.of("line", "Speed"))
         await wait_until(lambda: len(log.of("line", "Speed")) >= before + 3, timeout=15)
         assert await operating_state(stack, "line") == "UP"
+
+
+async def test_silent_network_drop_is_found_by_the_keepalive(stack: Stack, sim: OpcuaSimulator) -> None:
+    """The link goes silent (no FIN, no RST: bytes are just lost); the keep-alive finds the session dead, the
+    device goes DOWN, and when bytes flow again the session and its subscription come back by themselves."""
+    async with TcpProxy("127.0.0.1", sim.port) as proxy, event_log(stack.nats_url) as log:
+        endpoint = f"opc.tcp://127.0.0.1:{proxy.port}{sim.config.path}"
+        await add_device(stack, subscribed("line", endpoint))
+        await wait_until(lambda: len(log.of("line", "Speed")) >= 2, timeout=15)
+        connections = proxy.connections
+
+        proxy.stall()
+        await wait_until(lambda: is_state(stack, "line", "DOWN"), timeout=15)
+        r = await stack.opcua.get("/api/v3/device/name/line/Recipe")
+        assert r.status_code == 423  # DOWN: commands refused at once, not left to time out
+
+        proxy.resume()
+        await wait_until(lambda: is_state(stack, "line", "UP"), timeout=20)
+        assert proxy.connections > connections  # a new session on a new connection
+        before = len(log.of("line", "Speed"))
+        await wait_until(lambda: len(log.of("line", "Speed")) >= before + 3, timeout=15)

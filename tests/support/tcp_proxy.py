@@ -1,5 +1,6 @@
 """A TCP proxy for tests: forwards a loopback port to a server and can cut every connection at once (a network
-drop as the client sees it) and refuse new ones until resumed."""
+drop as the client sees it) and refuse new ones until resumed, or stall: keep every socket open but lose the
+bytes both ways (a silent drop: no FIN, no RST, nothing for the client to notice but silence)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.accepting = True
+        self.stalled = False
         self.connections = 0
 
     async def __aenter__(self) -> TcpProxy:
@@ -40,8 +42,13 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 w.transport.abort()
 
+    def stall(self) -> None:
+        """Forward nothing, in either direction, until `resume()`; sockets stay open, new ones are accepted."""
+        self.stalled = True
+
     def resume(self) -> None:
         self.accepting = True
+        self.stalled = False
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.accepting:
@@ -55,8 +62,8 @@ class TcpProxy:
         self.connections += 1
         self._writers.update((writer, up_writer))
         pumps = [
-            asyncio.create_task(_pump(reader, up_writer)),
-            asyncio.create_task(_pump(up_reader, writer)),
+            asyncio.create_task(self._pump(reader, up_writer)),
+            asyncio.create_task(self._pump(up_reader, writer)),
         ]
         self._tasks.update(pumps)
         await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -68,9 +75,10 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 w.transport.abort()
 
-
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(Exception):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            while data := await reader.read(65536):
+                if self.stalled:
+                    continue  # lost on the way, as on a dead link
+                writer.write(data)
+                await writer.drain()

@@ -14,13 +14,13 @@ from device_opcua.attributes import (
     parse_protocols,
 )
 from device_opcua.browse import discover_endpoints
-from device_opcua.convert import ValueMismatch, datetime_ns, to_raw
+from device_opcua.convert import ValueMismatch, to_raw
 from device_opcua.security import credentials
 from device_opcua.session import MonitoredItem, Session
 from edgeplane_common.durations import parse_duration
 from edgeplane_common.edgex.profiles import resolve
 from edgeplane_common.errors import ContractInvalid, EdgeError
-from edgeplane_common.models import AutoEvent, Device, DeviceProfile
+from edgeplane_common.models import AutoEvent, Device, DeviceProfile, ValueType
 from edgeplane_common.models.event import now_ns
 from edgeplane_common.secrets import SecretStore
 from edgeplane_sdk.driver import CommandRequest, CommandValue, DiscoveredDevice, ProtocolDriver
@@ -49,7 +49,7 @@ class OpcuaDriver(ProtocolDriver):
         self._device_conn: dict[str, OpcuaConnection] = {}
         self._attrs: dict[int, tuple[list[CommandRequest], list[ResourceAttributes]]] = {}
         self._mismatch_logged: set[tuple[str, str]] = set()
-        self._where_cache: dict[tuple[int, str], tuple[list[CommandRequest], list[str]]] = {}
+        self._plans: dict[tuple[int, str], _ReadPlan] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def initialize(self, sdk: DeviceServiceSDK) -> None:
@@ -200,39 +200,38 @@ class OpcuaDriver(ProtocolDriver):
         self._attrs[id(requests)] = (requests, attrs)
         return attrs
 
-    def _wheres(self, device: Device, requests: list[CommandRequest]) -> list[str]:
-        """What each request reads, for error messages: formatted once per device and command, not per poll."""
+    def _plan(self, device: Device, requests: list[CommandRequest]) -> _ReadPlan:
+        """How a command of a device is read: worked out once per device and command, not per poll."""
         key = (id(requests), device.name)
-        found = self._where_cache.get(key)
-        if found is None or found[0] is not requests:
-            if len(self._where_cache) > 4096:
-                self._where_cache.clear()
-            found = self._where_cache[key] = (requests, [_where(device, r) for r in requests])
-        return found[1]
+        found = self._plans.get(key)
+        if found is None or found.requests is not requests:
+            if len(self._plans) > 4096:
+                self._plans.clear()
+            found = self._plans[key] = _ReadPlan(device, requests, self._attributes(requests))
+        return found
 
     async def handle_read_commands(
         self, device: Device, protocols: dict[str, dict[str, Any]], requests: list[CommandRequest]
     ) -> list[CommandValue]:
         session = self._session(device)
-        attrs = self._attributes(requests)
-        wheres = self._wheres(device, requests)
+        plan = self._plan(device, requests)
+        wheres = plan.wheres
         raw: list[Any] = [None] * len(requests)
         origins: list[int | None] = [None] * len(requests)
-        reads = [(i, a) for i, a in enumerate(attrs) if a.node is not None]
-        if reads:
-            values = await session.read(
-                [(a.node, wheres[i]) for i, a in reads]  # type: ignore[misc]
+        if plan.nodes:
+            values = await session.read_values(plan.nodes)
+            same = plan.same_type
+            for i, (value, ts) in zip(plan.reads, values, strict=True):
+                # A value already of the resource's Python type is its raw value (what to_raw would return).
+                raw[i] = value if type(value) is same[i] else to_raw(value, requests[i].value_type, wheres[i])
+                origins[i] = ts
+        for i, a in plan.methods:
+            where = wheres[i]
+            raw[i] = to_raw(
+                await session.call(a.object_id, a.method_id, a.inputs, where),  # type: ignore[arg-type]
+                requests[i].value_type,
+                where,
             )
-            for (i, _), dv in zip(reads, values, strict=True):
-                raw[i] = to_raw(dv.Value.Value if dv.Value is not None else None, requests[i].value_type, wheres[i])
-                if dv.SourceTimestamp is not None:
-                    origins[i] = datetime_ns(dv.SourceTimestamp)
-        for i, a in enumerate(attrs):
-            if a.method_id is not None and a.object_id is not None:
-                where = wheres[i]
-                raw[i] = to_raw(
-                    await session.call(a.object_id, a.method_id, a.inputs, where), requests[i].value_type, where
-                )
         now = now_ns()
         return [
             CommandValue(r.resource_name, r.value_type, v, origin=o or now)
@@ -258,6 +257,42 @@ class OpcuaDriver(ProtocolDriver):
     # -- discovery -------------------------------------------------------------------------------
     async def discover(self) -> list[DiscoveredDevice]:
         return await discover_endpoints(self.discovery_endpoints)
+
+
+# Resource value types whose raw value is the OPC UA value itself when it already has this Python type.
+_SAME_TYPE: dict[ValueType, type] = {
+    ValueType.BOOL: bool,
+    ValueType.STRING: str,
+    ValueType.FLOAT32: float,
+    ValueType.FLOAT64: float,
+    **dict.fromkeys(
+        (
+            ValueType.INT8,
+            ValueType.INT16,
+            ValueType.INT32,
+            ValueType.INT64,
+            ValueType.UINT8,
+            ValueType.UINT16,
+            ValueType.UINT32,
+            ValueType.UINT64,
+        ),
+        int,
+    ),
+}
+
+
+class _ReadPlan:
+    """A command's requests split into one batched Read (node resources) and method calls."""
+
+    __slots__ = ("methods", "nodes", "reads", "requests", "same_type", "wheres")
+
+    def __init__(self, device: Device, requests: list[CommandRequest], attrs: list[ResourceAttributes]) -> None:
+        self.requests = requests  # held so the cache key (its id) cannot be reused while cached
+        self.wheres = [_where(device, r) for r in requests]
+        self.reads = [i for i, a in enumerate(attrs) if a.node is not None]
+        self.nodes = [(node, self.wheres[i]) for i in self.reads if (node := attrs[i].node) is not None]
+        self.methods = [(i, a) for i, a in enumerate(attrs) if a.method_id is not None and a.object_id is not None]
+        self.same_type: list[type | None] = [_SAME_TYPE.get(r.value_type) for r in requests]
 
 
 def _where(device: Device, req: CommandRequest) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from asyncua.common.ua_utils import data_type_to_variant_type
 from device_opcua.attributes import OpcuaConnection
 from device_opcua.convert import datetime_ns, edgex_type, to_variant
 from device_opcua.errors import DeviceAnswered, cause, node_status, request_failed
+from device_opcua.fastread import ReadResult, decode_read_response
 from device_opcua.nodeids import NodeIdText
 from device_opcua.security import CLIENT_APP_URI, apply_security
 from edgeplane_common.edgex.values import parse_value
@@ -100,6 +101,7 @@ class Session:
         self._namespaces: list[str] = []
         self._types: dict[str, tuple[ua.VariantType, bool]] = {}
         self._nodeids: dict[NodeIdText, ua.NodeId] = {}  # per connection: nsu= indexes may change
+        self._read_cache: dict[int, tuple[Sequence[tuple[NodeIdText, str]], ua.ReadParameters]] = {}
         self._method_inputs: dict[str, list[tuple[ua.VariantType, bool]]] = {}
         self._bad_items: set[tuple[str, str]] = set()
 
@@ -189,6 +191,7 @@ class Session:
         self._types.clear()
         self._method_inputs.clear()
         self._nodeids.clear()
+        self._read_cache.clear()
         return client
 
     @staticmethod
@@ -275,18 +278,43 @@ class Session:
         except Exception as err:
             raise request_failed(err, f"{what} on {self.name}", self.conn.timeout) from err
 
-    async def read(self, nodes: list[tuple[NodeIdText, str]]) -> list[ua.DataValue]:
-        """The values of `nodes` ((node, what it is for errors)) in one Read service call."""
+    async def read_values(self, nodes: Sequence[tuple[NodeIdText, str]]) -> list[tuple[Any, int | None]]:
+        """The values (as asyncua gives them) and source timestamps (Unix ns) of `nodes` ((node, what it is
+        for errors)) in one Read service call. Polls pass the same `nodes` object every time: its request
+        parameters are built once per connection, and the response is decoded by `fastread`."""
         await self._ready()
+        params = self._read_params(nodes)
+
+        async def op(c: Client) -> list[ReadResult]:
+            send = getattr(c.uaclient, "_send_request", None)
+            if send is None:  # another asyncua: its own (slower) decoding
+                return [_result(dv) for dv in await c.uaclient.read(params)]
+            request = ua.ReadRequest()
+            request.Parameters = params
+            return decode_read_response(bytes(await send(request)))
+
+        results: list[ReadResult] = await self._call("read", op)
+        out: list[tuple[Any, int | None]] = []
+        for (_, where), (value, status, ts) in zip(nodes, results, strict=True):
+            if status:
+                code = ua.StatusCode(status)
+                if not code.is_good():
+                    raise node_status(code, where)
+            out.append((value, ts))
+        return out
+
+    def _read_params(self, nodes: Sequence[tuple[NodeIdText, str]]) -> ua.ReadParameters:
+        cached = self._read_cache.get(id(nodes))
+        if cached is not None and cached[0] is nodes:
+            return cached[1]
         params = ua.ReadParameters()
         params.NodesToRead = [
             ua.ReadValueId(NodeId=self.ua_node(n, where), AttributeId=ua.AttributeIds.Value) for n, where in nodes
         ]
-        results: list[ua.DataValue] = await self._call("read", lambda c: c.uaclient.read(params))
-        for (_, where), dv in zip(nodes, results, strict=True):
-            if dv.StatusCode is not None and not dv.StatusCode.is_good():
-                raise node_status(dv.StatusCode, where)
-        return results
+        if len(self._read_cache) > 1024:
+            self._read_cache.clear()
+        self._read_cache[id(nodes)] = (nodes, params)  # holds `nodes`, so its id is not reused meanwhile
+        return params
 
     async def node_type(self, node: NodeIdText, where: str) -> tuple[ua.VariantType, bool]:
         """The node's data type as a Variant type, and whether it holds an array (cached per session)."""
@@ -498,6 +526,12 @@ class Session:
                 await listener.data_change(item, event.value, datetime_ns(ts) if ts is not None else None)
             except Exception:
                 log.exception("data change of %s/%s failed", item.device, item.resource)
+
+
+def _result(dv: ua.DataValue) -> ReadResult:
+    status = dv.StatusCode.value if dv.StatusCode is not None else 0
+    ts = datetime_ns(dv.SourceTimestamp) if dv.SourceTimestamp is not None else None
+    return (dv.Value.Value if dv.Value is not None else None, status, ts)
 
 
 def _monitor_request(

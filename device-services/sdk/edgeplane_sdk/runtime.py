@@ -13,6 +13,7 @@ from edgeplane_common.bus.topics import unescape
 from edgeplane_common.clients import MetadataChanges, MetadataClient, SystemEventListener
 from edgeplane_common.edgex.values import parse_flag
 from edgeplane_common.errors import ContractInvalid, EdgeError, NotFound
+from edgeplane_common.memory import release_free_heap
 from edgeplane_common.models import Device, DeviceProfile, DeviceService, Event, OperatingState
 from edgeplane_sdk.autoevents import AutoEventScheduler
 from edgeplane_sdk.commands import CommandExecutor, EventJson, HealthTracker, event_from_json
@@ -85,6 +86,7 @@ class DeviceServiceRuntime:
         for device in await self.metadata.devices_of(self.name):
             await self._add_device(device)
         log.info("%s started with %d device(s)", self.name, len(self.registry.devices))
+        release_free_heap()  # what starting up freed (compiling modules, provisioning) goes back to the OS
 
     async def stop(self) -> None:
         await self.system_events.stop()
