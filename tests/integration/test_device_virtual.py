@@ -4,7 +4,8 @@ HTTP, core-data ingesting the events stream; all in this process.
 device-virtual provisions its res/ profiles and devices at start; every resource reads over REST and
 through core-command (over the bus); written values read back while randomization is off; a profile a
 client creates at run time is served whatever its names; ds-pushevent=true lands the event in core-data;
-devices are validated with device-virtual over the bus; autoEvents publish."""
+devices are validated with device-virtual over the bus; autoEvents publish; core-command answers 423 for a locked
+device and 503 for one whose device service is not running, as EdgeX does."""
 
 from __future__ import annotations
 
@@ -265,3 +266,43 @@ async def test_autoevents_reach_core_data(stack: Stack) -> None:
         return int(got.json()["count"]) >= 3
 
     await wait_until(events, timeout=15)
+
+
+async def test_core_command_answers_423_for_a_locked_device_and_503_when_its_service_is_not_running(
+    stack: Stack,
+) -> None:
+    dev = "Virtual-Integer-Device"
+    patch = [{"apiVersion": "v3", "device": {"name": dev, "adminState": "LOCKED"}}]
+    assert (await stack.metadata.patch("/device", json=patch)).json()[0]["statusCode"] == 200
+
+    async def locked() -> bool:  # core-command's cache learns of it from the system event
+        return (await stack.command.get(path(dev, "Int8"))).status_code == 423
+
+    await wait_until(locked)
+    assert (await stack.command.put(path(dev, "Int8"), json={"Int8": "1"})).status_code == 423
+    patch[0]["device"]["adminState"] = "UNLOCKED"
+    assert (await stack.metadata.patch("/device", json=patch)).json()[0]["statusCode"] == 200
+
+    async def unlocked() -> bool:
+        return (await stack.command.get(path(dev, "Int8"))).status_code == 200
+
+    await wait_until(unlocked)
+
+    # A device whose device service is registered but not running: nobody answers its command subject.
+    service = {"apiVersion": "v3", "service": {"name": "device-virtual-off", "baseAddress": "http://127.0.0.1:9"}}
+    assert (await stack.metadata.post("/deviceservice", json=[service])).json()[0]["statusCode"] == 201
+    body = {
+        "apiVersion": "v3",
+        "device": {
+            "name": "orphan",
+            "serviceName": "device-virtual-off",
+            "profileName": "Virtual-Integer",
+            "adminState": "UNLOCKED",
+            "operatingState": "UP",
+            "protocols": {"other": {"Address": "orphan"}},
+        },
+    }
+    assert (await stack.metadata.post("/device", json=[body])).json()[0]["statusCode"] == 201
+    r = await stack.command.get(path("orphan", "Int8"))
+    assert r.status_code == 503, r.text
+    assert "device-virtual-off" in r.json()["message"]
