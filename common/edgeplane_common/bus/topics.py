@@ -96,5 +96,16 @@ class Topics:
     RULE_ALERTS_ALL = "edgex.rules-engine.alerts.>"
 
     @staticmethod
+    def app_buffer(service: str) -> str:
+        """An app service's own store-and-forward buffer (stream `app_buffer_stream(service)`)."""
+        return subject("edgex", "app-services", "buffer", escape(service))
+
+    @staticmethod
+    def app_buffer_stream(service: str) -> str:
+        """JetStream stream name of an app service's buffer (letters, digits, `_` and `-` only)."""
+        safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-") else "_" for ch in service)
+        return f"APP_{safe.upper()}_BUFFER"
+
+    @staticmethod
     def device_validation(service: str) -> str:
         return subject("edgex", "device", "validate", escape(service))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -100,6 +101,7 @@ def create_service_app(
     routers: list[APIRouter],
     bootstrap: ServiceBootstrap | None = None,
     bus: MessageBus | None = None,
+    collectors: Sequence[Collector] = (),
 ) -> FastAPI:
     """The service's app; `bootstrap` is its lifecycle (its readiness is `app.state.readiness`, served by
     `/api/v3/health`). With `bus`, readiness probes the bus ("NATS") and `/metrics` shows its counters.
@@ -122,6 +124,8 @@ def create_service_app(
     if bus is not None:
         readiness.probe("NATS", bus.problem)
         registry.register(BusCollector(bus))
+    for collector in collectors:  # the service's own metrics, read at scrape time
+        registry.register(collector)
     token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
     app.add_middleware(
         ServiceMiddleware, token=token, max_body=settings.http.max_request_size, metrics=Metrics(registry)

@@ -1,0 +1,3 @@
+from app_services.main import run
+
+run()

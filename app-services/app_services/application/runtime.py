@@ -1,0 +1,276 @@
+"""Running a pipeline with store-and-forward.
+
+Two halves joined by the instance's durable buffer (an `Outbox`):
+
+1. `EventPipeline.accept` runs the per-event functions (filters, deadband, transforms) on events from the
+   trigger and puts what is left into the buffer. It returns once the buffer holds them, and only then is the
+   source (a JetStream message, an HTTP request) acknowledged: a crash before that redelivers the event.
+2. `Forwarder.run` takes the buffer's entries in order, groups them (Batch, or the export's own batch size),
+   runs the byte functions (Compress, Encrypt) and exports. An entry leaves the buffer only after its export
+   went through. A failed export is retried, in order, with capped exponential backoff (honouring the
+   target's Retry-After); a refusal that retrying cannot fix (4xx) is retried at the slowest pace and
+   reported once per interval, never spun on and never dropped. Meanwhile new events keep landing in the
+   buffer, whose bound (bytes, age) and policy (drop-oldest by default) the buffer applies and counts.
+
+Delivery is at least once: an export that succeeded just before a crash (or whose acknowledgement was lost) is
+sent again after the restart. Duplicates are bounded by one export group (batch) per crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from app_services.application.build import Pipeline
+from app_services.application.data import Context, Item
+from app_services.application.errors import ExportFailed
+from app_services.application.ports import Entry, Outbox
+
+log = logging.getLogger(__name__)
+
+FETCH_MAX = 256
+"""Most entries fetched from the buffer at once (held unacknowledged until exported)."""
+IDLE_WAIT_S = 1.0
+KEEP_EVERY_S = 10.0
+"""How often held entries are reported as still in progress (well under the buffer's redelivery timeout)."""
+REPORT_EVERY_S = 60.0
+"""A failing export is logged at its first failure, then at most once per this interval, then on recovery."""
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    """Events handed to the pipeline by its trigger."""
+    filtered: int = 0
+    """Events the per-event functions filtered out (filters, deadband)."""
+    buffered: int = 0
+    """Items stored in the durable buffer (every item passes through it)."""
+    exported: int = 0
+    """Items the target accepted."""
+    retried: int = 0
+    """Items in export attempts that failed (and were kept to retry)."""
+    failed_permanent: int = 0
+    """Export attempts the target refused in a way retrying will not fix (4xx): data kept, retried slowly."""
+    dropped_newest: int = 0
+    """Items refused by a full buffer (policy drop-newest), or dropped on failure with store-and-forward off."""
+    invalid: int = 0
+    """Events the trigger refused (not valid EdgeX events)."""
+    exports: int = 0
+    """Export calls that succeeded (one per batch)."""
+    state: str = "starting"
+    last_error: str | None = None
+    last_error_permanent: bool = False
+    failing_since: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def join(items: list[Item]) -> bytes:
+    """One payload of several items: JSON ones as a JSON array, line protocol as lines, other bytes as lines."""
+    if len(items) == 1:
+        return items[0].data
+    if items[0].kind in ("json", "event"):
+        return b"[" + b",".join(i.data for i in items) + b"]"
+    return b"\n".join(i.data for i in items)
+
+
+class EventPipeline:
+    """The per-event half: events in, items into the buffer."""
+
+    def __init__(self, pipeline: Pipeline, outbox: Outbox, counters: Counters) -> None:
+        self.functions = pipeline.event_functions
+        self.outbox = outbox
+        self.counters = counters
+
+    async def run_one(self, ctx: Context, event: dict[str, Any]) -> Item | None:
+        data: Any = event
+        for function in self.functions:
+            data = await function(ctx, data)
+            if data is None:
+                self.counters.filtered += 1
+                return None
+        if isinstance(data, dict):
+            return Item(orjson.dumps(data), "event", ctx)
+        return Item(data, ctx.kind, ctx)
+
+    async def accept(self, events: list[tuple[Context, dict[str, Any]]]) -> int:
+        """Run the events through; returns once their items are stored in the buffer (the number stored)."""
+        self.counters.received += len(events)
+        items = []
+        for ctx, event in events:
+            item = await self.run_one(ctx, event)
+            if item is not None:
+                items.append(item)
+        if not items:
+            return 0
+        refused = await self.outbox.put(items)
+        if refused:
+            self.counters.dropped_newest += refused
+            log.warning("the export buffer is full: %d new item(s) dropped (policy drop-newest)", refused)
+        self.counters.buffered += len(items) - refused
+        return len(items) - refused
+
+
+@dataclass
+class RetryPolicy:
+    initial: float = 1.0
+    maximum: float = 30.0
+    max_retry_after: float = 300.0
+    """A target's Retry-After is honoured up to this many seconds."""
+
+
+class Forwarder:
+    """The export half: the buffer's entries, in order, to the target."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        outbox: Outbox,
+        counters: Counters,
+        *,
+        retry: RetryPolicy | None = None,
+        store_and_forward: bool = True,
+        report_every: float = REPORT_EVERY_S,
+    ) -> None:
+        self.pipeline = pipeline
+        self.exporter = pipeline.exporter
+        self.outbox = outbox
+        self.counters = counters
+        self.retry = retry or RetryPolicy()
+        self.store_and_forward = store_and_forward
+        self.report_every = report_every
+        batch = pipeline.batch
+        if batch is not None:
+            self.group = batch.threshold or FETCH_MAX * 64
+        elif pipeline.byte_functions:
+            self.group = 1  # each item compressed/encrypted on its own
+        else:
+            self.group = max(1, self.exporter.max_batch)
+        self._last_report = 0.0
+        self._failures_since_report = 0
+        self._stopping = False
+        self._wake = asyncio.Event()
+
+    async def _collect(self) -> list[Entry]:
+        batch = self.pipeline.batch
+        if batch is None:
+            return await self.outbox.fetch(min(self.group, FETCH_MAX * 64), IDLE_WAIT_S)
+        entries: list[Entry] = []
+        deadline: float | None = None
+        kept_at = time.monotonic()
+        while not self._stopping:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            wait = IDLE_WAIT_S if deadline is None else min(IDLE_WAIT_S, deadline - now)
+            want = min(FETCH_MAX * 4, self.group - len(entries))
+            got = await self.outbox.fetch(want, max(wait, 0.001))
+            if got and deadline is None and batch.interval > 0:
+                deadline = time.monotonic() + batch.interval
+            entries.extend(got)
+            if batch.threshold and len(entries) >= batch.threshold:
+                break
+            if entries and time.monotonic() - kept_at >= KEEP_EVERY_S:
+                await self.outbox.keep(entries)
+                kept_at = time.monotonic()
+        return entries
+
+    async def run(self) -> None:
+        self.counters.state = "running"
+        while not self._stopping:
+            try:
+                entries = await self._collect()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # the buffer is away (NATS down): wait and fetch again
+                self._report_failure(f"cannot read the export buffer: {err}", permanent=False)
+                await asyncio.sleep(IDLE_WAIT_S)
+                continue
+            for start in range(0, len(entries), self.group):
+                await self.deliver(entries[start : start + self.group])
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def deliver(self, entries: list[Entry]) -> None:
+        """Export the entries as one payload, retrying until it goes through; then ack them."""
+        items = [e.item for e in entries]
+        count = len(items)
+        ctx = items[0].ctx
+        delay = self.retry.initial
+        while True:
+            try:
+                payload = join(items)
+                for function in self.pipeline.byte_functions:
+                    payload = await function(ctx, payload)
+                await self.exporter.export(ctx, payload, count)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                failed = err if isinstance(err, ExportFailed) else ExportFailed(f"{type(err).__name__}: {err}")
+                self.counters.retried += count
+                if failed.permanent:
+                    self.counters.failed_permanent += 1
+                self._report_failure(failed.message, permanent=failed.permanent)
+                if not self.store_and_forward:
+                    self.counters.dropped_newest += count
+                    await self.outbox.ack(entries)
+                    return
+                wait = self.retry.maximum if failed.permanent else delay
+                if failed.retry_after is not None:
+                    wait = max(wait, min(failed.retry_after, self.retry.max_retry_after))
+                delay = min(delay * 2, self.retry.maximum)
+                await self._wait_holding(entries, wait)
+        await self.outbox.ack(entries)
+        self.counters.exported += count
+        self.counters.exports += 1
+        self._recovered()
+
+    async def _wait_holding(self, entries: list[Entry], wait: float) -> None:
+        """Sleep `wait` seconds, telling the buffer every so often that the entries are still being worked on
+        (a long Retry-After must not make it hand them out again)."""
+        end = time.monotonic() + wait
+        while True:
+            await self.outbox.keep(entries)
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, KEEP_EVERY_S))
+
+    def _report_failure(self, message: str, *, permanent: bool) -> None:
+        c = self.counters
+        c.last_error = message
+        c.last_error_permanent = permanent
+        now = time.monotonic()
+        first = c.failing_since is None
+        if first:
+            c.failing_since = time.time()
+        c.state = "failing"
+        self._failures_since_report += 1
+        if first or now - self._last_report >= self.report_every:
+            what = "refused by the target; retrying will not fix this (check the token, URL, bucket)"
+            log.error(
+                "export to %s failed%s: %s (%d failure(s) since the last report; the data is kept and retried)",
+                self.exporter.target,
+                f", {what}" if permanent else "",
+                message,
+                self._failures_since_report,
+            )
+            self._last_report = now
+            self._failures_since_report = 0
+
+    def _recovered(self) -> None:
+        c = self.counters
+        if c.failing_since is not None:
+            log.info("export to %s works again after %.1fs", self.exporter.target, time.time() - c.failing_since)
+            c.failing_since = None
+            c.state = "running"
+            self._failures_since_report = 0
+
+
+__all__ = ["Counters", "EventPipeline", "Forwarder", "RetryPolicy", "join"]
