@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +136,7 @@ class Forwarder:
         retry: RetryPolicy | None = None,
         store_and_forward: bool = True,
         report_every: float = REPORT_EVERY_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.pipeline = pipeline
         self.exporter = pipeline.exporter
@@ -143,6 +145,8 @@ class Forwarder:
         self.retry = retry or RetryPolicy()
         self.store_and_forward = store_and_forward
         self.report_every = report_every
+        self._sleep = sleep
+        """How the retry loop waits (a test gives its own clock)."""
         batch = pipeline.batch
         if batch is not None:
             self.group = batch.threshold or FETCH_MAX * 64
@@ -234,13 +238,14 @@ class Forwarder:
     async def _wait_holding(self, entries: list[Entry], wait: float) -> None:
         """Sleep `wait` seconds, telling the buffer every so often that the entries are still being worked on
         (a long Retry-After must not make it hand them out again)."""
-        end = time.monotonic() + wait
+        left = wait
         while True:
             await self.outbox.keep(entries)
-            left = end - time.monotonic()
             if left <= 0:
                 return
-            await asyncio.sleep(min(left, KEEP_EVERY_S))
+            step = min(left, KEEP_EVERY_S)
+            await self._sleep(step)
+            left -= step
 
     def _report_failure(self, message: str, *, permanent: bool) -> None:
         c = self.counters
