@@ -27,6 +27,7 @@ from app_services.infrastructure.memory_outbox import MemoryOutbox
 from app_services.main import export_factories
 from edgeplane_common.secrets import SecretStore
 from tests.support.apps import ORIGIN, RecordingExporter, ctx_of, event, reading, recording_factory
+from tests.support.stack import wait_until
 
 HEADER = """Trigger:
   Type: edgex-messagebus
@@ -201,9 +202,7 @@ async def feed(pipeline: Any, outbox: MemoryOutbox, counters: Counters, events: 
 async def drain(forwarder: Forwarder, until: Any, timeout: float = 5.0) -> None:
     task = asyncio.create_task(forwarder.run())
     try:
-        async with asyncio.timeout(timeout):
-            while not until():
-                await asyncio.sleep(0.005)
+        await wait_until(until, timeout=timeout, interval=0.005)
     finally:
         forwarder.stop()
         task.cancel()
