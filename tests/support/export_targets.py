@@ -5,6 +5,7 @@ a clear reason when the binary is not installed (.ci/run installs both from Debi
 from __future__ import annotations
 
 import asyncio
+import getpass
 import shutil
 import socket
 import subprocess
@@ -110,11 +111,17 @@ class Victoria(ServerProcess):
 
 
 class Mosquitto(ServerProcess):
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, *, persistence: bool = False) -> None:
         port = free_port()
         data.mkdir(parents=True, exist_ok=True)
         conf = data / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        # Started as root, mosquitto would switch to its own user, which cannot write in the test's folder.
+        text = f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
+        if persistence:  # sessions and queued messages kept across a restart (saved when it stops)
+            text += f"persistence true\npersistence_location {data}/\n"
+        else:
+            text += "persistence false\n"
+        conf.write_text(text)
         assert MOSQUITTO is not None
         super().__init__("mosquitto", [MOSQUITTO, "-c", str(conf)], port, data / "mosquitto.log")
 
