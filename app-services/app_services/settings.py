@@ -49,12 +49,60 @@ class AppServiceSettings(ServiceSettings):
         return Path(self.pipeline_file) if self.pipeline_file else RES / f"{self.service_name}.yaml"
 
 
+class InfluxExportSettings(AppServiceSettings):
+    """app-influx-export (res/app-influx-export.yaml)."""
+
+    env_prefix: ClassVar[str] = "APP_INFLUX_EXPORT_"
+
+    class Http(AppHttpSettings):
+        port: int = Field(59702, description="REST API port.")
+
+    service_name: str = Field("app-influx-export", description="Instance name: logs, durable consumer, buffer.")
+    http: AppHttpSettings = Field(default_factory=Http)
+
+
+class MqttExportSettings(AppServiceSettings):
+    """app-mqtt-export (res/app-mqtt-export.yaml)."""
+
+    env_prefix: ClassVar[str] = "APP_MQTT_EXPORT_"
+
+    class Http(AppHttpSettings):
+        port: int = Field(59703, description="REST API port.")
+
+    service_name: str = Field("app-mqtt-export", description="Instance name: logs, durable consumer, buffer.")
+    http: AppHttpSettings = Field(default_factory=Http)
+
+
+class HttpExportSettings(AppServiceSettings):
+    """app-http-export (res/app-http-export.yaml)."""
+
+    env_prefix: ClassVar[str] = "APP_HTTP_EXPORT_"
+
+    class Http(AppHttpSettings):
+        port: int = Field(59704, description="REST API port.")
+
+    service_name: str = Field("app-http-export", description="Instance name: logs, durable consumer, buffer.")
+    http: AppHttpSettings = Field(default_factory=Http)
+
+
+SHIPPED: dict[str, type[AppServiceSettings]] = {
+    "app-influx-export": InfluxExportSettings,
+    "app-mqtt-export": MqttExportSettings,
+    "app-http-export": HttpExportSettings,
+}
+
+
 def load_settings(instance: str | None = None) -> AppServiceSettings:
-    """The settings of `instance` from its own variables (`APP_<INSTANCE>_...`), its port defaulted."""
+    """The settings of `instance` from its own variables (`APP_<INSTANCE>_...`), its port defaulted; any
+    instance name works (with its own pipeline file), the shipped ones have their own classes."""
     name = instance or "app-service"
-    cls: type[AppServiceSettings] = type(
-        f"{env_prefix(name).title().replace('_', '')}Settings", (AppServiceSettings,), {"env_prefix": env_prefix(name)}
-    )
+    cls = SHIPPED.get(name)
+    if cls is None:
+        cls = type(
+            f"{env_prefix(name).title().replace('_', '')}Settings",
+            (AppServiceSettings,),
+            {"env_prefix": env_prefix(name)},
+        )
     settings = cls()
     if instance and settings.service_name == "app-service":
         settings.service_name = instance
@@ -63,4 +111,14 @@ def load_settings(instance: str | None = None) -> AppServiceSettings:
     return settings
 
 
-__all__ = ["INSTANCES", "RES", "AppServiceSettings", "env_prefix", "load_settings"]
+__all__ = [
+    "INSTANCES",
+    "RES",
+    "SHIPPED",
+    "AppServiceSettings",
+    "HttpExportSettings",
+    "InfluxExportSettings",
+    "MqttExportSettings",
+    "env_prefix",
+    "load_settings",
+]

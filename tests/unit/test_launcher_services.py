@@ -23,7 +23,8 @@ def _unique(values: list[object]) -> bool:
 def test_names_ports_prefixes_and_modules_are_unique() -> None:
     assert SERVICES, "at least one service is declared"
     assert _unique([s.name for s in SERVICES])
-    assert _unique([s.module for s in SERVICES])
+    # One module may run several instances (the app services), each with its own arguments.
+    assert _unique([(s.module, s.args) for s in SERVICES])
     assert _unique([s.env_prefix for s in SERVICES])
     assert _unique([s.port for s in SERVICES] + [i.default_port for i in INFRA])
 
