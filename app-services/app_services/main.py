@@ -20,10 +20,7 @@ from app_services.application.params import Params
 from app_services.application.pipeline import PipelineFileError, load_file
 from app_services.application.ports import Outbox
 from app_services.application.runtime import Counters, EventPipeline, Forwarder, RetryPolicy
-from app_services.infrastructure.http_export import HttpExporter
-from app_services.infrastructure.influx_export import InfluxExporter
 from app_services.infrastructure.jetstream_outbox import JetStreamOutbox
-from app_services.infrastructure.mqtt_export import MqttExporter
 from app_services.messaging.trigger import EventTrigger
 from app_services.metrics import AppCollector
 from app_services.service import AppService
@@ -38,13 +35,22 @@ log = logging.getLogger(__name__)
 
 
 def export_factories(environ: Mapping[str, str], secrets: SecretSource) -> dict[str, ExportFactory]:
+    """The exports by name. Each client library is imported only by the instance that uses it
+    (influxdb-client alone adds ~35 MB to a process)."""
+
     def influx(p: Params) -> Any:
+        from app_services.infrastructure.influx_export import InfluxExporter
+
         return InfluxExporter(p, environ, secrets)
 
     def http(p: Params) -> Any:
+        from app_services.infrastructure.http_export import HttpExporter
+
         return HttpExporter(p, secrets)
 
     def mqtt(p: Params) -> Any:
+        from app_services.infrastructure.mqtt_export import MqttExporter
+
         return MqttExporter(p, secrets)
 
     return {"InfluxDBExport": influx, "HTTPExport": http, "MQTTExport": mqtt}

@@ -14,7 +14,7 @@ from app_services.application.errors import ExportFailed, TargetNotConfigured
 from app_services.application.functions.codec import SecretSource
 from app_services.application.params import Params
 from app_services.application.placeholders import compile_placeholders
-from app_services.infrastructure.influx_export import TRANSIENT_STATUS, retry_after
+from app_services.infrastructure.http_status import is_refusal, retry_after
 from edgeplane_common.settings import redact_url
 
 
@@ -78,7 +78,7 @@ class HttpExporter:
             return
         raise ExportFailed(
             f"HTTP {status} from {redact_url(url)}: {response.text[:300]}",
-            permanent=400 <= status < 500 and status not in TRANSIENT_STATUS,
+            permanent=is_refusal(status),
             retry_after=retry_after(response.headers),
         )
 

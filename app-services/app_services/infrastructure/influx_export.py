@@ -18,22 +18,10 @@ from app_services.application.errors import ExportFailed, TargetNotConfigured
 from app_services.application.functions.codec import SecretSource
 from app_services.application.functions.transforms import line_protocol_options
 from app_services.application.params import Params
+from app_services.infrastructure.http_status import is_refusal, retry_after
 from edgeplane_common.settings import redact_url
 
 DEFAULT_BATCH = 5000
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-def retry_after(headers: Mapping[str, str] | None) -> float | None:
-    if not headers:
-        return None
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return None
-    return None
 
 
 class InfluxExporter:
@@ -91,7 +79,7 @@ class InfluxExporter:
                 await self._reset()  # a rotated token (secret store) is read on the next try
             raise ExportFailed(
                 message,
-                permanent=400 <= status < 500 and status not in TRANSIENT_STATUS,
+                permanent=is_refusal(status),
                 retry_after=retry_after(err.headers),
             ) from err
         except (TimeoutError, aiohttp.ClientError, OSError) as err:
@@ -106,4 +94,4 @@ class InfluxExporter:
         await self._reset()
 
 
-__all__ = ["InfluxExporter", "retry_after"]
+__all__ = ["DEFAULT_BATCH", "InfluxExporter"]

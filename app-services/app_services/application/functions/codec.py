@@ -16,8 +16,6 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from app_services.application.data import Context
 from app_services.application.params import Params
 
@@ -94,6 +92,8 @@ def encrypt(p: Params, secrets: SecretSource) -> ByteFunction:
         text = secret.get(value_key)
         if text is None:
             raise MissingKey(f"Encrypt: secret {secret_name!r} has no key {value_key!r}")
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # only where Encrypt is used
+
         nonce = os.urandom(NONCE_BYTES)
         sealed = nonce + AESGCM(parse_key(text)).encrypt(nonce, data, None)
         ctx.kind = "bytes"
@@ -104,6 +104,8 @@ def encrypt(p: Params, secrets: SecretSource) -> ByteFunction:
 
 
 def decrypt(key: bytes, data: bytes, *, raw: bool = False) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     sealed = data if raw else base64.b64decode(data)
     return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], None)
 
