@@ -86,11 +86,14 @@ def field_value(reading: dict[str, Any]) -> str | None:
         return None
     value_type = reading.get("valueType")
     if value_type in _FLOATS:
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return value if math.isfinite(number) else None
+        # Only NaN and the infinities spell a letter other than the exponent's e.
+        if "n" in value or "N" in value or "i" in value or "I" in value:
+            try:
+                if not math.isfinite(float(value)):
+                    return None
+            except ValueError:
+                return None
+        return str(value)
     if value_type in _INTS:
         return f"{value}i"
     if value_type in _UINTS:
@@ -100,6 +103,10 @@ def field_value(reading: dict[str, Any]) -> str | None:
     if value_type == "String":
         return f'"{escape_string(str(value))}"'
     return None
+
+
+MAX_CACHED_SERIES = 10_000
+"""Series (measurement, tags, field key) whose rendered prefix is remembered; a stream repeats a few."""
 
 
 @dataclass
@@ -116,6 +123,7 @@ class LineProtocol:
         self._field = template(self.field_key, "FieldKey")
         # Tags sorted by key: InfluxDB's recommended order (and the one it stores in).
         self._tags = [(escape_key(k), template(v, f"Tags {k}")) for k, v in sorted(self.tags.items())]
+        self._cache: dict[tuple[Any, ...], str] = {}
 
     def _tag_text(self, event: dict[str, Any], reading: dict[str, Any]) -> str:
         tags: dict[str, str] = {}
@@ -131,19 +139,48 @@ class LineProtocol:
                             tags[escape_key(k)] = escape_key(str(v))
         return "".join(f",{k}={tags[k]}" for k in sorted(tags))
 
+    def _prefix(self, event: dict[str, Any], reading: dict[str, Any]) -> str | None:
+        """`measurement,tags field=` of a reading (None when the measurement or field key renders empty)."""
+        measurement = self._measurement(event, reading)
+        key = self._field(event, reading)
+        if not measurement or not key:
+            return None
+        return f"{escape_measurement(measurement)}{self._tag_text(event, reading)} {escape_key(key)}="
+
     def lines(self, event: dict[str, Any]) -> list[str]:
         out: list[str] = []
+        cache = self._cache
+        cacheable = not (self.event_tags and event.get("tags"))
+        base = (event.get("deviceName"), event.get("profileName"), event.get("sourceName"))
         for reading in event["readings"]:
             value = field_value(reading)
-            measurement = self._measurement(event, reading)
-            key = self._field(event, reading)
-            if value is None or not measurement or not key:
+            if value is None:
                 self.skipped += 1
                 continue
-            origin = reading.get("origin") or event["origin"]
-            out.append(
-                f"{escape_measurement(measurement)}{self._tag_text(event, reading)} {escape_key(key)}={value} {origin}"
-            )
+            if cacheable and not reading.get("tags"):
+                series = (
+                    *base,
+                    reading.get("deviceName"),
+                    reading.get("profileName"),
+                    reading.get("resourceName"),
+                    reading.get("units"),
+                    reading.get("valueType"),
+                )
+                prefix = cache.get(series)
+                if prefix is None:
+                    prefix = self._prefix(event, reading)
+                    if prefix is None:
+                        self.skipped += 1
+                        continue
+                    if len(cache) >= MAX_CACHED_SERIES:
+                        cache.clear()
+                    cache[series] = prefix
+            else:
+                prefix = self._prefix(event, reading)
+                if prefix is None:
+                    self.skipped += 1
+                    continue
+            out.append(f"{prefix}{value} {reading.get('origin') or event['origin']}")
         return out
 
     def encode(self, event: dict[str, Any]) -> bytes:

@@ -252,8 +252,9 @@ class JetStreamOutbox:
     async def close(self) -> None:
         nc, self._nc, self._js, self._psub = self._nc, None, None, None
         if nc is not None:
+            # close, not drain: every ack is already sent, and a pending pull would hold a drain for its timeout.
             with contextlib.suppress(Exception):
-                await nc.drain()
+                await nc.close()
 
 
 __all__ = ["CONSUMER", "JetStreamOutbox"]

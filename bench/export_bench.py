@@ -1,0 +1,309 @@
+# ruff: noqa: ASYNC110, ASYNC210, ASYNC220  (a benchmark driver: blocking status polls between timed parts are fine)
+"""App-service export benchmark (issue 13): `python bench/export_bench.py` or `make bench`.
+
+In one run, against one VictoriaMetrics (the InfluxDB v2 write API; Debian's `victoria-metrics`) started here:
+
+  (a) the InfluxDB export: EdgeX events (one reading each) through the pipeline's line-protocol transform,
+      joined into batches of 5000 and written by InfluxDBExport (influxdb-client's async v2 write API).
+  (b) raw influxdb-client, the same points: pre-built line protocol (the ceiling), and influxdb-client's
+      Point objects (its own convenience path).
+  (c) deadband on a noisy sine (span 0..100, noise +-0.2): points exported with a deadband of 1% of the
+      span, and the largest difference between the signal and the last exported value.
+  (d) an outage: `python -m app_services` (a subprocess with its JetStream buffer) while the target is down,
+      fed 1,000 readings/s for --outage seconds (default 60; the issue's figure is for 600): its RSS over
+      time, then the time to drain once the target is back, and the points counted in the target.
+
+Figures and ratios are printed; nothing is asserted about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app_services.application.data import Context
+from app_services.application.functions.deadband import deadband
+from app_services.application.functions.transforms import to_line_protocol
+from app_services.application.lineprotocol import LineProtocol
+from app_services.application.params import Params
+from app_services.infrastructure.influx_export import InfluxExporter
+from edgeplane_common.bus import MessageEnvelope, Topics
+from edgeplane_common.bus.nats import NatsMessageBus
+from edgeplane_common.embedded import EmbeddedNats, free_port
+from edgeplane_common.settings import NatsSettings
+
+BATCH = 5000
+
+
+class Victoria:
+    def __init__(self, data: Path, port: int | None = None) -> None:
+        self.data = data
+        self.port = port or free_port()
+        self.proc: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import subprocess
+
+        binary = shutil.which("victoria-metrics")
+        assert binary
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+                f"-storageDataPath={self.data}",
+                "-retentionPeriod=100y",
+                "-loggerLevel=ERROR",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("victoria-metrics did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    async def count(self, name: str, expect: int, timeout: float = 30) -> int:
+        deadline = time.monotonic() + timeout
+        total = 0
+        async with httpx.AsyncClient(base_url=self.url, timeout=60) as c:
+            while time.monotonic() < deadline:
+                await c.get("/internal/force_flush")
+                r = await c.post("/api/v1/export", data={"match[]": f'{{__name__="{name}"}}'})
+                total = sum(len(__import__("orjson").loads(line)["values"]) for line in r.text.splitlines() if line)
+                if total >= expect:
+                    break
+                await asyncio.sleep(0.5)
+        return total
+
+
+def events(n: int, measurement: str, origin: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "deviceName": f"dev-{i % 10}",
+            "profileName": measurement,
+            "sourceName": "Flow",
+            "origin": origin + i * 1_000_000,
+            "readings": [
+                {
+                    "resourceName": "Flow",
+                    "value": f"{i % 1000}.25",
+                    "valueType": "Float64",
+                    "origin": origin + i * 1_000_000,
+                }
+            ],
+        }
+        for i in range(n)
+    ]
+
+
+async def bench_export(vm: Victoria, n: int) -> None:
+    from influxdb_client import Point, WritePrecision
+    from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+
+    origin = (time.time_ns() // 1_000_000 - 10 * n) * 1_000_000
+    evs = events(n, "benchA", origin)
+    exporter = InfluxExporter(Params("InfluxDBExport", {"BatchSize": BATCH}), {"INFLUXDB_V2_URL": vm.url}, {})
+    transform = to_line_protocol(exporter.line_protocol)
+    ctx = Context()
+    t0 = time.perf_counter()
+    for start in range(0, n, BATCH):
+        lines = [await transform(ctx, e) for e in evs[start : start + BATCH]]
+        await exporter.export(ctx, b"\n".join(x for x in lines if x), len(lines))
+    ours = n / (time.perf_counter() - t0)
+    await exporter.close()
+
+    lp = LineProtocol()
+    raw_lines = [lp.encode(e) for e in events(n, "benchB", origin)]
+    async with InfluxDBClientAsync(url=vm.url, token="t", org="o") as client:
+        api = client.write_api()
+        t0 = time.perf_counter()
+        for start in range(0, n, BATCH):
+            await api.write("b", "o", b"\n".join(raw_lines[start : start + BATCH]))
+        raw = n / (time.perf_counter() - t0)
+        pts_events = events(n, "benchC", origin)
+        t0 = time.perf_counter()
+        for start in range(0, n, BATCH):
+            points = [
+                Point(e["profileName"])
+                .tag("device", e["deviceName"])
+                .tag("source", e["sourceName"])
+                .field("Flow", float(e["readings"][0]["value"]))
+                .time(e["origin"], WritePrecision.NS)
+                for e in pts_events[start : start + BATCH]
+            ]
+            await api.write("b", "o", points)
+        point_path = n / (time.perf_counter() - t0)
+    got = await vm.count("benchA_Flow", n)
+    print(
+        f"(a) InfluxDBExport (events -> line protocol -> v2 write, batches of {BATCH}): {ours:,.0f} points/s "
+        f"({got:,}/{n:,} points read back)"
+    )
+    print(f"(b) raw influxdb-client, pre-built line protocol:  {raw:,.0f} points/s  (ours = {ours / raw:.0%} of it)")
+    print(
+        f"    raw influxdb-client, Point objects:            {point_path:,.0f} points/s "
+        f"(ours = {ours / point_path:.1f}x)"
+    )
+
+
+async def bench_deadband(n: int = 100_000) -> None:
+    rnd = random.Random(13)
+    span = 100.0
+    fn = deadband(Params("Deadband", {"Percent": "1", "SpanMin": "0", "SpanMax": str(span)}))
+    ctx = Context()
+    held = None
+    worst = 0.0
+    sent = 0
+    for i in range(n):
+        value = 50 + 45 * math.sin(2 * math.pi * i / 20_000) + rnd.uniform(-0.2, 0.2)
+        ev = {
+            "deviceName": "d",
+            "readings": [{"resourceName": "x", "valueType": "Float64", "value": repr(value), "origin": i}],
+        }
+        if await fn(ctx, ev) is not None:
+            held = value
+            sent += 1
+        assert held is not None
+        worst = max(worst, abs(value - held))
+    print(
+        f"(c) deadband 1% of span on a noisy sine ({n:,} readings): {sent:,} exported, "
+        f"{1 - sent / n:.1%} fewer points; largest error {worst:.3f} (threshold {span / 100:.3f})"
+    )
+
+
+async def bench_outage(tmp: Path, nats_url: str, seconds: int, rate: int = 1000) -> None:
+    vm = Victoria(tmp / "vm-outage")
+    pipeline = tmp / "outage.yaml"
+    dsvc = f"bench-{uuid.uuid4().hex[:6]}"
+    pipeline.write_text(
+        f'Trigger: {{Type: edgex-messagebus, SubscribeTopics: "events/device/{dsvc}/#"}}\n'
+        "Writable:\n  Pipeline:\n    ExecutionOrder: InfluxDBExport\n"
+        "  StoreAndForward: {MaxBytes: 512MiB, RetryInterval: 500ms, MaxRetryInterval: 5s}\n"
+    )
+    port = free_port()
+    import subprocess
+
+    env = {
+        **os.environ,
+        "APP_BENCH_OUTAGE_HTTP__PORT": str(port),
+        "APP_BENCH_OUTAGE_PIPELINE_FILE": str(pipeline),
+        "APP_BENCH_OUTAGE_NATS__URL": nats_url,
+        "APP_BENCH_OUTAGE_LOG_JSON": "false",
+        "INFLUXDB_V2_URL": vm.url,
+    }
+    log = (tmp / "app.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app_services", "--instance", "app-bench-outage"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    status_url = f"http://127.0.0.1:{port}/api/v3/status"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(status_url, timeout=1).json()["state"] in ("running", "failing"):
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        bus = NatsMessageBus(NatsSettings(url=nats_url), name="bench")
+        await bus.connect()
+        ps = psutil.Process(proc.pid)
+        rss: list[float] = []
+        origin = (time.time_ns() // 1_000_000 - 1000 * seconds) * 1_000_000
+        total = seconds * rate
+        t0 = time.perf_counter()
+        futures = []
+        for i, ev in enumerate(events(total, "benchOutage", origin)):
+            topic = Topics.events(dsvc, "benchOutage", ev["deviceName"], "Flow")
+            futures.append(await bus.publish_durable_pipelined(topic, MessageEnvelope(payload=ev)))
+            if i % rate == rate - 1:
+                await asyncio.gather(*futures)
+                futures.clear()
+                rss.append(ps.memory_info().rss / 2**20)
+                await asyncio.sleep(max(0.0, (i + 1) / rate - (time.perf_counter() - t0)))
+        await asyncio.gather(*futures)
+        for _ in range(600):
+            if httpx.get(status_url, timeout=5).json()["buffered"] >= total:
+                break
+            await asyncio.sleep(0.1)
+        rss.append(ps.memory_info().rss / 2**20)
+        s = httpx.get(status_url, timeout=5).json()
+        print(
+            f"(d) outage {seconds}s at {rate:,} readings/s: {s['buffered']:,} buffered "
+            f"({s['bufferBytes'] / 2**20:.1f} MiB "
+            f"in the JetStream buffer), RSS start {rss[0]:.0f} MB, max {max(rss):.0f} MB, end {rss[-1]:.0f} MB"
+        )
+        vm.start()
+        t1 = time.perf_counter()
+        while httpx.get(status_url, timeout=5).json()["exported"] < total:
+            await asyncio.sleep(0.2)
+        drain = time.perf_counter() - t1
+        got = await vm.count("benchOutage_Flow", total)
+        print(
+            f"    target back: drained in {drain:.1f}s ({total / drain:,.0f} points/s); "
+            f"{got:,}/{total:,} points in the target; RSS {ps.memory_info().rss / 2**20:.0f} MB"
+        )
+        await bus.close()
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        vm.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--points", type=int, default=200_000)
+    parser.add_argument("--outage", type=int, default=60, help="seconds of outage at 1,000 readings/s (0: skip)")
+    args = parser.parse_args()
+    if shutil.which("victoria-metrics") is None:
+        print("victoria-metrics is not installed (Debian package victoria-metrics): skipping the export bench")
+        await bench_deadband()
+        return
+    with tempfile.TemporaryDirectory(prefix="export-bench-") as d:
+        tmp = Path(d)
+        vm = Victoria(tmp / "vm")
+        vm.start()
+        try:
+            await bench_export(vm, args.points)
+        finally:
+            vm.stop()
+        await bench_deadband()
+        if args.outage > 0:
+            with EmbeddedNats(data_dir=tmp / "nats") as server:
+                await bench_outage(tmp, server.url, args.outage)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
