@@ -185,8 +185,8 @@ def test_shipped_instances_load() -> None:
             RES / f"{name}.yaml",
             {
                 "INFLUXDB_V2_URL": "http://127.0.0.1:9",
-                "HTTP_EXPORT_URL": "http://127.0.0.1:9/x",
-                "MQTT_EXPORT_BROKER": "tcp://127.0.0.1:9",
+                "APP_HTTP_EXPORT_URL": "http://127.0.0.1:9/x",
+                "APP_MQTT_EXPORT_BROKER": "tcp://127.0.0.1:9",
             },
         )
         build_pipeline(cfg, export_factories({"INFLUXDB_V2_URL": "http://127.0.0.1:9"}, SecretStore()), SecretStore())
