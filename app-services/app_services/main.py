@@ -56,6 +56,18 @@ def export_factories(environ: Mapping[str, str], secrets: SecretSource) -> dict[
     return {"InfluxDBExport": influx, "HTTPExport": http, "MQTTExport": mqtt}
 
 
+class _AppSecrets:
+    """The app's secret store (`POST /api/v3/secret`), which exists only once the app does: functions built
+    before it read through this."""
+
+    store: SecretSource | None = None
+
+    def get(self, name: str) -> Mapping[str, str]:
+        if self.store is None:
+            raise LookupError("the secret store is not ready")
+        return self.store.get(name)
+
+
 def create_app(
     settings: AppServiceSettings | None = None,
     *,
@@ -71,11 +83,22 @@ def create_app(
     config = load_file(settings.pipeline_path(), environ)
     counters = Counters()
     service = AppService(settings.service_name, config, counters)
+    secrets = _AppSecrets()
+    pipeline = None
+    try:
+        pipeline = build_pipeline(config, export_factories(environ, secrets), secrets)
+    except PipelineError as err:
+        raise config.error(err) from None
+    except TargetNotConfigured as err:
+        service.disabled = str(err)
+        counters.state = "disabled"
+        log.warning("%s is disabled: %s", settings.service_name, err)
     boot = ServiceBootstrap(
         settings.service_name, started_message=f"{settings.service_name} ready on port {settings.http.port}"
     )
     own_bus = bus is None
-    needs_bus = config.trigger.type == "edgex-messagebus"
+    # A disabled instance needs no NATS: its readiness must not wait for it.
+    needs_bus = pipeline is not None and config.trigger.type == "edgex-messagebus"
     if bus is None and needs_bus:
         bus = NatsMessageBus(settings.nats, name=settings.service_name)
     app = create_service_app(
@@ -87,16 +110,10 @@ def create_app(
         bus=bus if needs_bus else None,
         collectors=[AppCollector(service)],
     )
+    secrets.store = app.state.secrets
     app.state.app_service = service
     app.state.pipeline_config = config
-    try:
-        pipeline = build_pipeline(config, export_factories(environ, app.state.secrets), app.state.secrets)
-    except PipelineError as err:
-        raise config.error(err) from None
-    except TargetNotConfigured as err:
-        service.disabled = str(err)
-        counters.state = "disabled"
-        log.warning("%s is disabled: %s", settings.service_name, err)
+    if pipeline is None:
         return app
 
     saf = config.store_and_forward

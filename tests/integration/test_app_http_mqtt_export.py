@@ -212,6 +212,8 @@ async def test_instance_without_target_is_disabled_with_one_log_line(
             "no InfluxDB URL: set INFLUXDB_V2_URL (or the Url parameter)",
         )
         assert (await client.get("/api/v3/ping")).status_code == 200
+        # ready: a disabled instance depends on nothing (it does not even connect to NATS)
+        assert (await client.get("/api/v3/health")).status_code == 200
         assert (await client.post("/api/v3/trigger", json=event())).status_code == 503
         assert "edgeplane_app_enabled" in (await client.get("/metrics")).text
     disabled = [r for r in caplog.records if r.name.startswith("app_services") and "disabled" in r.getMessage()]
