@@ -211,8 +211,16 @@ def test_every_service_restarts_and_has_healthcheck_and_limits(name: str) -> Non
 
 
 def test_the_whole_stack_fits_a_2_core_2_gib_gateway() -> None:
-    total = sum(_memory_bytes(s["deploy"]["resources"]["limits"]["memory"]) for s in _services().values())
+    # What `docker compose up` starts: every service outside an opt-in profile (the exports need targets).
+    default = [s for s in _services().values() if not s.get("profiles")]
+    total = sum(_memory_bytes(s["deploy"]["resources"]["limits"]["memory"]) for s in default)
     assert total <= STACK_MEMORY_BUDGET, f"memory limits add up to {total / 2**20:.0f} MiB"
+
+
+def test_only_the_export_app_services_are_opt_in() -> None:
+    opt_in = {name for name, s in _services().items() if s.get("profiles")}
+    assert opt_in == {"app-influx-export", "app-mqtt-export", "app-http-export"}
+    assert all(_services()[name]["profiles"] == ["exports"] for name in opt_in)
 
 
 def test_volumes_are_named_and_declared() -> None:
