@@ -82,7 +82,9 @@ def tunables() -> dict[str, str]:
 
 
 def compose_doc() -> dict[str, Any]:
+    """The compose file as `compose up` runs it: services of opt-in profiles (the exports) left out."""
     doc: dict[str, Any] = yaml.safe_load(expand(COMPOSE_FILE.read_text(), tunables()))
+    doc["services"] = {name: svc for name, svc in doc["services"].items() if not svc.get("profiles")}
     return doc
 
 
