@@ -8,6 +8,8 @@ from enum import StrEnum
 class ErrorKind(StrEnum):
     CONTRACT_INVALID = "ContractInvalid"
     UNAUTHORIZED = "Unauthorized"
+    FORBIDDEN = "Forbidden"
+    RATE_LIMITED = "RateLimited"
     ENTITY_NOT_FOUND = "EntityNotFound"
     NOT_ALLOWED = "NotAllowed"
     DUPLICATE_NAME = "DuplicateName"
@@ -25,6 +27,8 @@ class ErrorKind(StrEnum):
 HTTP_STATUS: dict[ErrorKind, int] = {
     ErrorKind.CONTRACT_INVALID: 400,
     ErrorKind.UNAUTHORIZED: 401,
+    ErrorKind.FORBIDDEN: 403,
+    ErrorKind.RATE_LIMITED: 429,
     ErrorKind.ENTITY_NOT_FOUND: 404,
     ErrorKind.NOT_ALLOWED: 405,
     ErrorKind.DUPLICATE_NAME: 409,
@@ -65,6 +69,16 @@ class ContractInvalid(EdgeError):
 
 class Unauthorized(EdgeError):
     kind = ErrorKind.UNAUTHORIZED
+
+
+class Forbidden(EdgeError):
+    """Authenticated, but the role does not allow this request."""
+
+    kind = ErrorKind.FORBIDDEN
+
+
+class RateLimited(EdgeError):
+    kind = ErrorKind.RATE_LIMITED
 
 
 class NotFound(EdgeError):

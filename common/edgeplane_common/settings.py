@@ -27,6 +27,22 @@ class HttpSettings(BaseModel):
     )
 
 
+class SecuritySettings(BaseModel):
+    enabled: bool = Field(
+        False,
+        description="Secure mode: every route but ping, health, the token keys and login needs a signed token "
+        "(`Authorization: Bearer <JWT>`) whose role allows the request. Replaces `HTTP__AUTH_TOKEN`.",
+    )
+    jwks_url: str | None = Field(
+        None,
+        description="Where the token-verification keys are published (default: `<metadata_url>/api/v3/key`).",
+    )
+    service_token: SecretStr | None = Field(
+        None,
+        description="This service's own token for its calls to other services (`edgeplane token service NAME`).",
+    )
+
+
 class NatsSettings(BaseModel):
     url: str = Field("nats://127.0.0.1:4222", description="NATS server URL(s), comma separated.")
     user: str | None = Field(None, description="NATS user name.")
@@ -77,6 +93,7 @@ class ServiceSettings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     nats: NatsSettings = Field(default_factory=NatsSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -91,6 +108,12 @@ class ServiceSettings(BaseSettings):
         own = EnvSettingsSource(settings_cls, env_prefix=cls.env_prefix, env_nested_delimiter="__")
         shared = EnvSettingsSource(settings_cls, env_prefix=SHARED_PREFIX, env_nested_delimiter="__")
         return (init_settings, own, shared, file_secret_settings)
+
+    def client_token(self) -> str | None:
+        """The bearer token this service sends to the others: its service token in secure mode, else the
+        shared `HTTP__AUTH_TOKEN` if any."""
+        chosen = self.security.service_token if self.security.enabled else self.http.auth_token
+        return chosen.get_secret_value() if chosen is not None else None
 
     def redacted(self) -> dict[str, Any]:
         """The settings as JSON with every secret replaced by '**********', and the password (or token) in

@@ -37,7 +37,7 @@ def create_app(
     )
     # Start order: NATS, then the system-event listener that keeps the cache fresh; teardown is the reverse.
     if metadata is None:
-        token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
+        token = settings.client_token()
         metadata = MetadataClient(settings.metadata_url, token=token, timeout=settings.metadata_timeout)
         boot.close("core-metadata client", metadata.close)
         boot.readiness.probe("core-metadata", metadata.ping)

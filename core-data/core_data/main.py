@@ -45,7 +45,7 @@ def create_app(
         store = RedisEventStore(redis_client)
         connect_redis(boot, redis_client, close=store.close)
     if metadata is None:
-        token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
+        token = settings.client_token()
         metadata = MetadataClient(settings.metadata_url, token=token)
         boot.close("core-metadata client", metadata.close)
     connect_bus: Callable[[], Awaitable[None]] | None = None

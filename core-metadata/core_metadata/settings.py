@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
-from edgeplane_common.settings import HttpSettings, ServiceSettings
+from edgeplane_common.settings import HttpSettings, SecuritySettings, ServiceSettings
 
 
 class ValidationSettings(BaseModel):
@@ -22,6 +22,24 @@ class CoreMetadataHttpSettings(HttpSettings):
     # A subclass default, not `HttpSettings(port=...)` in a factory: with a factory, setting one nested
     # variable (e.g. the host) would rebuild HttpSettings and lose the port.
     port: int = Field(59881, description="REST API port.")
+
+
+class CoreMetadataSecuritySettings(SecuritySettings):
+    signing_key_file: str | None = Field(
+        None,
+        description="Ed25519 private key (PEM) that signs tokens; created (mode 0600) when missing. Required in "
+        "secure mode.",
+    )
+    token_ttl: float = Field(900.0, gt=0, description="Seconds a user's token stays valid after login.")
+    admin_user: str = Field("admin", description="Name of the first admin, created when there is no user yet.")
+    admin_password: SecretStr | None = Field(
+        None, description="Password of the first admin; without it no user is created at start."
+    )
+    login_failure_delay: float = Field(1.0, ge=0, description="Seconds a failed login waits before answering 401.")
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins per user or address within the window before further ones answer 429."
+    )
+    login_failure_window: float = Field(300.0, gt=0, description="Seconds failed logins are remembered.")
 
 
 class CoreMetadataSettings(ServiceSettings):
@@ -45,3 +63,4 @@ class CoreMetadataSettings(ServiceSettings):
     )
     uom_file: str | None = Field(None, description="Units-of-measure YAML served by /api/v3/uom (built-in default).")
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    security: CoreMetadataSecuritySettings = Field(default_factory=CoreMetadataSecuritySettings)

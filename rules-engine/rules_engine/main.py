@@ -55,7 +55,7 @@ def create_app(
         bus = NatsMessageBus(settings.nats, name=settings.service_name)
         boot.connect("NATS", bus.connect, close=bus.close)
     if metadata is None:
-        token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
+        token = settings.client_token()
         client = MetadataClient(settings.metadata_url, token=token, timeout=settings.metadata_timeout)
         boot.close("core-metadata client", client.close)
         metadata = client

@@ -18,11 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from edgeplane_common import API_VERSION, EDGEX_VERSION
+from edgeplane_common.auth import JwksKeys, RoutePolicy, TokenVerifier
 from edgeplane_common.bootstrap import Readiness, ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.metrics import BusCollector
 from edgeplane_common.errors import EdgeError
-from edgeplane_common.http.middleware import Metrics, ServiceMiddleware
+from edgeplane_common.http.middleware import Metrics, Revoked, ServiceMiddleware
 from edgeplane_common.http.openapi import error_responses
 from edgeplane_common.http.responses import EdgeJSONResponse, error_body, error_response, json_response
 from edgeplane_common.logging import configure_logging
@@ -102,11 +103,14 @@ def create_service_app(
     bootstrap: ServiceBootstrap | None = None,
     bus: MessageBus | None = None,
     collectors: Sequence[Collector] = (),
+    verifier: TokenVerifier | None = None,
+    revoked: Revoked | None = None,
 ) -> FastAPI:
     """The service's app; `bootstrap` is its lifecycle (its readiness is `app.state.readiness`, served by
     `/api/v3/health`). With `bus`, readiness probes the bus ("NATS") and `/metrics` shows its counters.
     `version` is the service's own release (`serviceVersion` of /api/v3/version, whose `version` is the EdgeX
-    release)."""
+    release). In secure mode (`settings.security.enabled`) requests need a token `verifier` accepts (default:
+    one using the keys core-metadata publishes), with a role the route allows, and `revoked` has a last say."""
     app = FastAPI(
         title=title,
         version=version,
@@ -126,9 +130,19 @@ def create_service_app(
         registry.register(BusCollector(bus))
     for collector in collectors:  # the service's own metrics, read at scrape time
         registry.register(collector)
+    app.state.metrics_registry = registry
     token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
+    policy = RoutePolicy()
+    if settings.security.enabled and verifier is None:
+        verifier = TokenVerifier(JwksKeys(_jwks_url(settings)))
     app.add_middleware(
-        ServiceMiddleware, token=token, max_body=settings.http.max_request_size, metrics=Metrics(registry)
+        ServiceMiddleware,
+        token=token,
+        max_body=settings.http.max_request_size,
+        metrics=Metrics(registry),
+        verifier=verifier if settings.security.enabled else None,
+        policy=policy,
+        revoked=revoked,
     )
 
     @app.exception_handler(EdgeError)
@@ -196,8 +210,18 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+    policy.load(app.routes)
     _document_400_not_422(app)
     return app
+
+
+def _jwks_url(settings: ServiceSettings) -> str:
+    if settings.security.jwks_url:
+        return settings.security.jwks_url
+    metadata_url = getattr(settings, "metadata_url", None)
+    if not isinstance(metadata_url, str):
+        raise ValueError("secure mode needs SECURITY__JWKS_URL: where core-metadata publishes the token keys")
+    return metadata_url.rstrip("/") + f"{API_PREFIX}/key"
 
 
 def _document_400_not_422(app: FastAPI) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -14,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgeplane_common.auth import Principal, RoutePolicy, TokenVerifier
+from edgeplane_common.errors import EdgeError
 from edgeplane_common.http.responses import error_body
 from edgeplane_common.logging import correlation_id
 
@@ -21,6 +24,13 @@ CORRELATION_HEADER = b"x-correlation-id"
 CANONICAL_CORRELATION_HEADER = b"X-Correlation-Id"
 OPEN_PATHS = frozenset({"/api/v3/ping", "/api/v3/health"})
 """Open without the bearer token: liveness and readiness, which container healthchecks ask without one."""
+SECURE_OPEN_PATHS = OPEN_PATHS | {"/api/v3/key", "/api/v3/auth/login"}
+"""Also open in secure mode: the public keys tokens are verified with, and the login that issues them."""
+MAX_AUTHORIZATION = 8192
+"""A longer Authorization header is refused before any parsing."""
+Revoked = Callable[[Principal], Awaitable[str | None]]
+"""Why a verified token no longer counts (its user was removed...), or None; core-metadata, which holds the
+users, passes one."""
 _BODY_TYPES = (
     b"application/json",
     b"multipart/form-data",
@@ -77,9 +87,23 @@ class Metrics:
 
 
 class ServiceMiddleware:
-    def __init__(self, app: ASGIApp, *, token: str | None, max_body: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        max_body: int,
+        metrics: Metrics,
+        verifier: TokenVerifier | None = None,
+        policy: RoutePolicy | None = None,
+        revoked: Revoked | None = None,
+    ) -> None:
+        """`verifier` switches secure mode on: signed tokens and roles (`policy`) instead of `token`."""
         self.app = app
         self.token = f"Bearer {token}".encode() if token else None
+        self.verifier = verifier
+        self.policy = policy or RoutePolicy()
+        self.revoked = revoked
         self.max_body = max_body
         self.metrics = metrics
 
@@ -104,7 +128,9 @@ class ServiceMiddleware:
             await send(message)
 
         try:
-            rejection = self._reject(scope, headers)
+            rejection = await self._authorize(scope, headers) if self.verifier is not None else None
+            if rejection is None:
+                rejection = self._reject(scope, headers)
             if rejection is not None:
                 await rejection(scope, receive, send_wrapper)
                 return
@@ -132,8 +158,37 @@ class ServiceMiddleware:
     def _too_large_message(self) -> str:
         return f"request body exceeds the maximum of {self.max_body} bytes"
 
+    async def _authorize(self, scope: Scope, headers: dict[bytes, bytes]) -> Any:
+        """Secure mode: 401 unless a valid signed token comes with the request, 403 unless its role allows
+        the request. The verified principal is left in `request.state.principal`."""
+        assert self.verifier is not None
+        path = scope["path"]
+        if path in SECURE_OPEN_PATHS:
+            return None
+        given = headers.get(b"authorization", b"")
+        if not given:
+            return error_body(401, "missing bearer token (Authorization: Bearer <token>); log in first")
+        if len(given) > MAX_AUTHORIZATION:
+            return error_body(401, "Authorization header is too long")
+        scheme, _, token = given.partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            return error_body(401, "Authorization must be `Bearer <token>`")
+        try:
+            principal = await self.verifier.verify(token.strip().decode("latin-1"))
+            reason = await self.revoked(principal) if self.revoked is not None else None
+        except EdgeError as err:
+            return error_body(err.status_code, err.message)
+        if reason is not None:
+            return error_body(401, reason)
+        method = scope["method"]
+        if not self.policy.allows(principal.role, method, path):
+            needed = self.policy.needed(method, path)
+            return error_body(403, f"role {principal.role!r} may not {method} {path}: it needs {needed!r}")
+        scope.setdefault("state", {})["principal"] = principal
+        return None
+
     def _reject(self, scope: Scope, headers: dict[bytes, bytes]) -> Any:
-        if self.token is not None and scope["path"] not in OPEN_PATHS:
+        if self.verifier is None and self.token is not None and scope["path"] not in OPEN_PATHS:
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, self.token):
                 return error_body(401, "missing or invalid bearer token (Authorization: Bearer <token>)")

@@ -15,6 +15,7 @@ from core_command.application.models import (
     EventResponse,
     MultiDeviceCoreCommandsResponse,
 )
+from edgeplane_common.auth.roles import Role, requires
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.http import error_responses, json_response
 from edgeplane_common.models import BaseResponse
@@ -53,7 +54,13 @@ async def device_commands(name: AnyName, m: M) -> Response:
     return json_response(DeviceCoreCommandResponse(device_core_command=await m.device_commands(name)))
 
 
-@router.get("/name/{name}/{command}", response_model=EventResponse, responses=COMMAND_ERRORS)
+# A read command reaches the device too: operators, not viewers (secure mode).
+@router.get(
+    "/name/{name}/{command}",
+    response_model=EventResponse,
+    responses=COMMAND_ERRORS,
+    openapi_extra=requires(Role.OPERATOR),
+)
 async def issue_get_command(
     request: Request,
     name: AnyName,
@@ -82,7 +89,7 @@ async def issue_get_command(
     "/name/{name}/{command}",
     response_model=BaseResponse,
     responses=COMMAND_ERRORS,
-    openapi_extra=_SETTINGS_BODY,
+    openapi_extra={**_SETTINGS_BODY, **requires(Role.OPERATOR)},
 )
 async def issue_set_command(request: Request, name: AnyName, command: AnyName, m: M) -> Response:
     raw = await request.body()

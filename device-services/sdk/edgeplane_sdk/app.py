@@ -35,7 +35,7 @@ def create_device_service_app(
         bus = NatsMessageBus(settings.nats, name=settings.service_name)
         boot.connect("NATS", bus.connect, close=bus.close)
     if metadata is None:
-        token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
+        token = settings.client_token()
         metadata = MetadataClient(settings.metadata_url, token=token)
         boot.close("core-metadata client", metadata.close)
     runtime = DeviceServiceRuntime(settings, driver, bus, metadata, default_res_dir=default_res_dir)

@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from edgeplane_common.auth.roles import Role, requires
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_common.http import error_responses, json_response
 from edgeplane_common.models import BaseResponse
@@ -114,13 +115,23 @@ async def delete_rule(rule_id: str, m: M) -> Response:
     return json_response(BaseResponse())
 
 
-@router.post("/id/{rule_id}/start", response_model=BaseResponse, responses=error_responses(400, 404, 405))
+@router.post(
+    "/id/{rule_id}/start",
+    response_model=BaseResponse,
+    responses=error_responses(400, 404, 405),
+    openapi_extra=requires(Role.OPERATOR),
+)
 async def start_rule(rule_id: str, m: M) -> Response:
     await m.start(rule_id)
     return json_response(BaseResponse())
 
 
-@router.post("/id/{rule_id}/stop", response_model=BaseResponse, responses=error_responses(404))
+@router.post(
+    "/id/{rule_id}/stop",
+    response_model=BaseResponse,
+    responses=error_responses(404),
+    openapi_extra=requires(Role.OPERATOR),
+)
 async def stop_rule(rule_id: str, m: M) -> Response:
     await m.stop(rule_id)
     return json_response(BaseResponse())
