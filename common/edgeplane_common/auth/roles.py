@@ -8,7 +8,6 @@ operation (`openapi_extra={ROLE_EXTENSION: "operator"}`), which also documents i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -44,23 +43,25 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 
 class RoutePolicy:
-    """The role each request needs. Filled from the app's routes once they are all included; matching is
-    against the few routes that declare a role, so the common case is a method lookup."""
+    """The role each request needs. Filled from the app's OpenAPI document at the first request (when every
+    router is included); matching is against the few routes that declare a role, so the common case is a
+    method lookup."""
 
     def __init__(self) -> None:
         self._declared: list[tuple[str, re.Pattern[str], str]] = []
+        self.loaded = False
 
     def declare(self, method: str, path_template: str, role: str) -> None:
         self._declared.append((method.upper(), _pattern(path_template), role))
 
-    def load(self, routes: Iterable[Any]) -> None:
-        """Read the declarations of starlette/fastapi routes (their `openapi_extra`)."""
-        for route in routes:
-            extra = getattr(route, "openapi_extra", None) or {}
-            role = extra.get(ROLE_EXTENSION)
-            if role:
-                for method in getattr(route, "methods", ()) or ():
-                    self.declare(method, route.path, role)
+    def load_openapi(self, document: dict[str, Any]) -> None:
+        """Read the declarations from the app's OpenAPI document: what it documents is what is enforced."""
+        for path, operations in document.get("paths", {}).items():
+            for method, operation in operations.items():
+                role = operation.get(ROLE_EXTENSION) if isinstance(operation, dict) else None
+                if role:
+                    self.declare(method, path, role)
+        self.loaded = True
 
     def needed(self, method: str, path: str) -> str:
         for m, pattern, role in self._declared:

@@ -210,7 +210,6 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
-    policy.load(app.routes)
     _document_400_not_422(app)
     return app
 

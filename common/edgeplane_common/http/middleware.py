@@ -181,6 +181,8 @@ class ServiceMiddleware:
         if reason is not None:
             return error_body(401, reason)
         method = scope["method"]
+        if not self.policy.loaded:
+            self.policy.load_openapi(scope["app"].openapi())
         if not self.policy.allows(principal.role, method, path):
             needed = self.policy.needed(method, path)
             return error_body(403, f"role {principal.role!r} may not {method} {path}: it needs {needed!r}")
