@@ -39,6 +39,7 @@ from edgeplane.supervisor import (
     readiness,
     tcp_reachable,
 )
+from edgeplane.users_cli import token_app, user_app
 
 app = typer.Typer(
     name="edgeplane",
@@ -302,6 +303,8 @@ def version() -> None:
 
 opcua_app = typer.Typer(help="OPC UA tools (device-opcua).", no_args_is_help=True)
 app.add_typer(opcua_app, name="opcua")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 
 
 @opcua_app.command("browse")

@@ -262,3 +262,44 @@ async def test_bad_authorization_headers_answer_401_never_500(secure: SecureStac
 async def test_secure_mode_is_off_by_default(metadata: httpx.AsyncClient) -> None:
     assert (await metadata.get("/api/v3/device/all")).status_code == 200
     assert (await metadata.post("/api/v3/auth/login", json={"username": "a", "password": "b"})).status_code == 404
+
+
+async def test_cli_manages_users_and_mints_service_tokens(secure: SecureStack, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edgeplane.cli import app as cli
+
+    runner = CliRunner()
+    env = {"EDGEPLANE_METADATA_URL": secure.url, "EDGEPLANE_PASSWORD": ADMIN_PASSWORD}
+
+    def run(*args: str, password: str = ADMIN_PASSWORD) -> Any:
+        return asyncio.to_thread(runner.invoke, cli, list(args), env={**env, "EDGEPLANE_PASSWORD": password})
+
+    r = await run("user", "add", "olga", "--role", "operator", "--password", "olga-pw-1", "--as", "admin")
+    assert r.exit_code == 0, r.output
+    r = await run("user", "list", "--as", "admin")
+    assert r.exit_code == 0, r.output
+    assert "olga" in r.output
+    assert "operator" in r.output
+    r = await run("user", "add", "olga", "--role", "viewer", "--password", "olga-pw-1", "--as", "admin")
+    assert r.exit_code == 1
+    assert "already exists" in r.output
+    r = await run("user", "add", "x", "--role", "root", "--password", "olga-pw-1", "--as", "admin")
+    assert r.exit_code == 1
+    r = await run("user", "list", "--as", "olga", password="olga-pw-1")  # an operator may not list users
+    assert r.exit_code == 1
+    assert "403" in r.output
+    r = await run("user", "remove", "olga", "--as", "admin")
+    assert r.exit_code == 0, r.output
+    async with secure.client() as md:
+        assert (await _login(md, "olga", "olga-pw-1")).status_code == 401
+
+    key = tmp_path / "keys" / "token-signing.pem"
+    r = await run("token", "service", "core-data", "--key", str(key))
+    assert r.exit_code == 0, r.output
+    service_token = r.output.strip()
+    async with secure.client() as md:
+        r = await md.post("/api/v3/deviceservice", headers={"Authorization": f"Bearer {service_token}"}, json=[])
+        assert r.status_code not in (401, 403), r.text
+    r = await run("token", "service", "core-data", "--key", str(tmp_path / "missing.pem"))
+    assert r.exit_code == 1
