@@ -212,6 +212,9 @@ async def test_failed_logins_are_delayed_counted_and_rate_limited(secure: Secure
         assert 'edgeplane_login_failures_total{reason="bad_credentials"} 3.0' in metrics
         assert 'edgeplane_login_failures_total{reason="rate_limited"} 1.0' in metrics
         assert ADMIN_PASSWORD not in metrics
+        config = (await md.get("/api/v3/config", headers=secure.auth("viewer"))).text
+        assert ADMIN_PASSWORD not in config
+        assert "adminPassword" in config or "admin_password" in config
 
 
 def _bad_tokens(stack: SecureStack) -> dict[str, bytes]:

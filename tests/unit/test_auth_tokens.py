@@ -177,3 +177,13 @@ def test_route_policy_defaults_and_declared_roles() -> None:
     assert not policy.allows("nobody", "GET", "/api/v3/device/all")
     assert policy.allows("service", "DELETE", "/api/v3/device/name/pump")
     assert requires("operator") == {"x-edgeplane-role": "operator"}
+
+
+def test_services_send_their_service_token_in_secure_mode_and_the_shared_token_otherwise() -> None:
+    from edgeplane_common.settings import ServiceSettings
+
+    shared = {"http": {"auth_token": "s3cret"}}
+    assert ServiceSettings.model_validate(shared).client_token() == "s3cret"
+    secure = {**shared, "security": {"enabled": True, "service_token": "svc.jwt.token"}}
+    assert ServiceSettings.model_validate(secure).client_token() == "svc.jwt.token"
+    assert ServiceSettings().client_token() is None
