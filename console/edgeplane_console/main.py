@@ -32,7 +32,7 @@ def create_app(
     boot = ServiceBootstrap(settings.service_name, started_message=f"console ready on port {settings.http.port}")
     urls = settings.service_url_map()
     if client is None:
-        token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
+        token = settings.client_token()
         client = GatewayClient(Endpoints(urls), token=token, timeout=settings.request_timeout)
         boot.close("gateway client", client.close)
     state = ConsoleState(

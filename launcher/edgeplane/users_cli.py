@@ -1,7 +1,7 @@
 """`edgeplane user add|remove|list` and `edgeplane token service` (secure mode).
 
 Users are managed through core-metadata's REST API with an admin's token, never in Redis directly: the CLI
-then needs no database credentials, and core-metadata stays the only writer of users (docs/adr/0003).
+then needs no database credentials, and core-metadata stays the only writer of users (docs/adr/0004).
 The first admin comes from core-metadata's own start (`SECURITY__ADMIN_PASSWORD`)."""
 
 from __future__ import annotations
