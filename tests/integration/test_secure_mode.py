@@ -27,6 +27,8 @@ from device_modbus.main import create_app as create_device_modbus
 from device_modbus.settings import DeviceModbusSettings
 from device_opcua.main import create_app as create_device_opcua
 from device_opcua.settings import DeviceOpcuaSettings
+from device_virtual.main import create_app as create_device_virtual
+from device_virtual.settings import DeviceVirtualSettings
 from edgeplane_common.auth import TokenIssuer, load_or_create_signing_key
 from edgeplane_common.auth.roles import ROLE_EXTENSION
 from edgeplane_common.embedded import free_port
@@ -99,6 +101,7 @@ def other_services(jwks_url: str) -> dict[str, FastAPI]:
         "rules-engine": create_rules_engine(RulesEngineSettings.model_validate(sec)),
         "device-modbus": create_device_modbus(DeviceModbusSettings.model_validate(sec)),
         "device-opcua": create_device_opcua(DeviceOpcuaSettings.model_validate(sec)),
+        "device-virtual": create_device_virtual(DeviceVirtualSettings.model_validate(sec)),
     }
 
 
