@@ -18,6 +18,8 @@ import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI
 
+from app_services.main import create_app as create_app_service
+from app_services.settings import AppServiceSettings
 from core_command.main import create_app as create_core_command
 from core_command.settings import CoreCommandSettings
 from core_data.main import create_app as create_core_data
@@ -102,6 +104,9 @@ def other_services(jwks_url: str) -> dict[str, FastAPI]:
         "device-modbus": create_device_modbus(DeviceModbusSettings.model_validate(sec)),
         "device-opcua": create_device_opcua(DeviceOpcuaSettings.model_validate(sec)),
         "device-virtual": create_device_virtual(DeviceVirtualSettings.model_validate(sec)),
+        "app-http-export": create_app_service(
+            AppServiceSettings.model_validate({**sec, "service_name": "app-http-export"}), environ={}
+        ),
     }
 
 
