@@ -10,19 +10,14 @@ batch later; an invalid event is dead-lettered at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from typing import Any
 
 from app_services.application.data import Context
 from app_services.application.runtime import Counters, EventPipeline
 from edgeplane_common.bus import Consumer, MessageBus, MessageEnvelope, Rejections, Topics
+from edgeplane_common.bus.consumers import BatchConsumers
 from edgeplane_common.edgex.events import decode_event_payload, unwrap_request, validate_event
-from edgeplane_common.errors import ContractInvalid, EdgeError
-
-log = logging.getLogger(__name__)
-
-RETRY_S = 2.0
+from edgeplane_common.errors import ContractInvalid
 
 
 def event_from_body(raw: Any) -> dict[str, Any]:
@@ -57,12 +52,19 @@ class EventTrigger:
         self.bus = bus
         self.pipeline = pipeline
         self.counters = counters
-        self.durable = durable
-        self.subjects = subjects
-        self.consumers = consumers
-        self.fetch_batch = fetch_batch
-        self.subscriptions: list[Consumer] = []
-        self._warned = False
+        self.consumers = BatchConsumers(
+            bus,
+            Topics.EVENTS_STREAM,
+            [Topics.EVENTS_ALL],
+            self.handle,
+            [(durable if index == 0 else f"{durable}-{index}", subject) for index, subject in enumerate(subjects)],
+            members=consumers,
+            batch=fetch_batch,
+        )
+
+    @property
+    def subscriptions(self) -> list[Consumer]:
+        return self.consumers.subscriptions
 
     async def handle(self, envelopes: list[MessageEnvelope]) -> Rejections | None:
         events: list[tuple[Context, dict[str, Any]]] = []
@@ -80,52 +82,16 @@ class EventTrigger:
         return rejected or None
 
     def problem(self) -> str | None:
-        if not self.subscriptions:
-            return "the events consumer has not started (waiting for NATS and the stream)"
-        for sub in self.subscriptions:
-            trouble = sub.problem()
-            if trouble is not None:
-                return trouble
-        return None
-
-    def durable_name(self, index: int) -> str:
-        return self.durable if index == 0 else f"{self.durable}-{index}"
-
-    async def start(self) -> None:
-        await self.bus.ensure_stream(Topics.EVENTS_STREAM, [Topics.EVENTS_ALL])
-        for index, subject in enumerate(self.subjects):
-            for _ in range(self.consumers):
-                self.subscriptions.append(
-                    await self.bus.consume_batch(
-                        Topics.EVENTS_STREAM, self.durable_name(index), subject, self.handle, batch=self.fetch_batch
-                    )
-                )
-        log.info("consuming %s as %s", ", ".join(self.subjects), self.durable)
+        return self.consumers.problem()
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
-        """`start` once the buffer is ready, retried until NATS and the stream are there (logged once)."""
+        """Start the consumers once the buffer is ready, retried until NATS and the stream are there."""
         if ready is not None:
             await ready.wait()
-        failing = False
-        while True:
-            try:
-                await self.start()
-            except EdgeError as err:
-                await self.stop()
-                if not failing:
-                    log.warning("cannot consume events yet (%s); retrying every %gs", err, RETRY_S)
-                    failing = True
-                await asyncio.sleep(RETRY_S)
-                continue
-            if failing:
-                log.info("consuming events now")
-            return
+        await self.consumers.run()
 
     async def stop(self) -> None:
-        subs, self.subscriptions = self.subscriptions, []
-        for sub in subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        await self.consumers.stop()
 
 
 __all__ = ["EventTrigger", "context_of", "event_from_body"]

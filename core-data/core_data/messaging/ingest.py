@@ -11,21 +11,18 @@ stream, terminated) without holding back the valid events of its batch; redelive
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from core_data.application.events import EventManager
 from core_data.settings import IngestSettings
-from edgeplane_common.bus import Consumer, MessageBus, MessageEnvelope, Rejections, Topics
+from edgeplane_common.bus import MessageBus, MessageEnvelope, Rejections, Topics
+from edgeplane_common.bus.consumers import BatchConsumers
 from edgeplane_common.bus.guard import check_subject
 from edgeplane_common.edgex.events import EventRecord, decode_event_payload
 from edgeplane_common.errors import ContractInvalid, EdgeError
 
 log = logging.getLogger(__name__)
-
-RETRY_S = 2.0
 
 
 def event_payload(envelope: MessageEnvelope) -> Any:
@@ -38,7 +35,15 @@ class EventIngestor:
         self.bus = bus
         self.events = events
         self.settings = settings
-        self.subscriptions: list[Consumer] = []
+        self.consumers = BatchConsumers(
+            bus,
+            Topics.EVENTS_STREAM,
+            [Topics.EVENTS_ALL],
+            self.handle,
+            [(settings.durable, settings.topic)],
+            members=settings.consumers,
+            batch=settings.fetch_batch,
+        )
         self.dropped = 0
         """Invalid events refused (dead-lettered by the bus) instead of stored."""
 
@@ -55,55 +60,18 @@ class EventIngestor:
         await self.events.ingest_batch(records)
         return rejected or None
 
-    def problem(self) -> str | None:
-        """None while every pull consumer runs; else why events are not being consumed (readiness)."""
-        if not self.settings.enabled:
-            return None
-        if not self.subscriptions:
-            return "the events consumer has not started (waiting for NATS and the stream)"
-        for sub in self.subscriptions:
-            trouble = sub.problem()
-            if trouble is not None:
-                return trouble
-        return None
-
     async def start(self) -> None:
-        """Ensure the stream, then start the pull consumers (the first creates the durable consumer)."""
-        await self.bus.ensure_stream(Topics.EVENTS_STREAM, [Topics.EVENTS_ALL])
-        s = self.settings
-        for _ in range(s.consumers):
-            self.subscriptions.append(
-                await self.bus.consume_batch(Topics.EVENTS_STREAM, s.durable, s.topic, self.handle, batch=s.fetch_batch)
-            )
-        log.info("consuming %s as %s with %d pull consumer(s)", s.topic, s.durable, s.consumers)
+        await self.consumers.start()
 
     async def run(self) -> None:
         """`start`, retried until the bus and JetStream are there (logged once, and once recovered)."""
-        failing = False
-        while True:
-            try:
-                await self.start()
-            except EdgeError as err:
-                await self._unsubscribe()
-                if not failing:
-                    log.warning("cannot consume events yet (%s); retrying every %gs", err, RETRY_S)
-                    failing = True
-                await asyncio.sleep(RETRY_S)
-                continue
-            if failing:
-                log.info("consuming events now")
-            return
+        await self.consumers.run()
 
-    async def _unsubscribe(self) -> None:
-        subs, self.subscriptions = self.subscriptions, []
-        for sub in subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+    def problem(self) -> str | None:
+        return self.consumers.problem()
 
     async def stop(self) -> None:
-        # Concurrently: each waits for the batch its handler is storing.
-        subs, self.subscriptions = self.subscriptions, []
-        await asyncio.gather(*(sub.unsubscribe() for sub in subs), return_exceptions=True)
+        await self.consumers.stop()
 
 
 class BusEventPublisher:
