@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgeplane_common.bus import MessageEnvelope, Topics
+from edgeplane_common.bus.memory import InMemoryBus
 from edgeplane_common.errors import NotFound, ServiceUnavailable
 from edgeplane_console.application.exports import summarize_metrics
 from edgeplane_console.application.live import Firing, Firings, LiveHub, RateMeter, Reading, as_number
 from edgeplane_console.application.positions import locate
 from edgeplane_console.application.status import collect
+from edgeplane_console.messaging.events import LiveFeed
 from edgeplane_console.settings import ConsoleSettings
+from tests.support.core_data import event
+from tests.support.stack import wait_until
 
 
 class Clock:
@@ -91,6 +96,32 @@ def test_firings_newest_first_per_rule_and_bounded() -> None:
         firings.add(Firing("r1" if i % 2 == 0 else "r2", i, str(i)))
     assert [f.data for f in firings.of("r1")] == ["2"]  # "0" fell out
     assert [f.data for f in firings.of("r2")] == ["3", "1"]
+
+
+async def test_live_feed_takes_events_of_devices_and_core_data_and_the_rules_alerts() -> None:
+    bus = InMemoryBus()
+    await bus.connect()
+    hub, firings = LiveHub(clock=Clock()), Firings()
+    feed = LiveFeed(bus, hub, firings)
+    await feed.start()
+    device_event = event("plc", origin=1_700_000_000 * 10**9)
+    await bus.publish(
+        Topics.events("device-modbus", "Thermostat", "plc", "Climate"), MessageEnvelope(payload=device_event)
+    )
+    rest_event = event("sensor")
+    await bus.publish(
+        Topics.core_events("core-data", "Thermostat", "sensor", "Climate"), MessageEnvelope(payload=rest_event)
+    )
+    await bus.publish(Topics.events("device-modbus", "Thermostat", "plc", "Climate"), MessageEnvelope(payload=[1]))
+    await bus.publish(Topics.rule_alerts("hot"), MessageEnvelope(payload={"ruleId": "hot", "data": {"t": 30}}))
+    await wait_until(lambda: hub.latest("plc") and hub.latest("sensor") and feed.invalid and firings.items, timeout=5)
+    assert hub.latest("plc")["Temperature"].value == "21.5"
+    assert hub.since("plc", "Humidity", 0)[-1].value == 40.0
+    assert hub.last_event_ms["plc"] == 1_700_000_000 * 1000
+    assert feed.invalid == 1
+    assert [(f.rule_id, f.data) for f in firings.of("hot")] == [("hot", '{"t":30}')]
+    await feed.stop()
+    await bus.close()
 
 
 METRICS = """# HELP edgeplane_http_requests_total requests

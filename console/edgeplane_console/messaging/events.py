@@ -11,7 +11,7 @@ import orjson
 
 from edgeplane_common.bus import MessageBus, MessageEnvelope, Subscription, Topics
 from edgeplane_common.bus.topics import unescape
-from edgeplane_common.edgex.events import decode_event_payload, validate_event
+from edgeplane_common.edgex.events import decode_event_message, validate_event
 from edgeplane_common.errors import ContractInvalid
 from edgeplane_console.application.live import Firing, Firings, LiveHub, Reading
 
@@ -28,12 +28,14 @@ class LiveFeed:
         self.invalid = 0
         self._subs: list[Subscription] = []
 
-    async def on_event(self, envelope: MessageEnvelope) -> None:
+    async def on_event(self, data: bytes, subject: str) -> None:
+        """One message of the event stream, decoded from its bytes (no envelope model: every event of the
+        gateway comes through here)."""
         try:
-            record = validate_event(decode_event_payload(envelope.payload, envelope.content_type))
+            record = validate_event(decode_event_message(data))
         except ContractInvalid as err:
             if not self.invalid:  # once: a misbehaving publisher would flood the log
-                log.warning("ignoring invalid event from %s: %s", envelope.received_topic, err)
+                log.warning("ignoring invalid event from %s: %s", subject, err)
             self.invalid += 1
             return
         docs = record.doc["readings"]
@@ -59,7 +61,7 @@ class LiveFeed:
 
     async def start(self) -> None:
         for subject in EVENT_SUBJECTS:
-            self._subs.append(await self.bus.subscribe(subject, self.on_event))
+            self._subs.append(await self.bus.subscribe_raw(subject, self.on_event))
         self._subs.append(await self.bus.subscribe(Topics.RULE_ALERTS_ALL, self.on_alert))
         log.info("live values from %s", ", ".join(EVENT_SUBJECTS))
 
