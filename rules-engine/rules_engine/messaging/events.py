@@ -16,8 +16,8 @@ import asyncio
 import logging
 import time
 
-from edgeplane_common.bus import MessageBus, MessageEnvelope, Subscription, Topics
-from edgeplane_common.edgex.events import EventRecord, decode_event_message, decode_event_payload, validate_event
+from edgeplane_common.bus import MessageBus, Subscription, Topics
+from edgeplane_common.edgex.events import EventRecord, decode_event_message, validate_event
 from edgeplane_common.errors import ContractInvalid
 from rules_engine.application.rules import RuleManager
 
@@ -36,7 +36,6 @@ class EventSource:
         self.tick_s = tick_s
         self.invalid = 0
         self._subs: list[Subscription] = []
-        self._warned = False
         self._yielded = time.perf_counter()
 
     async def handle_raw(self, data: bytes, subject: str) -> None:
@@ -45,17 +44,9 @@ class EventSource:
         try:
             record = validate_event(decode_event_message(data))
         except ContractInvalid as err:
-            self._invalid(subject, err)
-            return
-        await self._dispatch(record, arrived)
-
-    async def handle(self, envelope: MessageEnvelope) -> None:
-        """One event already in an envelope (a bus without raw subscriptions)."""
-        arrived = time.perf_counter_ns()
-        try:
-            record = validate_event(decode_event_payload(envelope.payload, envelope.content_type))
-        except ContractInvalid as err:
-            self._invalid(envelope.received_topic, err)
+            if not self.invalid:  # once: a misbehaving publisher would flood the log
+                log.warning("ignoring invalid event from %s: %s", subject, err)
+            self.invalid += 1
             return
         await self._dispatch(record, arrived)
 
@@ -67,12 +58,6 @@ class EventSource:
         if rules.runner.submitted != fired or now - self._yielded > YIELD_EVERY_S:
             await asyncio.sleep(0)
             self._yielded = time.perf_counter()
-
-    def _invalid(self, subject: str | None, err: ContractInvalid) -> None:
-        self.invalid += 1
-        if not self._warned:  # once: a misbehaving publisher would flood the log
-            log.warning("ignoring invalid event from %s: %s", subject, err)
-            self._warned = True
 
     async def start(self) -> None:
         for subject in EVENT_SUBJECTS:
