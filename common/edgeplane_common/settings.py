@@ -43,6 +43,18 @@ class SecuritySettings(BaseModel):
     )
 
 
+class TlsSettings(BaseModel):
+    ca_file: str | None = Field(
+        None,
+        description="CA certificate(s) (PEM) this service trusts for its connections to the other services, NATS "
+        "and Redis (`edgeplane certs init` creates one); unset: the system's trust store.",
+    )
+    cert_file: str | None = Field(
+        None, description="This service's certificate (PEM); when set with `key_file`, the REST API is HTTPS only."
+    )
+    key_file: str | None = Field(None, description="Private key (PEM) of `cert_file`.")
+
+
 class NatsSettings(BaseModel):
     url: str = Field("nats://127.0.0.1:4222", description="NATS server URL(s), comma separated.")
     user: str | None = Field(None, description="NATS user name.")
@@ -94,6 +106,7 @@ class ServiceSettings(BaseSettings):
     nats: NatsSettings = Field(default_factory=NatsSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
 
     @classmethod
     def settings_customise_sources(
