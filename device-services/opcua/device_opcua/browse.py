@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import re
 import sys
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,10 +61,10 @@ async def browse_variables(
     except NodeIdError as err:
         raise ContractInvalid(f"start node {err}") from None
     found: list[BrowsedVariable] = []
-    queue: list[tuple[ua.NodeId, tuple[str, ...], int]] = [(start_id, (), 0)]
+    queue: deque[tuple[ua.NodeId, tuple[str, ...], int]] = deque([(start_id, (), 0)])
     seen = {start_id.to_string()}
     while queue and len(found) < limit:
-        node_id, path, depth = queue.pop(0)
+        node_id, path, depth = queue.popleft()
         for ref in await _children(client, node_id):
             child = ref.NodeId
             key = child.to_string()
@@ -121,15 +122,24 @@ _NAME_BAD = re.compile(r"[^A-Za-z0-9_.~:;=()-]+")
 
 def _names(variables: list[BrowsedVariable]) -> list[str]:
     """Leaf browse names, prefixed by parents' names where two variables would share one."""
+    counts: dict[int, Counter[str]] = {}  # per suffix length: how many variables' paths end that way
+
+    def suffix(v: BrowsedVariable, depth: int) -> str:
+        return "_".join(v.path[-depth:])
+
+    def clashes(candidate: str, depth: int) -> bool:
+        counted = counts.get(depth)
+        if counted is None:
+            counted = counts[depth] = Counter(suffix(w, depth) for w in variables)
+        return counted[candidate] > 1
+
     names = []
     for v in variables:
         depth = 1
-        while True:
-            candidate = "_".join(v.path[-depth:])
-            clashes = [w for w in variables if w is not v and "_".join(w.path[-depth:]) == candidate]
-            if not clashes or depth >= len(v.path):
-                break
+        candidate = suffix(v, depth)
+        while depth < len(v.path) and clashes(candidate, depth):
             depth += 1
+            candidate = suffix(v, depth)
         names.append(_NAME_BAD.sub("_", candidate) or "Variable")
     return names
 
