@@ -155,6 +155,55 @@ async def test_a_rotated_key_is_picked_up_on_its_first_token(issuer: TokenIssuer
     assert (await verifier.verify(current[0].issue("ann", "viewer", ttl=60))).subject == "ann"
 
 
+async def test_a_verified_token_is_accepted_again_without_a_signature_check(
+    issuer: TokenIssuer, verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = issuer.issue("ann", "operator", ttl=60)
+    first = await verifier.verify(token)
+    decodes = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    assert await verifier.verify(token) == first
+    assert decodes == []
+    # Another token (even of the same user) is checked in full.
+    await verifier.verify(issuer.issue("ann", "operator", ttl=60))
+    assert decodes == [1]
+
+
+async def test_a_remembered_token_still_expires(
+    issuer: TokenIssuer, verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = issuer.issue("ann", "admin", ttl=60)
+    await verifier.verify(token)
+    # Past its expiry the memory does not answer: the token goes through the full check again, whose
+    # refusal of an expired token is tested above (PyJWT reads the clock its own way, so it is stubbed here).
+    later = time.time() + 120
+    monkeypatch.setattr(time, "time", lambda: later)
+
+    def decode(*args: object, **kwargs: object) -> None:
+        raise jwt.ExpiredSignatureError("expired")
+
+    monkeypatch.setattr(jwt, "decode", decode)
+    with pytest.raises(Unauthorized, match="expired"):
+        await verifier.verify(token)
+
+
+async def test_a_remembered_token_of_a_key_rotated_away_is_refused(issuer: TokenIssuer) -> None:
+    current = [issuer]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=current[0].jwks())
+
+    keys = JwksKeys("http://md/api/v3/key", min_refresh=0, transport=httpx.MockTransport(handler))
+    verifier = TokenVerifier(keys)
+    old = issuer.issue("ann", "viewer", ttl=60)
+    await verifier.verify(old)
+    current[0] = TokenIssuer(Ed25519PrivateKey.generate())
+    await verifier.verify(current[0].issue("bob", "viewer", ttl=60))  # the new key replaces the old one
+    with pytest.raises(Unauthorized, match="unknown key"):
+        await verifier.verify(old)
+
+
 async def test_keys_unreachable_before_the_first_fetch_is_unavailable_not_unauthorized() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
