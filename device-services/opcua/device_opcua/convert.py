@@ -187,8 +187,32 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# Resource value types whose raw value is the OPC UA value itself when it already has this Python type.
+_RAW_TYPE: dict[ValueType, type] = {
+    ValueType.BOOL: bool,
+    ValueType.STRING: str,
+    ValueType.FLOAT32: float,
+    ValueType.FLOAT64: float,
+    **dict.fromkeys(
+        (
+            ValueType.INT8,
+            ValueType.INT16,
+            ValueType.INT32,
+            ValueType.INT64,
+            ValueType.UINT8,
+            ValueType.UINT16,
+            ValueType.UINT32,
+            ValueType.UINT64,
+        ),
+        int,
+    ),
+}
+
+
 def to_raw(value: Any, value_type: ValueType, where: str) -> Any:
     """The raw value of `value_type` for an OPC UA value read from a node (`where` names it in errors)."""
+    if type(value) is _RAW_TYPE.get(value_type):
+        return value  # the common case, once per value polled or pushed: what the conversions below would give
     if value_type is ValueType.OBJECT or value_type is ValueType.OBJECT_ARRAY:
         return jsonable(value)
     if value_type.is_array:

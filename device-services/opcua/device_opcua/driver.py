@@ -20,7 +20,7 @@ from device_opcua.session import MonitoredItem, Session
 from edgeplane_common.durations import parse_duration
 from edgeplane_common.edgex.profiles import resolve
 from edgeplane_common.errors import ContractInvalid, EdgeError
-from edgeplane_common.models import AutoEvent, Device, DeviceProfile, ValueType
+from edgeplane_common.models import AutoEvent, Device, DeviceProfile
 from edgeplane_common.models.event import now_ns
 from edgeplane_common.secrets import SecretStore
 from edgeplane_sdk.driver import CommandRequest, CommandValue, DiscoveredDevice, ProtocolDriver
@@ -220,10 +220,8 @@ class OpcuaDriver(ProtocolDriver):
         origins: list[int | None] = [None] * len(requests)
         if plan.nodes:
             values = await session.read_values(plan.nodes)
-            same = plan.same_type
             for i, (value, ts) in zip(plan.reads, values, strict=True):
-                # A value already of the resource's Python type is its raw value (what to_raw would return).
-                raw[i] = value if type(value) is same[i] else to_raw(value, requests[i].value_type, wheres[i])
+                raw[i] = to_raw(value, requests[i].value_type, wheres[i])
                 origins[i] = ts
         for i, a in plan.methods:
             where = wheres[i]
@@ -259,32 +257,10 @@ class OpcuaDriver(ProtocolDriver):
         return await discover_endpoints(self.discovery_endpoints)
 
 
-# Resource value types whose raw value is the OPC UA value itself when it already has this Python type.
-_SAME_TYPE: dict[ValueType, type] = {
-    ValueType.BOOL: bool,
-    ValueType.STRING: str,
-    ValueType.FLOAT32: float,
-    ValueType.FLOAT64: float,
-    **dict.fromkeys(
-        (
-            ValueType.INT8,
-            ValueType.INT16,
-            ValueType.INT32,
-            ValueType.INT64,
-            ValueType.UINT8,
-            ValueType.UINT16,
-            ValueType.UINT32,
-            ValueType.UINT64,
-        ),
-        int,
-    ),
-}
-
-
 class _ReadPlan:
     """A command's requests split into one batched Read (node resources) and method calls."""
 
-    __slots__ = ("methods", "nodes", "reads", "requests", "same_type", "wheres")
+    __slots__ = ("methods", "nodes", "reads", "requests", "wheres")
 
     def __init__(self, device: Device, requests: list[CommandRequest], attrs: list[ResourceAttributes]) -> None:
         self.requests = requests  # held so the cache key (its id) cannot be reused while cached
@@ -292,7 +268,6 @@ class _ReadPlan:
         self.reads = [i for i, a in enumerate(attrs) if a.node is not None]
         self.nodes = [(node, self.wheres[i]) for i in self.reads if (node := attrs[i].node) is not None]
         self.methods = [(i, a) for i, a in enumerate(attrs) if a.method_id is not None and a.object_id is not None]
-        self.same_type: list[type | None] = [_SAME_TYPE.get(r.value_type) for r in requests]
 
 
 def _where(device: Device, req: CommandRequest) -> str:
