@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from core_data import __version__
 from core_data.api import events, readings
 from core_data.api.common import Managers
-from core_data.application.durations import parse_retention_duration
 from core_data.application.events import EventManager
 from core_data.application.ports import EventStore, MetadataSource
 from core_data.application.readings import ReadingManager
@@ -21,7 +20,7 @@ from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.clients import MetadataClient
-from edgeplane_common.durations import parse_duration
+from edgeplane_common.durations import parse_duration, parse_retention_duration
 from edgeplane_common.http import create_service_app, serve
 from edgeplane_common.redis import connect_redis, create_redis
 

@@ -6,9 +6,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field, field_validator
 
-from core_data.application.durations import parse_retention_duration
 from edgeplane_common.bus import Topics
-from edgeplane_common.durations import parse_duration
+from edgeplane_common.durations import parse_duration, parse_retention_duration
 from edgeplane_common.settings import HttpSettings, ServiceSettings
 
 KB = 1024

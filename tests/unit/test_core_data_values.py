@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from core_data.application.durations import parse_retention_duration
 from core_data.application.pagination import check_range, check_time_range, page_of
 from core_data.application.ports import AggregateGroup
 from core_data.application.values import (
@@ -16,6 +15,7 @@ from core_data.application.values import (
     with_numeric_value,
 )
 from core_data.settings import CoreDataSettings
+from edgeplane_common.durations import parse_retention_duration
 from edgeplane_common.errors import ContractInvalid, RangeNotSatisfiable
 
 

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core_data.application.durations import parse_retention_duration
 from core_data.application.ports import EventQuery, EventStore, MetadataSource
+from edgeplane_common.durations import parse_retention_duration
 from edgeplane_common.errors import EdgeError
 from edgeplane_common.models import Device, Retention
 
