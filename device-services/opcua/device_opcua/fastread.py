@@ -52,6 +52,13 @@ def filetime_ns(ticks: int) -> int:
     return datetime_ns(win_epoch_to_datetime(ticks))
 
 
+def data_value_result(dv: ua.DataValue) -> ReadResult:
+    """The result of a DataValue asyncua decoded (what `decode_read_response` gives for it)."""
+    status = dv.StatusCode.value if dv.StatusCode is not None else 0
+    ts = datetime_ns(dv.SourceTimestamp) if dv.SourceTimestamp is not None else None
+    return (dv.Value.Value if dv.Value is not None else None, status, ts)
+
+
 def decode_read_response(data: bytes) -> list[ReadResult]:
     """The results of a binary ReadResponse (starting at its type id); raises the service result if bad."""
     buf = Buffer(data)
@@ -68,11 +75,8 @@ def decode_read_response(data: bytes) -> list[ReadResult]:
         mask = data[pos]
         if mask & _PICOSECONDS:  # rare: let asyncua decode the whole DataValue
             sub = Buffer(data, pos)
-            dv = struct_from_binary(ua.DataValue, sub)
+            append(data_value_result(struct_from_binary(ua.DataValue, sub)))
             pos = sub.cur_pos
-            status = dv.StatusCode.value if dv.StatusCode is not None else 0
-            ts = datetime_ns(dv.SourceTimestamp) if dv.SourceTimestamp is not None else None
-            append((dv.Value.Value if dv.Value is not None else None, status, ts))
             continue
         pos += 1
         value = None

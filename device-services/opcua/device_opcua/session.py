@@ -24,7 +24,7 @@ from asyncua.common.ua_utils import data_type_to_variant_type
 from device_opcua.attributes import OpcuaConnection
 from device_opcua.convert import datetime_ns, edgex_type, to_variant
 from device_opcua.errors import DeviceAnswered, cause, node_status, request_failed
-from device_opcua.fastread import ReadResult, decode_read_response
+from device_opcua.fastread import ReadResult, data_value_result, decode_read_response
 from device_opcua.nodeids import NodeIdText
 from device_opcua.security import CLIENT_APP_URI, apply_security
 from edgeplane_common.edgex.values import parse_value
@@ -288,7 +288,7 @@ class Session:
         async def op(c: Client) -> list[ReadResult]:
             send = getattr(c.uaclient, "_send_request", None)
             if send is None:  # another asyncua: its own (slower) decoding
-                return [_result(dv) for dv in await c.uaclient.read(params)]
+                return [data_value_result(dv) for dv in await c.uaclient.read(params)]
             request = ua.ReadRequest()
             request.Parameters = params
             return decode_read_response(bytes(await send(request)))
@@ -526,12 +526,6 @@ class Session:
                 await listener.data_change(item, event.value, datetime_ns(ts) if ts is not None else None)
             except Exception:
                 log.exception("data change of %s/%s failed", item.device, item.resource)
-
-
-def _result(dv: ua.DataValue) -> ReadResult:
-    status = dv.StatusCode.value if dv.StatusCode is not None else 0
-    ts = datetime_ns(dv.SourceTimestamp) if dv.SourceTimestamp is not None else None
-    return (dv.Value.Value if dv.Value is not None else None, status, ts)
 
 
 def _monitor_request(
