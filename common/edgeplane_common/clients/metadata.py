@@ -9,7 +9,6 @@ CommunicationError. Names are quoted in paths, so `a/b` or `x y` address the ent
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from edgeplane_common import API_VERSION
+from edgeplane_common.bootstrap import Backoff, connect_with_retry
 from edgeplane_common.errors import (
     CommunicationError,
     EdgeError,
@@ -84,23 +84,14 @@ class MetadataClient:
     async def wait_ready(self, timeout: float = 120.0) -> None:
         """core-metadata may start after us (compose): retry the ping with capped backoff, logging the wait
         once and the recovery once; ServiceUnavailable after `timeout` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline, delay, warned = loop.time() + timeout, 0.2, False
-        while True:
-            try:
-                await self.ping()
-            except EdgeError as err:
-                if not warned:
-                    log.warning("core-metadata not reachable at %s yet (%s); retrying", self.base_url, err)
-                    warned = True
-            else:
-                if warned:
-                    log.info("core-metadata is reachable at %s", self.base_url)
-                return
-            if loop.time() > deadline:
-                raise ServiceUnavailable(f"core-metadata at {self.base_url} did not answer within {timeout}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        await connect_with_retry(
+            f"core-metadata at {self.base_url}",
+            self.ping,
+            timeout=timeout,
+            backoff=Backoff(first=0.2, cap=5.0),
+            retry_on=(EdgeError,),
+            log=log,
+        )
 
     # -- reads -------------------------------------------------------------------------------------------
     async def device(self, name: str) -> Device:
