@@ -130,14 +130,9 @@ class Session:
         while True:
             try:
                 client = await self._connect()
-            except asyncio.CancelledError:
-                raise
             except Exception as err:
                 log.debug("connect to %s failed: %r", self.name, err)
-                self._retry_at = loop.time() + delay
-                await self._set_state(False, cause(err, self.conn.timeout))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
+                delay = await self._back_off(delay, cause(err, self.conn.timeout))
                 continue
             self._client = client
             try:
@@ -145,15 +140,11 @@ class Session:
                     self._groups = {}
                     self._device_handles = {}
                     await self._create_items(client, [i for items in self._items.values() for i in items])
-            except asyncio.CancelledError:
-                raise
             except Exception as err:
                 self._client = None
                 await self._dispose(client, polite=False)
-                self._retry_at = loop.time() + delay
-                await self._set_state(False, f"creating the subscriptions failed: {cause(err, self.conn.timeout)}")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
+                why = f"creating the subscriptions failed: {cause(err, self.conn.timeout)}"
+                delay = await self._back_off(delay, why)
                 continue
             delay = self.min_backoff
             self._retry_at = None
@@ -166,6 +157,13 @@ class Session:
             await self._dispose(client, polite=False)
             self._retry_at = loop.time()
             await self._set_state(False, "connection lost")
+
+    async def _back_off(self, delay: float, reason: str) -> float:
+        """Report the session down for `reason` and wait `delay` seconds; the next delay (doubled, capped)."""
+        self._retry_at = asyncio.get_running_loop().time() + delay
+        await self._set_state(False, reason)
+        await asyncio.sleep(delay)
+        return min(delay * 2, self.max_backoff)
 
     async def _connect(self) -> Client:
         conn = self.conn
