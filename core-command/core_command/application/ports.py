@@ -1,30 +1,14 @@
-"""Ports of core-command's use cases: where devices and profiles come from, and how commands reach the
-device service that owns a device."""
+"""Ports of core-command's use cases: where devices and profiles come from (the `MetadataSource` every
+client of core-metadata shares), and how commands reach the device service that owns a device."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from edgeplane_common.models import Device, DeviceProfile
+from edgeplane_common.clients.cache import MetadataSource
+from edgeplane_common.models import Device
 
-
-class MetadataSource(Protocol):
-    """Devices and profiles as core-metadata knows them."""
-
-    async def device(self, name: str) -> Device:
-        """NotFound if core-metadata has no such device."""
-        ...
-
-    async def profile(self, name: str) -> DeviceProfile:
-        """NotFound if core-metadata has no such profile."""
-        ...
-
-    async def devices(self, offset: int, limit: int) -> tuple[list[Device], int]:
-        """A page of all devices (ordered by name) and the total; limit -1 = as many as core-metadata allows.
-        RangeNotSatisfiable (416) when offset is past the end."""
-        ...
-
-    async def close(self) -> None: ...
+__all__ = ["CommandRelay", "MetadataSource"]
 
 
 class CommandRelay(Protocol):
