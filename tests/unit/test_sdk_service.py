@@ -101,6 +101,9 @@ class FakeMetadata:
     async def close(self) -> None:
         pass
 
+    async def ping(self) -> None:
+        pass
+
 
 class FakeDriver(ProtocolDriver):
     def __init__(self) -> None:
@@ -333,3 +336,15 @@ async def test_discovered_devices_that_match_a_watcher_are_added_to_core_metadat
     # A name core-metadata already has (another service's device) is skipped quietly.
     env.driver.found = [DiscoveredDevice("new1", {"fake": {"Address": "10.0.0.3"}})]
     assert await env.rt.discover() == []
+
+
+# ------------------------------------------------------------------------------------------- secrets
+
+
+def test_the_driver_facade_gives_the_secret_store_the_app_serves() -> None:
+    from edgeplane_sdk.app import create_device_service_app
+
+    settings = DeviceServiceSettings(service_name=SERVICE, provision=False)
+    app = create_device_service_app(settings, FakeDriver(), version="0", bus=InMemoryBus(), metadata=FakeMetadata())  # type: ignore[arg-type]
+    app.state.secrets.put("opcua-login", {"username": "u", "password": "p"})  # as POST /api/v3/secret does
+    assert app.state.runtime.sdk.secrets.get("opcua-login") == {"username": "u", "password": "p"}

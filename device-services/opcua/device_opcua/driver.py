@@ -22,7 +22,6 @@ from edgeplane_common.edgex.profiles import resolve
 from edgeplane_common.errors import ContractInvalid, EdgeError
 from edgeplane_common.models import AutoEvent, Device, DeviceProfile
 from edgeplane_common.models.event import now_ns
-from edgeplane_common.secrets import SecretStore
 from edgeplane_sdk.driver import CommandRequest, CommandValue, DiscoveredDevice, ProtocolDriver
 from edgeplane_sdk.service import DeviceServiceSDK
 
@@ -36,13 +35,11 @@ class OpcuaDriver(ProtocolDriver):
         keepalive: float = 1.0,
         max_backoff: float = 10.0,
         subscriptions: bool = True,
-        secrets: SecretStore | None = None,
         discovery_endpoints: list[str] | None = None,
     ) -> None:
         self.keepalive = keepalive
         self.max_backoff = max_backoff
         self.use_subscriptions = subscriptions
-        self.secrets = secrets
         self.discovery_endpoints = discovery_endpoints or []
         self.sdk: DeviceServiceSDK | None = None
         self.sessions: dict[OpcuaConnection, Session] = {}
@@ -69,7 +66,7 @@ class OpcuaDriver(ProtocolDriver):
         if session is None:
             session = self.sessions[conn] = Session(
                 conn,
-                lambda: credentials(conn, self.secrets),
+                lambda: credentials(conn, self.sdk.secrets if self.sdk is not None else None),
                 self,
                 keepalive=self.keepalive,
                 max_backoff=self.max_backoff,

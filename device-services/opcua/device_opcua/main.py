@@ -11,10 +11,19 @@ from device_opcua.driver import OpcuaDriver
 from device_opcua.settings import DeviceOpcuaSettings
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.clients import MetadataClient
-from edgeplane_common.http import serve
-from edgeplane_sdk.app import create_device_service_app
+from edgeplane_sdk.app import create_device_service_app, run_device_service
 
 RES_DIR = Path(__file__).parent / "res"
+
+
+def _driver(settings: DeviceOpcuaSettings) -> OpcuaDriver:
+    # Passwords come from the service's secret store (POST /api/v3/secret), which the SDK hands the driver.
+    return OpcuaDriver(
+        keepalive=settings.keepalive,
+        max_backoff=settings.max_backoff,
+        subscriptions=settings.subscriptions,
+        discovery_endpoints=settings.discovery_endpoints,
+    )
 
 
 def create_app(
@@ -24,20 +33,11 @@ def create_app(
     metadata: MetadataClient | None = None,
 ) -> FastAPI:
     settings = settings or DeviceOpcuaSettings()
-    driver = OpcuaDriver(
-        keepalive=settings.keepalive,
-        max_backoff=settings.max_backoff,
-        subscriptions=settings.subscriptions,
-        discovery_endpoints=settings.discovery_endpoints,
+    return create_device_service_app(
+        settings, _driver(settings), version=__version__, bus=bus, metadata=metadata, default_res_dir=RES_DIR
     )
-    app = create_device_service_app(
-        settings, driver, version=__version__, bus=bus, metadata=metadata, default_res_dir=RES_DIR
-    )
-    # Passwords come from the service's own secret store (POST /api/v3/secret), looked up at each connect.
-    driver.secrets = app.state.secrets
-    return app
 
 
 def run() -> None:
     settings = DeviceOpcuaSettings()
-    serve(settings, lambda: create_app(settings))
+    run_device_service(settings, _driver(settings), version=__version__, default_res_dir=RES_DIR)

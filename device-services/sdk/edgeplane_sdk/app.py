@@ -51,6 +51,7 @@ def create_device_service_app(
         bus=bus,
     )
     app.state.runtime = runtime
+    runtime.secrets = app.state.secrets
     app.state.discoveries = {}
     return app
 

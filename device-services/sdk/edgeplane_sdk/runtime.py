@@ -15,6 +15,7 @@ from edgeplane_common.edgex.values import parse_flag
 from edgeplane_common.errors import ContractInvalid, EdgeError, NotFound
 from edgeplane_common.memory import release_free_heap
 from edgeplane_common.models import Device, DeviceProfile, DeviceService, Event, OperatingState
+from edgeplane_common.secrets import SecretStore
 from edgeplane_sdk.autoevents import AutoEventScheduler
 from edgeplane_sdk.commands import CommandExecutor, EventJson, HealthTracker, event_from_json
 from edgeplane_sdk.discovery import to_provision
@@ -51,6 +52,7 @@ class DeviceServiceRuntime:
         self.metadata = metadata
         self.res_dir = Path(settings.res_dir) if settings.res_dir else default_res_dir
         self.registry = Registry()
+        self.secrets = SecretStore()  # the app's store (POST /api/v3/secret) once the app is built
         self.health = HealthTracker(self._set_operating_state, settings.device.down_after_failures)
         self.executor = CommandExecutor(self.registry, driver, self.health, settings.device.max_cmd_ops)
         self.autoevents = AutoEventScheduler(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from edgeplane_common.errors import ContractInvalid, EdgeError, Locked, NotFound
 from edgeplane_common.models import AdminState, Device, DeviceProfile, OperatingState
+from edgeplane_common.secrets import SecretStore
 from edgeplane_sdk.driver import CommandValue
 
 if TYPE_CHECKING:
@@ -27,6 +28,12 @@ class DeviceServiceSDK:
     def name(self) -> str:
         """This device service's name (the owner of its devices in core-metadata)."""
         return self._runtime.name
+
+    @property
+    def secrets(self) -> SecretStore:
+        """The service's secret store (filled through POST /api/v3/secret, kept in memory): look credentials up
+        in it when connecting, so a secret stored at run time is used at the next connect."""
+        return self._runtime.secrets
 
     def device(self, name: str) -> Device:
         """A device of this service as it is now; NotFound if it has none of that name."""
