@@ -40,9 +40,25 @@ def max_subject_bytes(max_control_line: int = DEFAULT_MAX_CONTROL_LINE) -> int:
     return max_control_line - CONTROL_LINE_RESERVE
 
 
+# Subjects found acceptable: a service publishes on the same few subjects over and over (one per device
+# source), so a publish pays one set lookup. Bounded, so a flood of distinct subjects cannot grow it.
+_GOOD_SUBJECTS: set[tuple[str, bool, int]] = set()
+_GOOD_SUBJECTS_MAX = 4096
+
+
 def check_subject(subject: str, *, wildcards: bool, max_control_line: int = DEFAULT_MAX_CONTROL_LINE) -> None:
     """UnsendableMessage unless the server accepts `subject`: not empty, no whitespace or control character,
     no empty token, short enough; wildcards (`*`, a final `>`) only where subscribing (`wildcards`)."""
+    key = (subject, wildcards, max_control_line)
+    if key in _GOOD_SUBJECTS:
+        return
+    _check_subject(subject, wildcards, max_control_line)
+    if len(_GOOD_SUBJECTS) >= _GOOD_SUBJECTS_MAX:
+        _GOOD_SUBJECTS.clear()
+    _GOOD_SUBJECTS.add(key)
+
+
+def _check_subject(subject: str, wildcards: bool, max_control_line: int) -> None:
     if not subject:
         raise UnsendableMessage("empty NATS subject")
     size = len(subject.encode())
