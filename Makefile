@@ -104,7 +104,7 @@ docs: bootstrap ## regenerate the generated parts of docs/ (configuration refere
 # ---- gateway deployment (docker-compose.yml) under podman, with ../shared/tools (see docs/deployment.md)
 # Where compose-up/compose-down/standin-images live; podman's runc wrapper goes first on PATH where it exists
 # (crun refuses hybrid cgroups on some machines; docs/troubleshooting.md). BUILDAH_FORMAT=docker keeps the
-# Dockerfiles' HEALTHCHECK in the images podman builds.
+# Dockerfile's HEALTHCHECK in the images podman builds.
 COMPOSE_TOOLS ?= $(abspath ../shared/tools)
 PODMAN_RUNC := /opt/podman-runc/bin
 COMPOSE_ENV = PATH="$$( [ -d $(PODMAN_RUNC) ] && printf '%s:' $(PODMAN_RUNC) )$$PATH" BUILDAH_FORMAT=docker

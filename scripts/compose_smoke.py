@@ -116,7 +116,7 @@ class Engine:
         env = dict(os.environ)
         if PODMAN_RUNC.is_dir() and str(PODMAN_RUNC) not in env.get("PATH", "").split(os.pathsep):
             env["PATH"] = f"{PODMAN_RUNC}{os.pathsep}{env.get('PATH', '')}"
-        env.setdefault("BUILDAH_FORMAT", "docker")  # keep the Dockerfiles' HEALTHCHECK (OCI images drop it)
+        env.setdefault("BUILDAH_FORMAT", "docker")  # keep the Dockerfile's HEALTHCHECK (OCI images drop it)
         # The standin tools' environment (CONTAINERS_CONF, podman-compose on PATH), as `eval "$(... env)"`.
         printed = subprocess.run(
             ["bash", "-c", f'eval "$("{tools}/standin-images" env)" && env -0'],

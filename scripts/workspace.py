@@ -6,7 +6,11 @@ python scripts/workspace.py packages   import-package folder of every member (wh
 python scripts/workspace.py requirements FOLDER...
                                        the third-party requirements of those projects (each folder holds a
                                        pyproject.toml), one a line, without the projects themselves: the
-                                       Dockerfiles install these first, in a layer of their own
+                                       Dockerfile installs these first, in a layer of their own
+python scripts/workspace.py closure FOLDER
+                                       that project's folder and the folders of the workspace projects it
+                                       depends on, transitively, in workspace order: what the Dockerfile
+                                       installs for the service of FOLDER
 """
 
 from __future__ import annotations
@@ -63,13 +67,36 @@ def requirements(folders: list[str]) -> list[str]:
     return sorted(found)
 
 
+def closure(folder: str, root_dir: Path = ROOT) -> list[str]:
+    """`folder` (relative to the root) and the folders of the workspace projects it depends on, transitively."""
+    found = members(root_dir)
+    by_name = {requirement_name(project["project"]["name"]): f for f, project in found}
+    deps = {f: [requirement_name(r) for r in project["project"].get("dependencies", [])] for f, project in found}
+    start = root_dir / folder
+    if start not in deps:
+        raise SystemExit(f"workspace.py: {folder} is not a workspace member")
+    todo, seen = [start], set()
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(by_name[d] for d in deps[current] if d in by_name)
+    return [f.relative_to(root_dir).as_posix() for f, _ in found if f in seen]
+
+
 def main(argv: list[str]) -> int:
     commands = {"dists": dists, "packages": packages}
     if len(argv) >= 2 and argv[0] == "requirements":
         print("\n".join(requirements(argv[1:])))
         return 0
+    if len(argv) == 2 and argv[0] == "closure":
+        print("\n".join(closure(argv[1])))
+        return 0
     if len(argv) != 1 or argv[0] not in commands:
-        print(f"usage: workspace.py {{{'|'.join(commands)}}} | workspace.py requirements FOLDER...", file=sys.stderr)
+        usage = (
+            f"workspace.py {{{'|'.join(commands)}}} | workspace.py requirements FOLDER... | workspace.py closure FOLDER"
+        )
+        print(f"usage: {usage}", file=sys.stderr)
         return 2
     print("\n".join(commands[argv[0]]()))
     return 0

@@ -6,9 +6,10 @@
   `python -m <module>` commands, same container ports, same environment variable names. One list.
 - Every service has a healthcheck, CPU and memory limits (all together within a 2-core, 2 GiB gateway),
   `restart: unless-stopped` and `depends_on` with health conditions on what it talks to at start.
-- Every built image has a Dockerfile that exists, starts from python:3.11-slim, installs exactly the
-  service's workspace projects, runs as a non-root user, has a HEALTHCHECK on the readiness path and an exec-form
-  CMD whose module exists.
+- Every image is built from the one Dockerfile at the root, which starts from python:3.11-slim, installs
+  exactly the workspace projects of the build arg PROJECT (scripts/workspace.py closure) and runs as a
+  non-root user; each image's build args name the service's project, a module that exists and a HEALTHCHECK
+  on the readiness path.
 
 The stack really running is `make compose-smoke` (scripts/compose_smoke.py).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
 import sys
 import tomllib
 from functools import cache
@@ -25,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -292,10 +295,21 @@ def test_depends_on_what_it_talks_to_at_start_with_health_conditions(service: Se
     assert set(depends) <= set(_services())
 
 
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def _build_args(service_name: str) -> dict[str, str]:
+    build = _edgeplane_services()[service_name]["build"]
+    assert build.get("context", ".") == ".", "build context is the repository root"
+    assert build.get("dockerfile", "Dockerfile") == "Dockerfile", "every image is built from the one Dockerfile"
+    args: dict[str, str] = build.get("args", {})
+    assert set(args) == {"PROJECT", "MODULE", "HEALTHCHECK_URL"}
+    return args
+
+
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
 def test_image_is_built_from_the_services_project(service: Service) -> None:
-    build = _edgeplane_services()[service.name]["build"]
-    assert build["dockerfile"] == f"{service.project}/Dockerfile"
+    assert _build_args(service.name)["PROJECT"] == service.project
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
@@ -305,21 +319,16 @@ def test_python_services_are_hardened(service: Service) -> None:
     assert "no-new-privileges:true" in svc.get("security_opt", [])
 
 
-# ---------------------------------------------------------------- Dockerfiles
+# ---------------------------------------------------------------- the Dockerfile
 
 
-def _builds() -> dict[str, tuple[str, Path]]:
-    """image name (without tag) -> (project folder, Dockerfile), for every service that builds; the
-    Dockerfile lives in the folder of the project whose service it runs."""
-    out: dict[str, tuple[str, Path]] = {}
+def _builds() -> dict[str, dict[str, str]]:
+    """image name (without tag) -> its build args, for every service (each one builds)."""
+    out: dict[str, dict[str, str]] = {}
     for name, svc in _edgeplane_services().items():
-        build = svc.get("build")
-        assert build, f"{name} has no build section"
-        assert build.get("context", ".") == ".", "build context is the repository root"
         image = svc["image"].rsplit(":", 1)[0]
-        dockerfile = ROOT / build["dockerfile"]
-        entry = (dockerfile.parent.relative_to(ROOT).as_posix(), dockerfile)
-        assert out.setdefault(image, entry) == entry, f"{image} is built from two Dockerfiles"
+        args = _build_args(name)
+        assert out.setdefault(image, args) == args, f"{image} is built with two sets of build args"
     return out
 
 
@@ -346,48 +355,57 @@ def _final_stage(dockerfile: Path) -> list[tuple[str, str]]:
     return instructions[last_from:]
 
 
-@pytest.mark.parametrize("image", sorted(_builds()))
-def test_dockerfile_exists_and_follows_the_template(image: str) -> None:
-    project, dockerfile = _builds()[image]
-    assert dockerfile.is_file(), f"{dockerfile} does not exist"
-    instructions = _instructions(dockerfile)
+def test_the_dockerfile_follows_the_template() -> None:
+    instructions = _instructions(DOCKERFILE)
     froms = [args.split()[0] for k, args in instructions if k == "FROM"]
     assert froms
     assert all(f == BASE_IMAGE for f in froms), f"every stage starts from {BASE_IMAGE}"
 
-    final = dict(_final_stage(dockerfile))  # last value per instruction in the final stage
+    final = dict(_final_stage(DOCKERFILE))  # last value per instruction in the final stage
     user = final.get("USER", "root").split(":")[0]
     assert user not in ("", "root", "0"), "the service runs as a non-root user"
     health = final.get("HEALTHCHECK", "")
     assert HEALTHCHECK_MODULE in health, "HEALTHCHECK runs edgeplane_common.healthcheck"
-    assert HEALTH_PATH in health, "HEALTHCHECK asks readiness at /api/v3/health"
-    cmd = json.loads(final["CMD"])  # exec form is a JSON array
-    assert cmd[:2] == ["python", "-m"]
-    assert _module_exists(project, cmd[2]), f"CMD runs {cmd[2]}, which has no __main__.py in {project}"
-    services_of_image = [n for n, s in _edgeplane_services().items() if s["image"].rsplit(":", 1)[0] == image]
-    assert cmd[2] in {_edgeplane_services()[n]["command"][2] for n in services_of_image}
+    assert "$EDGEPLANE_IMAGE_HEALTHCHECK_URL" in health, "HEALTHCHECK asks the build arg's URL"
+    assert "EDGEPLANE_IMAGE_HEALTHCHECK_URL=${HEALTHCHECK_URL}" in final["ENV"]
+    assert final["CMD"] == 'exec python -m "$EDGEPLANE_IMAGE_MODULE"'
+    assert "EDGEPLANE_IMAGE_MODULE=${MODULE}" in final["ENV"]
 
 
 @pytest.mark.parametrize("image", sorted(_builds()))
-def test_dockerfile_installs_exactly_the_services_workspace_projects(image: str) -> None:
-    project, dockerfile = _builds()[image]
-    expected = _workspace_closure(project)
-    sources = [
-        args.split()[0] for k, args in _instructions(dockerfile) if k == "COPY" and not args.startswith("--from")
-    ]
-    pyprojects = {s.removesuffix("/pyproject.toml") for s in sources if s.endswith("/pyproject.toml")}
-    folders = {s.rstrip("/") for s in sources if s.endswith("/")}
-    assert pyprojects == expected, f"{dockerfile.relative_to(ROOT)}: pyproject files of {sorted(expected)}"
-    assert folders == expected, f"{dockerfile.relative_to(ROOT)} copies {sorted(folders)}, needs {sorted(expected)}"
-    assert set(sources) - {f"{p}/pyproject.toml" for p in expected} - {f"{p}/" for p in expected} <= {
-        "scripts/workspace.py"
-    }
-    installs = [args for k, args in _instructions(dockerfile) if k == "RUN" and " install " in args]
+def test_image_build_args_name_a_module_of_the_project_and_the_readiness_check(image: str) -> None:
+    args = _builds()[image]
+    project, module = args["PROJECT"], args["MODULE"]
+    assert _module_exists(project, module), f"MODULE {module} has no __main__.py in {project}"
+    services_of_image = [n for n, s in _edgeplane_services().items() if s["image"].rsplit(":", 1)[0] == image]
+    assert module in {_edgeplane_services()[n]["command"][2] for n in services_of_image}
+    assert args["HEALTHCHECK_URL"].endswith(HEALTH_PATH), "HEALTHCHECK asks readiness at /api/v3/health"
+    ports = {str(by_name(n).port) for n in services_of_image if by_name(n).health == "http"}
+    assert urlsplit(args["HEALTHCHECK_URL"]).port is not None
+    assert str(urlsplit(args["HEALTHCHECK_URL"]).port) in ports, "the HEALTHCHECK asks a service of this image"
+
+
+@pytest.mark.parametrize("image", sorted(_builds()))
+def test_the_image_installs_exactly_the_services_workspace_projects(image: str) -> None:
+    project = _builds()[image]["PROJECT"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "workspace.py"), "closure", project],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert set(result.stdout.split()) == _workspace_closure(project)
+
+
+def test_the_dockerfile_installs_the_closure_of_project_in_two_steps() -> None:
+    """Third-party requirements first (from the pyproject files alone), then the local projects, each in one
+    pip call over the folders the sources stage wrote; local projects without dependencies."""
+    runs = [args for k, args in _instructions(DOCKERFILE) if k == "RUN"]
+    assert any('scripts/workspace.py closure "$PROJECT"' in r for r in runs)
+    installs = [r for r in runs if " install " in r]
     assert len(installs) == 2, "third-party requirements first, then the local projects"
-    for install in installs:
-        paths = set(re.findall(r"/src/(\S+)", install)) - {"scripts/workspace.py"}
-        assert paths == expected, "each step covers all of the service's projects in one call"
-    assert "--no-deps" in installs[1], "local projects without dependencies: none may come from an index"
+    assert "workspace.py requirements $(cat folders)" in installs[0]
+    assert "--no-deps $(cat folders)" in installs[1], "local projects without dependencies: none may come from an index"
+    copies = [args for k, args in _instructions(DOCKERFILE) if k == "COPY"]
+    assert copies.index("--from=sources /manifests/ /src/") < copies.index("--from=sources /projects/ /src/")
 
 
 def test_dockerignore_keeps_local_state_out_and_sources_in() -> None:
@@ -398,7 +416,7 @@ def test_dockerignore_keeps_local_state_out_and_sources_in() -> None:
     ]
     for required in (".git", ".venv", ".tools", ".data", ".env", "**/__pycache__"):
         assert required in patterns, f".dockerignore should exclude {required}"
-    sources = {folder for project, _ in _builds().values() for folder in _workspace_closure(project)}
+    sources = {folder for args in _builds().values() for folder in _workspace_closure(args["PROJECT"])}
     for pattern in patterns:
         if not pattern.startswith("!"):
             assert pattern.rstrip("/") not in sources, f".dockerignore excludes {pattern}, which an image copies"

@@ -1,4 +1,4 @@
-"""scripts/workspace.py: the Makefile's and the Dockerfiles' view of the workspace (standard library only)."""
+"""scripts/workspace.py: the Makefile's and the Dockerfile's view of the workspace (standard library only)."""
 
 from __future__ import annotations
 
@@ -50,3 +50,13 @@ def test_usage_errors() -> None:
     assert _run().returncode == 2
     assert _run("requirements").returncode == 2
     assert _run("nonsense").returncode == 2
+
+
+def test_closure_is_the_project_and_the_workspace_projects_it_needs() -> None:
+    result = _run("closure", "device-services/modbus")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["common", "device-services/sdk", "device-services/modbus"]
+    assert _run("closure", "core-data").stdout.split() == ["common", "core-data"]
+    missing = _run("closure", "no-such-project")
+    assert missing.returncode != 0
+    assert "not a workspace member" in missing.stderr
