@@ -34,8 +34,6 @@ class Service:
     """Workspace folder holding the service's pyproject.toml (the compose build context)."""
     port: int
     """Default REST port (EdgeX's default for the service)."""
-    env_prefix: str
-    """Prefix of the service's own environment variables, e.g. `CORE_METADATA_HTTP__PORT`."""
     settings: str | None
     """Import path `package.module.Class` of the service's settings class (for docs/configuration.md)."""
     description: str
@@ -47,10 +45,16 @@ class Service:
     """`http`: ready when GET <url>/api/v3/ping answers 200; `tcp`: ready when the port accepts connections."""
 
     @property
+    def env_prefix(self) -> str:
+        """Prefix of the service's own environment variables, its name in upper case: `CORE_METADATA_`
+        (`CORE_METADATA_HTTP__PORT`)."""
+        return f"{self.name.upper().replace('-', '_')}_"
+
+    @property
     def shared_port_env(self) -> str:
         """`EDGEPLANE_<NAME>_PORT`, given to every service so one can find another (e.g. a demo device
         file naming the simulator's port as `${EDGEPLANE_MODBUS_SIM_PORT:-5020}`)."""
-        return f"{SHARED_ENV_PREFIX}{self.name.upper().replace('-', '_')}_PORT"
+        return f"{SHARED_ENV_PREFIX}{self.env_prefix}PORT"
 
     @property
     def port_env(self) -> str:
@@ -76,6 +80,21 @@ SHARED_ENV_PREFIX = "EDGEPLANE_"
 LOG_JSON_ENV = "EDGEPLANE_LOG_JSON"
 PORT_OFFSET_ENV = "EDGEPLANE_PORT_OFFSET"
 
+
+def _app_export(name: str, port: int, settings_class: str, description: str) -> Service:
+    """One instance of the app-services package (`python -m app_services --instance <name>`)."""
+    return Service(
+        name=name,
+        module="app_services",
+        project="app-services",
+        port=port,
+        settings=f"app_services.settings.{settings_class}",
+        description=description,
+        needs_redis=False,
+        args=("--instance", name),
+    )
+
+
 # Start order: a service comes after the ones it talks to at start.
 SERVICES: tuple[Service, ...] = (
     Service(
@@ -83,7 +102,6 @@ SERVICES: tuple[Service, ...] = (
         module="core_metadata",
         project="core-metadata",
         port=59881,
-        env_prefix="CORE_METADATA_",
         settings="core_metadata.settings.CoreMetadataSettings",
         description="Device profiles, devices, device services and provision watchers.",
     ),
@@ -92,7 +110,6 @@ SERVICES: tuple[Service, ...] = (
         module="core_data",
         project="core-data",
         port=59880,
-        env_prefix="CORE_DATA_",
         settings="core_data.settings.CoreDataSettings",
         description="Events and readings: persisted in Redis from the events stream, queryable, with retention.",
     ),
@@ -101,7 +118,6 @@ SERVICES: tuple[Service, ...] = (
         module="device_modbus.sim",
         project="device-services/modbus",
         port=5020,
-        env_prefix="MODBUS_SIM_",
         settings=None,
         description="Modbus PLC simulator serving the demo PLC (Modbus TCP, unit ids 1 and 2).",
         needs_nats=False,
@@ -114,7 +130,6 @@ SERVICES: tuple[Service, ...] = (
         module="device_modbus",
         project="device-services/modbus",
         port=59901,
-        env_prefix="DEVICE_MODBUS_",
         settings="device_modbus.settings.DeviceModbusSettings",
         description="Modbus TCP/RTU device service; provisions the demo PLC at start.",
         needs_redis=False,
@@ -124,7 +139,6 @@ SERVICES: tuple[Service, ...] = (
         module="device_opcua.sim",
         project="device-services/opcua",
         port=4840,
-        env_prefix="OPCUA_SIM_",
         settings=None,
         description="OPC UA server simulator serving the demo line (opc.tcp, path /edgeplane/sim).",
         needs_nats=False,
@@ -137,7 +151,6 @@ SERVICES: tuple[Service, ...] = (
         module="device_opcua",
         project="device-services/opcua",
         port=59997,
-        env_prefix="DEVICE_OPCUA_",
         settings="device_opcua.settings.DeviceOpcuaSettings",
         description="OPC UA device service (reads, writes, methods, subscriptions); provisions the demo line.",
         needs_redis=False,
@@ -147,7 +160,6 @@ SERVICES: tuple[Service, ...] = (
         module="device_virtual",
         project="device-services/virtual",
         port=59900,
-        env_prefix="DEVICE_VIRTUAL_",
         settings="device_virtual.settings.DeviceVirtualSettings",
         description="Simulated devices (random or written values, as EdgeX device-virtual); provisions res/ devices.",
         needs_redis=False,
@@ -157,7 +169,6 @@ SERVICES: tuple[Service, ...] = (
         module="core_command",
         project="core-command",
         port=59882,
-        env_prefix="CORE_COMMAND_",
         settings="core_command.settings.CoreCommandSettings",
         description="REST read/write commands relayed over NATS to the owning device service.",
         needs_redis=False,
@@ -167,50 +178,33 @@ SERVICES: tuple[Service, ...] = (
         module="rules_engine",
         project="rules-engine",
         port=59720,
-        env_prefix="RULES_ENGINE_",
         settings="rules_engine.settings.RulesEngineSettings",
         description="Streaming SQL rules with windows over the events; actions drive devices, publish alerts, "
         "call webhooks. Runs the demo rules on the demo PLC.",
     ),
-    Service(
-        name="app-influx-export",
-        module="app_services",
-        project="app-services",
-        port=59702,
-        env_prefix="APP_INFLUX_EXPORT_",
-        settings="app_services.settings.InfluxExportSettings",
-        description="Exports every reading to InfluxDB (INFLUXDB_V2_URL/ORG/TOKEN/BUCKET; disabled when unset).",
-        needs_redis=False,
-        args=("--instance", "app-influx-export"),
+    _app_export(
+        "app-influx-export",
+        59702,
+        "InfluxExportSettings",
+        "Exports every reading to InfluxDB (INFLUXDB_V2_URL/ORG/TOKEN/BUCKET; disabled when unset).",
     ),
-    Service(
-        name="app-mqtt-export",
-        module="app_services",
-        project="app-services",
-        port=59703,
-        env_prefix="APP_MQTT_EXPORT_",
-        settings="app_services.settings.MqttExportSettings",
-        description="Exports events as JSON to an MQTT broker (APP_MQTT_EXPORT_BROKER; disabled when unset).",
-        needs_redis=False,
-        args=("--instance", "app-mqtt-export"),
+    _app_export(
+        "app-mqtt-export",
+        59703,
+        "MqttExportSettings",
+        "Exports events as JSON to an MQTT broker (APP_MQTT_EXPORT_BROKER; disabled when unset).",
     ),
-    Service(
-        name="app-http-export",
-        module="app_services",
-        project="app-services",
-        port=59704,
-        env_prefix="APP_HTTP_EXPORT_",
-        settings="app_services.settings.HttpExportSettings",
-        description="Exports batches of events as JSON over HTTP (APP_HTTP_EXPORT_URL; disabled when unset).",
-        needs_redis=False,
-        args=("--instance", "app-http-export"),
+    _app_export(
+        "app-http-export",
+        59704,
+        "HttpExportSettings",
+        "Exports batches of events as JSON over HTTP (APP_HTTP_EXPORT_URL; disabled when unset).",
     ),
     Service(
         name="console",
         module="edgeplane_console",
         project="console",
         port=4000,
-        env_prefix="CONSOLE_",
         settings="edgeplane_console.settings.ConsoleSettings",
         description="Web console (EdgeX UI's port): live values and charts, commands, profiles, rules, exports; "
         "talks to the services' REST APIs and NATS only.",

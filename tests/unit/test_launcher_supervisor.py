@@ -224,7 +224,6 @@ def test_stack_wires_env_starts_in_order_and_stops_services_before_servers(tmp_p
         module="fake_svc",
         project="fake-svc",
         port=port - 7,
-        env_prefix="FAKE_SVC_",
         settings=None,
         description="test stand-in",
         needs_redis=False,
