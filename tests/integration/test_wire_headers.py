@@ -4,14 +4,12 @@ exactly (EdgeX's TAF suites check `'Content-Type' in headers`), so lower-case na
 from __future__ import annotations
 
 import asyncio
-import socket
-
-import uvicorn
+from urllib.parse import urlsplit
 
 from edgeplane_common.http import create_service_app
-from edgeplane_common.http.app import server_config
 from edgeplane_common.http.middleware import canonical_header
 from edgeplane_common.settings import ServiceSettings
+from tests.support.stack import serve
 
 
 def test_header_names_are_canonicalised_like_go() -> None:
@@ -19,12 +17,6 @@ def test_header_names_are_canonicalised_like_go() -> None:
     assert canonical_header(b"x-correlation-id") == b"X-Correlation-Id"
     assert canonical_header(b"CONTENT-LENGTH") == b"Content-Length"
     assert canonical_header(b"etag") == b"Etag"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _raw_get(port: int, path: str) -> bytes:
@@ -38,21 +30,11 @@ async def _raw_get(port: int, path: str) -> bytes:
 
 async def test_served_responses_spell_content_type_as_go_does() -> None:
     app = create_service_app(ServiceSettings(service_name="wire-test"), version="0", title="t", routers=[])
-    port = _free_port()
-    config = server_config(app, "127.0.0.1", port)
-    config.lifespan = "off"
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
+    async with serve(app) as url:
+        port = urlsplit(url).port
+        assert port is not None
         ok = await _raw_get(port, "/api/v3/ping")
         missing = await _raw_get(port, "/api/v3/no-such-route")
-    finally:
-        server.should_exit = True
-        await task
     for raw in (ok, missing):
         head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
         names = [line.split(b":", 1)[0] for line in head[1:]]

@@ -11,13 +11,17 @@ import uvicorn
 from fastapi import FastAPI
 
 from edgeplane_common.embedded import free_port
+from edgeplane_common.http.app import server_config
 
 
 @asynccontextmanager
 async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
-    """Serve `app` (lifespan included) on 127.0.0.1; yields its base URL."""
+    """Serve `app` (lifespan included) on 127.0.0.1 as the services are served (their uvicorn config: h11,
+    header names as Go spells them); yields its base URL."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    config = server_config(app, "127.0.0.1", port)
+    config.lifespan = "on"
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(30):
