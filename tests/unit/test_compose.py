@@ -16,7 +16,6 @@ The stack really running is `make compose-smoke` (scripts/compose_smoke.py).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -44,6 +43,7 @@ from edgeplane.services import (
     by_name,
 )
 from edgeplane_common.healthcheck import HEALTH_PATH, expand
+from tests.support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -423,13 +423,7 @@ def test_dockerignore_keeps_local_state_out_and_sources_in() -> None:
 
 
 def _load_smoke() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("compose_smoke", ROOT / "scripts" / "compose_smoke.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compose_smoke")
 
 
 def test_the_smoke_run_asks_every_http_service_its_readiness() -> None:

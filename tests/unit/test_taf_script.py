@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from edgeplane.services import Service, by_name
+from tests.support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("taf_script", ROOT / "scripts" / "taf.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-taf = _load_script()
+taf = load_script("taf", "taf_script")
 
 
 @pytest.fixture
