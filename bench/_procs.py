@@ -1,19 +1,26 @@
-"""Child processes for the benchmarks: spawn with a log file, wait until they listen, stop them all."""
+"""Child processes for the benchmarks: spawn with a log file, wait until they listen, stop them all; the
+temporary folder of a run; the demo PLC stack (NATS, Redis, simulator, core-metadata, device-modbus)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
+import yaml
+
+from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,3 +97,75 @@ def wait_http(proc: Proc, url: str, timeout: float = 30.0) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"{proc.name} not ready at {url} within {timeout}s:\n{proc.log.read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def workdir(name: str, keep: bool) -> Iterator[Path]:
+    """A temporary folder for one run (data, service logs); removed afterwards unless `keep`."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"edgeplane-{name}-bench-"))
+    try:
+        yield tmp
+    finally:
+        if keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+QUIET = {"EDGEPLANE_LOG_LEVEL": "WARNING", "EDGEPLANE_LOG_JSON": "false"}
+
+
+@dataclass
+class PlcStack:
+    nats_url: str
+    shared: dict[str, str]
+    """Environment every further service needs: quiet logs, NATS, Redis and core-metadata's URL."""
+    sim_port: int
+    metadata_url: str
+    device_url: str
+    device_service: Proc
+
+
+@contextlib.contextmanager
+def demo_plc_stack(procs: Procs, tmp: Path, devices: Callable[[int], list[dict[str, Any]]]) -> Iterator[PlcStack]:
+    """Embedded NATS and Redis, the Modbus simulator (demo PLC), core-metadata and device-modbus with the demo
+    PLC's profile and `devices(simulator port)` as its device file, each ready; all stopped on leaving."""
+    from device_modbus.main import RES_DIR
+
+    nats_srv = EmbeddedNats(data_dir=tmp / "nats").start()
+    redis_srv = EmbeddedRedis(data_dir=tmp / "redis").start()
+    try:
+        shared = {**QUIET, "EDGEPLANE_NATS__URL": nats_srv.url, "EDGEPLANE_REDIS__URL": redis_srv.url}
+        sim_port, md_port, ds_port = (free_port() for _ in range(3))
+        sim = procs.spawn("modbus-sim", ["-m", "device_modbus.sim", "--port", str(sim_port), "--no-log-json"], QUIET)
+        metadata = procs.spawn(
+            "core-metadata",
+            ["-m", "core_metadata"],
+            {**shared, "CORE_METADATA_HTTP__HOST": "127.0.0.1", "CORE_METADATA_HTTP__PORT": str(md_port)},
+        )
+        wait_tcp(sim, sim_port)
+        md_url = f"http://127.0.0.1:{md_port}"
+        wait_http(metadata, md_url + "/api/v3/ping")
+        shared["EDGEPLANE_METADATA_URL"] = md_url
+        res = tmp / "res"
+        (res / "profiles").mkdir(parents=True)
+        (res / "devices").mkdir()
+        shutil.copy(RES_DIR / "profiles" / "edgeplane-demo-plc.profile.yaml", res / "profiles")
+        (res / "devices" / "bench.devices.yaml").write_text(yaml.safe_dump({"deviceList": devices(sim_port)}))
+        service = procs.spawn(
+            "device-modbus",
+            ["-m", "device_modbus"],
+            {
+                **shared,
+                "DEVICE_MODBUS_HTTP__HOST": "127.0.0.1",
+                "DEVICE_MODBUS_HTTP__PORT": str(ds_port),
+                "DEVICE_MODBUS_RES_DIR": str(res),
+            },
+        )
+        ds_url = f"http://127.0.0.1:{ds_port}"
+        wait_http(service, ds_url + "/api/v3/ping")
+        yield PlcStack(nats_srv.url, shared, sim_port, md_url, ds_url, service)
+    finally:
+        procs.stop_all()
+        nats_srv.stop()
+        redis_srv.stop()

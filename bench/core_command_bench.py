@@ -22,48 +22,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import http.client
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
-import yaml
-from _procs import Procs, wait_http, wait_tcp
+from _procs import Procs, demo_plc_stack, wait_http, workdir
 from pymodbus.client import AsyncModbusTcpClient
 
-from device_modbus.main import RES_DIR
-from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
+from edgeplane_common.embedded import free_port
 
 SERVICE = "device-modbus"
 DEVICE = "bench-plc"
 RESOURCE = "SpeedSetpoint"  # holding register 1, Uint16, 0..3000
 REGISTER = 1
 UNIT_ID = 1
-
-
-# ------------------------------------------------------------------------------------------------ processes
-
-
-@contextlib.contextmanager
-def workdir(keep: bool) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="edgeplane-command-bench-"))
-    try:
-        yield tmp
-    finally:
-        if keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------- measuring
@@ -183,7 +164,7 @@ async def read_register(port: int) -> int:
 # ----------------------------------------------------------------------------------------------------- main
 
 
-def devices_file(sim_port: int, autoevents: bool) -> dict[str, object]:
+def devices_file(sim_port: int, autoevents: bool) -> list[dict[str, object]]:
     device: dict[str, object] = {
         "name": DEVICE,
         "profileName": "Edgeplane-Demo-PLC",
@@ -203,7 +184,7 @@ def devices_file(sim_port: int, autoevents: bool) -> dict[str, object]:
             {"interval": "1s", "sourceName": "PowerReadings"},
             {"interval": "1s", "sourceName": "TankTemperature"},
         ]
-    return {"deviceList": [device]}
+    return [device]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--autoevents", action="store_true", help="poll the PLC in the background (2 sources, 1s)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (service logs)")
     args = ap.parse_args(argv)
-    with workdir(args.keep) as tmp:
+    with workdir("command", args.keep) as tmp:
         procs = Procs(tmp)
         try:
             return run(args, tmp, procs)
@@ -222,57 +203,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> int:
-    quiet = {"EDGEPLANE_LOG_LEVEL": "WARNING", "EDGEPLANE_LOG_JSON": "false"}
     print("starting nats-server, Redis, core-metadata, simulator, device-modbus, core-command x2 ...", flush=True)
-    nats_srv = EmbeddedNats(data_dir=tmp / "nats").start()
-    redis_srv = EmbeddedRedis(data_dir=tmp / "redis").start()
-    try:
-        shared = {**quiet, "EDGEPLANE_NATS__URL": nats_srv.url, "EDGEPLANE_REDIS__URL": redis_srv.url}
-        sim_port, md_port, ds_port, cc_port, cc_nocache_port = (free_port() for _ in range(5))
-        sim = procs.spawn("modbus-sim", ["-m", "device_modbus.sim", "--port", str(sim_port), "--no-log-json"], quiet)
-        metadata = procs.spawn(
-            "core-metadata",
-            ["-m", "core_metadata"],
-            {**shared, "CORE_METADATA_HTTP__HOST": "127.0.0.1", "CORE_METADATA_HTTP__PORT": str(md_port)},
-        )
-        wait_tcp(sim, sim_port)
-        wait_http(metadata, f"http://127.0.0.1:{md_port}/api/v3/ping")
-        res = tmp / "res"
-        (res / "profiles").mkdir(parents=True)
-        (res / "devices").mkdir()
-        shutil.copy(RES_DIR / "profiles" / "edgeplane-demo-plc.profile.yaml", res / "profiles")
-        (res / "devices" / "bench.devices.yaml").write_text(yaml.safe_dump(devices_file(sim_port, args.autoevents)))
-        md_url = f"http://127.0.0.1:{md_port}"
-        service = procs.spawn(
-            SERVICE,
-            ["-m", "device_modbus"],
-            {
-                **shared,
-                "EDGEPLANE_METADATA_URL": md_url,
-                "DEVICE_MODBUS_HTTP__HOST": "127.0.0.1",
-                "DEVICE_MODBUS_HTTP__PORT": str(ds_port),
-                "DEVICE_MODBUS_RES_DIR": str(res),
-            },
-        )
-        commands = [
-            procs.spawn(
+    with demo_plc_stack(procs, tmp, lambda sim_port: devices_file(sim_port, args.autoevents)) as stack:
+        sim_port, ds_port = stack.sim_port, urlsplit(stack.device_url).port
+        assert ds_port is not None
+        cc_port, cc_nocache_port = free_port(), free_port()
+        for name, port, cache in (
+            ("core-command", cc_port, "true"),
+            ("core-command-nocache", cc_nocache_port, "false"),
+        ):
+            proc = procs.spawn(
                 name,
                 ["-m", "core_command"],
                 {
-                    **shared,
-                    "EDGEPLANE_METADATA_URL": md_url,
+                    **stack.shared,
                     "CORE_COMMAND_HTTP__HOST": "127.0.0.1",
                     "CORE_COMMAND_HTTP__PORT": str(port),
                     "CORE_COMMAND_CACHE__ENABLED": cache,
                 },
             )
-            for name, port, cache in (
-                ("core-command", cc_port, "true"),
-                ("core-command-nocache", cc_nocache_port, "false"),
-            )
-        ]
-        wait_http(service, f"http://127.0.0.1:{ds_port}/api/v3/ping")
-        for proc, port in zip(commands, (cc_port, cc_nocache_port), strict=True):
             wait_http(proc, f"http://127.0.0.1:{port}/api/v3/ping")
         # The device is provisioned by device-modbus at start; wait until core-command can read it.
         deadline = time.monotonic() + 30
@@ -291,10 +240,6 @@ def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> int:
         cc_g, cc_p, last = http_pair(cc_port, w, n, "(c) core-command (cache on)")
         on_sim = asyncio.run(read_register(sim_port))
         nc_g, nc_p, _ = http_pair(cc_nocache_port, w, n, "(d) core-command (cache off)")
-    finally:
-        procs.stop_all()
-        nats_srv.stop()
-        redis_srv.stop()
 
     report(args, [raw_g, ds_g, cc_g, nc_g], [raw_p, ds_p, cc_p, nc_p], last, on_sim)
     return 0

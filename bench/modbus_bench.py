@@ -24,16 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +38,7 @@ import nats
 import orjson
 import psutil
 import yaml
-from _procs import Procs, wait_http, wait_tcp
+from _procs import Procs, wait_http, wait_tcp, workdir
 from pymodbus.client import AsyncModbusTcpClient
 
 from device_modbus.planner import Span, plan
@@ -330,18 +327,6 @@ async def measure_published(nats_url: str, warmup: float, window: float, meter: 
 # ----------------------------------------------------------------------------------------------------- main
 
 
-@contextlib.contextmanager
-def workdir(keep: bool) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="edgeplane-modbus-bench-"))
-    try:
-        yield tmp
-    finally:
-        if keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -367,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         "--py-spy", metavar="FILE", help="profile device-modbus during the window (py-spy, collapsed stacks)"
     )
     args = ap.parse_args(argv)
-    with workdir(args.keep) as tmp:
+    with workdir("modbus", args.keep) as tmp:
         procs = Procs(tmp)
         try:
             return asyncio.run(run(args, tmp, procs))

@@ -23,28 +23,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import nats
-import yaml
-from _procs import Procs, wait_http, wait_tcp
+from _procs import Procs, demo_plc_stack, wait_http, workdir
 from pymodbus.client import AsyncModbusTcpClient
 
-from device_modbus.main import RES_DIR
 from edgeplane_common.bus import MessageEnvelope, Topics
-from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
+from edgeplane_common.embedded import free_port
 
 SERVICE = "device-modbus"
 PROFILE = "Edgeplane-Demo-PLC"
@@ -52,18 +46,6 @@ DEVICE = "bench-plc"
 DEVICES = [f"dev-{i}" for i in range(10)]
 RESOURCES = ["temperature", "pressure", "flow", "power", "level", "speed", "vibration", "current"]
 SETPOINT_REGISTER = 1  # SpeedSetpoint, holding register 1
-
-
-@contextlib.contextmanager
-def workdir(keep: bool) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="edgeplane-rules-bench-"))
-    try:
-        yield tmp
-    finally:
-        if keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------------ the rules
@@ -296,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--background", type=int, default=1000, help="background readings/s during (b) (default 1000)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (service logs)")
     args = ap.parse_args(argv)
-    with workdir(args.keep) as tmp:
+    with workdir("rules", args.keep) as tmp:
         procs = Procs(tmp)
         try:
             return run(args, tmp, procs)
@@ -304,69 +286,41 @@ def main(argv: list[str] | None = None) -> int:
             procs.stop_all()
 
 
+def bench_device(sim_port: int) -> dict[str, Any]:
+    return {
+        "name": DEVICE,
+        "profileName": PROFILE,
+        "serviceName": SERVICE,
+        "protocols": {
+            "modbus-tcp": {
+                "Address": "127.0.0.1",
+                "Port": str(sim_port),
+                "UnitID": "1",
+                "Timeout": "5",
+                "IdleTimeout": "0",
+            }
+        },
+    }
+
+
 def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> int:
-    quiet = {"EDGEPLANE_LOG_LEVEL": "WARNING", "EDGEPLANE_LOG_JSON": "false"}
     print("starting nats-server, Redis, core-metadata, simulator, device-modbus, rules-engine ...", flush=True)
-    nats_srv = EmbeddedNats(data_dir=tmp / "nats").start()
-    redis_srv = EmbeddedRedis(data_dir=tmp / "redis").start()
-    try:
-        shared = {**quiet, "EDGEPLANE_NATS__URL": nats_srv.url, "EDGEPLANE_REDIS__URL": redis_srv.url}
-        sim_port, md_port, ds_port, re_port = (free_port() for _ in range(4))
-        sim = procs.spawn("modbus-sim", ["-m", "device_modbus.sim", "--port", str(sim_port), "--no-log-json"], quiet)
-        metadata = procs.spawn(
-            "core-metadata",
-            ["-m", "core_metadata"],
-            {**shared, "CORE_METADATA_HTTP__HOST": "127.0.0.1", "CORE_METADATA_HTTP__PORT": str(md_port)},
-        )
-        wait_tcp(sim, sim_port)
-        md_url = f"http://127.0.0.1:{md_port}"
-        wait_http(metadata, md_url + "/api/v3/ping")
-        res = tmp / "res"
-        (res / "profiles").mkdir(parents=True)
-        (res / "devices").mkdir()
-        shutil.copy(RES_DIR / "profiles" / "edgeplane-demo-plc.profile.yaml", res / "profiles")
-        device = {
-            "name": DEVICE,
-            "profileName": PROFILE,
-            "serviceName": SERVICE,
-            "protocols": {
-                "modbus-tcp": {
-                    "Address": "127.0.0.1",
-                    "Port": str(sim_port),
-                    "UnitID": "1",
-                    "Timeout": "5",
-                    "IdleTimeout": "0",
-                }
-            },
-        }
-        (res / "devices" / "bench.devices.yaml").write_text(yaml.safe_dump({"deviceList": [device]}))
-        service = procs.spawn(
-            SERVICE,
-            ["-m", "device_modbus"],
-            {
-                **shared,
-                "EDGEPLANE_METADATA_URL": md_url,
-                "DEVICE_MODBUS_HTTP__HOST": "127.0.0.1",
-                "DEVICE_MODBUS_HTTP__PORT": str(ds_port),
-                "DEVICE_MODBUS_RES_DIR": str(res),
-            },
-        )
-        wait_http(service, f"http://127.0.0.1:{ds_port}/api/v3/ping")
+    with demo_plc_stack(procs, tmp, lambda sim_port: [bench_device(sim_port)]) as stack:
+        re_port = free_port()
         deadline = time.monotonic() + 30
-        while httpx.get(f"http://127.0.0.1:{ds_port}/api/v3/device/name/{DEVICE}/SpeedSetpoint").status_code != 200:
+        while httpx.get(f"{stack.device_url}/api/v3/device/name/{DEVICE}/SpeedSetpoint").status_code != 200:
             if time.monotonic() > deadline:
                 raise RuntimeError("device-modbus did not provision the bench device")
             time.sleep(0.2)
         # The bare subscriber's blast runs before the rules engine exists: it must not also feed the engine.
         blobs = event_blobs(args.events, args.readings)
         print(f"(a) {args.events} events x {args.readings} readings, 100 rules; load {load()} ...", flush=True)
-        bare_s, bare_n = asyncio.run(bare_rate(procs, nats_srv.url, blobs))
+        bare_s, bare_n = asyncio.run(bare_rate(procs, stack.nats_url, blobs))
         engine = procs.spawn(
             "rules-engine",
             ["-m", "rules_engine"],
             {
-                **shared,
-                "EDGEPLANE_METADATA_URL": md_url,
+                **stack.shared,
                 "RULES_ENGINE_HTTP__HOST": "127.0.0.1",
                 "RULES_ENGINE_HTTP__PORT": str(re_port),
                 "RULES_ENGINE_RULES_DIR": "",
@@ -379,9 +333,9 @@ def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> int:
             if r.status_code != 201:
                 raise RuntimeError(f"rule {rule['id']}: {r.status_code} {r.text}")
 
-        asyncio.run(engine_rate(re_url, nats_srv.url, blobs[:2000]))  # warm-up
+        asyncio.run(engine_rate(re_url, stack.nats_url, blobs[:2000]))  # warm-up
         load_a = load()
-        eng_s, eng_n = asyncio.run(engine_rate(re_url, nats_srv.url, blobs))
+        eng_s, eng_n = asyncio.run(engine_rate(re_url, stack.nats_url, blobs))
         rss = engine.ps.memory_info().rss / 2**20
         print(f"    bare {bare_n} in {bare_s:.3f} s; engine {eng_n} in {eng_s:.3f} s", flush=True)
 
@@ -406,12 +360,8 @@ def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> int:
             raise RuntimeError(f"latency rule: {r.status_code} {r.text}")
         load_b = load()
         print(f"(b) {args.samples} samples with {args.background} background readings/s; load {load_b} ...", flush=True)
-        samples, inside = asyncio.run(latency(nats_srv.url, re_url, sim_port, args.samples, args.background))
+        samples, inside = asyncio.run(latency(stack.nats_url, re_url, stack.sim_port, args.samples, args.background))
         status = httpx.get(re_url + "/api/v3/rule/id/latency/status").json()["status"]
-    finally:
-        procs.stop_all()
-        nats_srv.stop()
-        redis_srv.stop()
 
     readings = args.readings
     met = eng_n == args.events and eng_n * readings / eng_s >= 20_000
