@@ -95,13 +95,12 @@ async def opcua_stack(
         yield Stack(metadata, client, nats_url, md_url, ds_url, app)
 
 
-async def add_device(stack: Stack, body: dict[str, Any], probe: str | None = None) -> None:
+async def add_device(stack: Stack, body: dict[str, Any]) -> None:
     """Add through core-metadata and wait until device-opcua has picked it up from the system event."""
     r = await stack.metadata.post("/api/v3/device", json=[body])
     assert r.json()[0]["statusCode"] == 201, r.text
     name = body["device"]["name"]
     runtime = stack.app.state.runtime
-
     await wait_until(lambda: name in runtime.registry.devices)
 
 
