@@ -20,24 +20,24 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgeplane.services import SERVICES, Service
+from edgeplane.services import Service, by_name
+from edgeplane.supervisor import LOOPBACK, http_ping
+from edgeplane_common.embedded import free_port, port_in_use
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGEPLANE = ROOT / ".venv" / "bin" / "edgeplane"
 
 DEFAULT_SUITES = ("core-metadata", "core-data")
 KNOWN_SUITES = ("core-metadata", "core-data", "core-command")
-# What the suites address (TAF's deployment runs these). device-virtual joins once the launcher knows it;
-# device-modbus and its simulator stay out: the demo PLC's autoEvents would fill core-data.
+# What the suites address (TAF's deployment runs these). device-modbus and its simulator stay out: the demo
+# PLC's autoEvents would fill core-data.
 WANTED_SERVICES = ("core-metadata", "core-data", "core-command", "device-virtual")
 START_TIMEOUT_S = 120.0
 START_ATTEMPTS = 3
@@ -66,29 +66,7 @@ def find_runner(given: str | None) -> Path | None:
 
 
 def services_under_test() -> list[Service]:
-    known = {s.name: s for s in SERVICES}
-    return [known[name] for name in WANTED_SERVICES if name in known]
-
-
-def port_busy(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def pings(service: Service) -> bool:
-    try:
-        with urllib.request.urlopen(service.ping_url(), timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
+    return [by_name(name) for name in WANTED_SERVICES]
 
 
 def clean_env() -> dict[str, str]:
@@ -121,7 +99,7 @@ def wait_ready(launcher: subprocess.Popen[bytes], services: Sequence[Service]) -
     while waiting and time.monotonic() < deadline:
         if launcher.poll() is not None:
             return False
-        waiting = [s for s in waiting if not pings(s)]
+        waiting = [s for s in waiting if not http_ping(s.ping_url())]
         if waiting:
             time.sleep(0.5)
     return not waiting
@@ -174,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
     services = services_under_test()
-    busy = [s for s in services if port_busy(s.port)]
+    busy = [s for s in services if port_in_use(LOOPBACK, s.port)]
     if busy:
         for s in busy:
             log(f"port {s.port} ({s.name}) is busy: another stack holds the EdgeX default ports")
