@@ -7,13 +7,24 @@ NATS or Redis. Nested keys use `__`. Secrets are `SecretStr` and redacted in `/a
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 SHARED_PREFIX = "EDGEPLANE_"
+ENV_FILE_VAR = "EDGEPLANE_ENV_FILE"
+"""A dotenv file of further settings (`edgeplane secure init` writes one per service: its credentials and the
+paths of its keys), read after the environment, so a variable set in the environment wins."""
 
 
 class HttpSettings(BaseModel):
@@ -120,7 +131,17 @@ class ServiceSettings(BaseSettings):
         # Service-specific variables win over the shared EDGEPLANE_ ones.
         own = EnvSettingsSource(settings_cls, env_prefix=cls.env_prefix, env_nested_delimiter="__")
         shared = EnvSettingsSource(settings_cls, env_prefix=SHARED_PREFIX, env_nested_delimiter="__")
-        return (init_settings, own, shared, file_secret_settings)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, own, shared]
+        env_file = os.environ.get(ENV_FILE_VAR)
+        if env_file:
+            if not Path(env_file).is_file():
+                # A typo here would silently start a service without its credentials.
+                raise ValueError(f"{ENV_FILE_VAR}={env_file}: no such file")
+            for prefix in (cls.env_prefix, SHARED_PREFIX):
+                sources.append(
+                    DotEnvSettingsSource(settings_cls, env_file=env_file, env_prefix=prefix, env_nested_delimiter="__")
+                )
+        return (*sources, file_secret_settings)
 
     def client_token(self) -> str | None:
         """The bearer token this service sends to the others: its service token in secure mode, else the

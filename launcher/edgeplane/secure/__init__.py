@@ -1,0 +1,111 @@
+"""`edgeplane secure init`: everything secure mode needs, generated into one directory.
+
+Each part (`tokens`, and the TLS, bus-credential and secret-store parts) writes its files under that directory
+and returns the environment every service needs: `{service name: {variable: value}}`, `"*"` for all. This
+module merges them and writes, per service, one dotenv file (`env/<service>.env`, 0600) that the service reads
+through `EDGEPLANE_ENV_FILE`; `bundle()` copies one service's file and everything it names into a folder of
+its own, so a container can be given its own credentials and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeplane.secure import tokens
+from edgeplane.services import SERVICES, Service
+
+Env = dict[str, dict[str, str]]
+Part = Callable[..., Env]
+"""`part(secure_dir, services, *, hosts, force) -> Env`."""
+
+SHARED = "*"
+ENV_DIR = "env"
+BUNDLE_ENV = "service.env"
+
+
+def default_parts() -> tuple[Part, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class SecureConfig:
+    root: Path
+    env: dict[str, dict[str, str]]
+    """Each service's variables, the shared ones included."""
+    admin_password: str | None
+    """The first admin's password when this run generated it (to be shown once), else None."""
+
+    def env_file(self, service: str) -> Path:
+        return self.root / ENV_DIR / f"{service}.env"
+
+
+def merge(envs: Sequence[Env], services: Sequence[Service]) -> dict[str, dict[str, str]]:
+    """One mapping per service: every part's shared variables, then its own (a service's own value wins)."""
+    merged: dict[str, dict[str, str]] = {s.name: {} for s in services}
+    for env in envs:
+        for name, variables in merged.items():
+            variables.update(env.get(SHARED, {}))
+            variables.update(env.get(name, {}))
+    return merged
+
+
+def init(
+    root: Path,
+    services: Sequence[Service] = SERVICES,
+    *,
+    hosts: Sequence[str] = (),
+    force: bool = False,
+    admin_password: str | None = None,
+    parts: Sequence[Part] | None = None,
+) -> SecureConfig:
+    """Generate (or, without `force`, keep and complete) the secure configuration under `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o700)
+    token_env, generated = tokens.init(root, services, hosts=hosts, force=force, admin_password=admin_password)
+    envs = [token_env]
+    for part in default_parts() if parts is None else parts:
+        envs.append(part(root, services, hosts=hosts, force=force))
+    config = SecureConfig(root=root, env=merge(envs, services), admin_password=generated)
+    for name, variables in config.env.items():
+        write_env_file(config.env_file(name), variables)
+    return config
+
+
+def write_env_file(path: Path, variables: Mapping[str, str]) -> None:
+    """A dotenv file readable by its owner only; values single-quoted (taken literally by dotenv)."""
+    lines = []
+    for key, value in sorted(variables.items()):
+        if "'" in value or "\n" in value:
+            raise ValueError(f"{key}: a generated value may not hold a quote or a line break")
+        lines.append(f"{key}='{value}'\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.writelines(lines)
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+
+
+def bundle(config: SecureConfig, service: str, dest: Path, mount: str) -> Path:
+    """Copy `service`'s variables, and every file under the secure directory they name, into `dest`, with
+    those paths rewritten to `mount` (where `dest` will be seen by the service, e.g. a container's volume).
+    Returns the bundle's env file."""
+    dest.mkdir(parents=True, exist_ok=True)
+    root = config.root.resolve()
+    variables: dict[str, str] = {}
+    for key, value in config.env[service].items():
+        path = Path(value)
+        if path.is_absolute() and path.is_file() and path.resolve().is_relative_to(root):
+            relative = path.resolve().relative_to(root)  # kept: certs/x.key and secrets/x.key both exist
+            target = dest / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            os.chmod(target, 0o600)
+            value = f"{mount.rstrip('/')}/{relative.as_posix()}"
+        variables[key] = value
+    env_file = dest / BUNDLE_ENV
+    write_env_file(env_file, variables)
+    return env_file
