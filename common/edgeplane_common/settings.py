@@ -24,7 +24,7 @@ from pydantic_settings import (
 SHARED_PREFIX = "EDGEPLANE_"
 ENV_FILE_VAR = "EDGEPLANE_ENV_FILE"
 """A dotenv file of further settings (`edgeplane secure init` writes one per service: its credentials and the
-paths of its keys), read after the environment, so a variable set in the environment wins."""
+paths of its keys). The service's own variables, then the shared ones, each from the environment first."""
 
 
 class HttpSettings(BaseModel):
@@ -131,17 +131,19 @@ class ServiceSettings(BaseSettings):
         # Service-specific variables win over the shared EDGEPLANE_ ones.
         own = EnvSettingsSource(settings_cls, env_prefix=cls.env_prefix, env_nested_delimiter="__")
         shared = EnvSettingsSource(settings_cls, env_prefix=SHARED_PREFIX, env_nested_delimiter="__")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, own, shared]
         env_file = os.environ.get(ENV_FILE_VAR)
-        if env_file:
-            if not Path(env_file).is_file():
-                # A typo here would silently start a service without its credentials.
-                raise ValueError(f"{ENV_FILE_VAR}={env_file}: no such file")
-            for prefix in (cls.env_prefix, SHARED_PREFIX):
-                sources.append(
-                    DotEnvSettingsSource(settings_cls, env_file=env_file, env_prefix=prefix, env_nested_delimiter="__")
-                )
-        return (*sources, file_secret_settings)
+        if not env_file:
+            return (init_settings, own, shared, file_secret_settings)
+        if not Path(env_file).is_file():
+            # A typo here would silently start a service without its credentials.
+            raise ValueError(f"{ENV_FILE_VAR}={env_file}: no such file")
+
+        def from_file(prefix: str) -> DotEnvSettingsSource:
+            return DotEnvSettingsSource(settings_cls, env_file=env_file, env_prefix=prefix, env_nested_delimiter="__")
+
+        # The more specific name wins first, then the environment over the file: the service's own
+        # `CORE_DATA_REDIS__URL` in its file beats a stack-wide `EDGEPLANE_REDIS__URL` in the environment.
+        return (init_settings, own, from_file(cls.env_prefix), shared, from_file(SHARED_PREFIX), file_secret_settings)
 
     def client_token(self) -> str | None:
         """The bearer token this service sends to the others: its service token in secure mode, else the

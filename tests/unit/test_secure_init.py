@@ -138,3 +138,21 @@ def test_cli_prints_the_generated_password_once(tmp_path: Path, monkeypatch: pyt
     assert password not in second.output
     assert oct(_mode(tmp_path / "s")) == oct(0o700)
     assert os.access(tmp_path / "s" / "env" / "core-data.env", os.R_OK)
+
+
+def test_the_service_own_name_in_its_file_beats_a_shared_one_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core_data.settings import CoreDataSettings
+
+    env_file = tmp_path / "core-data.env"
+    secure.write_env_file(
+        env_file,
+        {"CORE_DATA_NATS__USER": "core-data", "EDGEPLANE_NATS__USER": "shared-file", "EDGEPLANE_LOG_LEVEL": "DEBUG"},
+    )
+    monkeypatch.setenv("EDGEPLANE_ENV_FILE", str(env_file))
+    monkeypatch.setenv("EDGEPLANE_NATS__USER", "stack-wide")
+    monkeypatch.setenv("EDGEPLANE_LOG_LEVEL", "WARNING")
+    settings = CoreDataSettings()
+    assert settings.nats.user == "core-data"  # own name, from the file
+    assert settings.log_level == "WARNING"  # shared name: the environment over the file
