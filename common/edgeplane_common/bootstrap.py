@@ -198,12 +198,18 @@ class ServiceBootstrap:
         close: Action | None = None,
         timeout: float | None = None,
         retry_on: tuple[type[BaseException], ...] = RETRYABLE,
+        first: bool = False,
     ) -> None:
         """A dependency: `attempt` is retried (`connect_with_retry`) until it succeeds, or until `timeout`
         when given. `close` is registered before the first attempt: the adapter exists already and is closed
-        even when it never connected, so it must be safe to call then."""
+        even when it never connected, so it must be safe to call then. `first`: before the steps added so
+        far (the secret store, which the service's own steps read from)."""
         self.readiness.expect(name)
-        self._steps.append(_Step(name, attempt, close, retry=True, timeout=timeout, retry_on=retry_on))
+        step = _Step(name, attempt, close, retry=True, timeout=timeout, retry_on=retry_on)
+        if first:
+            self._steps.insert(0, step)
+        else:
+            self._steps.append(step)
 
     def step(self, name: str, start: Action, *, stop: Action | None = None) -> None:
         """One of the service's own start steps (it may wait by itself); `stop` is registered once `start`

@@ -52,6 +52,12 @@ class SecuritySettings(BaseModel):
         None,
         description="This service's own token for its calls to other services (`edgeplane token service NAME`).",
     )
+    secret_key_file: str | None = Field(
+        None,
+        description="This service's own 32-byte secret-store key (`edgeplane secure init` writes one per service): "
+        "secrets (`POST /api/v3/secret`) are then kept encrypted in Redis under `secrets:<service-name>:`; "
+        "unset, they stay in process memory only and are lost at restart.",
+    )
 
 
 class TlsSettings(BaseModel):

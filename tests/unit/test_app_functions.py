@@ -275,14 +275,14 @@ async def test_encrypt_round_trip_with_a_key_from_the_secret_store() -> None:
     fn = codec.encrypt(P("Encrypt", Algorithm="aes256-gcm", SecretName="aes", SecretValueKey="key"), secrets)
     with pytest.raises(MissingKey, match="no secret"):
         await fn(Context(), b"x")
-    secrets.put("aes", {"key": key.hex()})
+    await secrets.put("aes", {"key": key.hex()})
     a = await fn(Context(), b"hello")
     b = await fn(Context(), b"hello")
     assert a != b  # a fresh nonce per message
     assert codec.decrypt(key, a) == b"hello"
-    secrets.put("aes", {"key": base64.b64encode(key).decode()})
+    await secrets.put("aes", {"key": base64.b64encode(key).decode()})
     assert codec.decrypt(key, await fn(Context(), b"again")) == b"again"
-    secrets.put("aes", {"key": "abcd"})
+    await secrets.put("aes", {"key": "abcd"})
     with pytest.raises(MissingKey):
         await fn(Context(), b"x")
 

@@ -406,7 +406,7 @@ async def test_encrypt_after_batch_waits_for_its_key() -> None:
     real_sleep = asyncio.sleep
 
     async def fake_sleep(delay: float) -> None:
-        secrets.put("aes", {"key": key.hex()})  # the key arrives after the first failure
+        await secrets.put("aes", {"key": key.hex()})  # the key arrives after the first failure
         await real_sleep(0)
 
     await drain(Forwarder(pipeline, outbox, counters, sleep=fake_sleep), lambda: counters.exported >= 2)

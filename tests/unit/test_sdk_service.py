@@ -341,10 +341,10 @@ async def test_discovered_devices_that_match_a_watcher_are_added_to_core_metadat
 # ------------------------------------------------------------------------------------------- secrets
 
 
-def test_the_driver_facade_gives_the_secret_store_the_app_serves() -> None:
+async def test_the_driver_facade_gives_the_secret_store_the_app_serves() -> None:
     from edgeplane_sdk.app import create_device_service_app
 
     settings = DeviceServiceSettings(service_name=SERVICE, provision=False)
     app = create_device_service_app(settings, FakeDriver(), version="0", bus=InMemoryBus(), metadata=FakeMetadata())  # type: ignore[arg-type]
-    app.state.secrets.put("opcua-login", {"username": "u", "password": "p"})  # as POST /api/v3/secret does
+    await app.state.secrets.put("opcua-login", {"username": "u", "password": "p"})  # as POST /api/v3/secret does
     assert app.state.runtime.sdk.secrets.get("opcua-login") == {"username": "u", "password": "p"}

@@ -28,7 +28,8 @@ from edgeplane_common.http.openapi import error_responses
 from edgeplane_common.http.responses import EdgeJSONResponse, error_body, error_response, json_response
 from edgeplane_common.logging import configure_logging
 from edgeplane_common.models.base import BaseRequest, BaseResponse, ContractModel
-from edgeplane_common.secrets import SecretStore
+from edgeplane_common.redis import REDIS_RETRYABLE, START_WAIT_S
+from edgeplane_common.secrets import SecretStore, open_secret_store
 from edgeplane_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,20 @@ def create_service_app(
     `/api/v3/health`). With `bus`, readiness probes the bus ("NATS") and `/metrics` shows its counters.
     `version` is the service's own release (`serviceVersion` of /api/v3/version, whose `version` is the EdgeX
     release). In secure mode (`settings.security.enabled`) requests need a token `verifier` accepts (default:
-    one using the keys core-metadata publishes), with a role the route allows, and `revoked` has a last say."""
+    one using the keys core-metadata publishes), with a role the route allows, and `revoked` has a last say.
+    The secret store (`app.state.secrets`) is the encrypted one when `security.secret_key_file` is set: it is
+    then loaded as the first start step (a bootstrap is made when none is given)."""
+    secrets = open_secret_store(settings)
+    if secrets.encrypted:
+        bootstrap = bootstrap or ServiceBootstrap(settings.service_name)
+        assert secrets.backend is not None
+        where = f"secret store ({secrets.backend.where})"
+        bootstrap.connect(
+            where, secrets.load, close=secrets.close, timeout=START_WAIT_S, retry_on=REDIS_RETRYABLE, first=True
+        )
+        bootstrap.readiness.probe(where, secrets.problem)
+    else:
+        log.info("secrets: %s", secrets.describe())
     app = FastAPI(
         title=title,
         version=version,
@@ -123,7 +137,7 @@ def create_service_app(
     app.state.settings = settings
     readiness = bootstrap.readiness if bootstrap is not None else Readiness()
     app.state.readiness = readiness
-    app.state.secrets = SecretStore()
+    app.state.secrets = secrets
     registry = CollectorRegistry()
     if bus is not None:
         readiness.probe("NATS", bus.problem)
@@ -195,11 +209,11 @@ def create_service_app(
     async def get_config() -> Response:
         return json_response(ConfigResponse(service_name=settings.service_name, config=settings.redacted()))
 
-    @common.post("/secret", status_code=201, response_model=BaseResponse, responses=error_responses(413))
+    @common.post("/secret", status_code=201, response_model=BaseResponse, responses=error_responses(413, 503))
     async def post_secret(body: SecretRequest) -> Response:
-        # Kept in process memory only: secrets never reach Redis or logs.
-        secrets: SecretStore = app.state.secrets
-        secrets.put(body.secret_name, {kv.key: kv.value for kv in body.secret_data})
+        # Never logged; encrypted before it reaches Redis (or kept in memory only, in open mode).
+        store: SecretStore = app.state.secrets
+        await store.put(body.secret_name, {kv.key: kv.value for kv in body.secret_data})
         return json_response(BaseResponse(request_id=body.request_id, status_code=201), 201)
 
     app.include_router(common)

@@ -31,8 +31,9 @@ class DeviceServiceSDK:
 
     @property
     def secrets(self) -> SecretStore:
-        """The service's secret store (filled through POST /api/v3/secret, kept in memory): look credentials up
-        in it when connecting, so a secret stored at run time is used at the next connect."""
+        """The service's secret store (filled through POST /api/v3/secret; encrypted in Redis and loaded before
+        the driver starts when the service has a key file, else in memory): look credentials up in it when
+        connecting, so a secret stored at run time is used at the next connect."""
         return self._runtime.secrets
 
     def device(self, name: str) -> Device:
