@@ -156,7 +156,7 @@ class RedisSecretBackend:
         try:
             await self._client.hset(self.key, name, blob)  # type: ignore[misc]
         except RedisError as err:
-            # redis-py's messages carry no command arguments; NOPERM names the key (an ACL to fix).
+            # redis-py's messages carry no command arguments (so no value); a refusal by the ACL says so.
             raise ServiceUnavailable(
                 f"cannot store secret {name!r} in {self.where}: {type(err).__name__}: {err}"
             ) from err

@@ -5,11 +5,13 @@ gives a clear error once and the device DOWN; passwords appear nowhere."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -106,8 +108,6 @@ async def test_sign_and_encrypt_with_password_from_the_secret_store(
     r = await wait_until(lambda: _read(stack, "secure"), timeout=15)
     assert readings(r)["Recipe"]["value"] == "PVC-200"
     # Another policy and mode on the same server, per device; the password from an environment variable.
-    import os
-
     os.environ["EDGEPLANE_TEST_OPCUA_PW"] = PASSWORD
     try:
         body = secure_device(
@@ -168,3 +168,40 @@ async def test_wrong_password_and_untrusted_certificate_give_clear_errors_and_do
 
 async def _state_is(stack: Stack, name: str, state: str) -> bool:
     return await operating_state(stack, name) == state
+
+
+async def test_the_password_is_stored_encrypted_and_used_after_a_restart(
+    nats_url: str,
+    redis_url: str,
+    sim: OpcuaSimulator,
+    client_cert: tuple[Path, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = tmp_path / "device-opcua.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    # Database 1: the stack helper empties database 0 (core-metadata's) at each start.
+    secrets_url = redis_url.rsplit("/", 1)[0] + "/1"
+    raw = aioredis.from_url(secrets_url)
+    await raw.flushdb()
+    store = {"redis": {"url": secrets_url}, "security": {"secret_key_file": str(key)}}
+    try:
+        async with opcua_stack(nats_url, redis_url, profiles=[], **store) as stack:
+            await post_secret(stack, "line-login", PASSWORD)
+        stored = await raw.hget("secrets:device-opcua:store", "line-login")  # type: ignore[misc]
+        assert stored is not None
+        assert PASSWORD.encode() not in stored
+        # device-opcua restarted: the device connects with the password it finds in the store.
+        async with opcua_stack(nats_url, redis_url, profiles=[], **store) as stack:
+            r = await stack.metadata.post("/api/v3/deviceprofile", json=[PROFILE])
+            assert r.json()[0]["statusCode"] == 201, r.text
+            await add_device(stack, secure_device("after-restart", sim, client_cert, SecretName="line-login"))
+            r = await wait_until(lambda: _read(stack, "after-restart"), timeout=15)
+            assert readings(r)["Recipe"]["value"] == "PVC-200"
+    finally:
+        await raw.flushdb()
+        await raw.aclose()
+    leaks = [(r.name, r.getMessage()[:300]) for r in caplog.records if PASSWORD in r.getMessage()]
+    assert not leaks, leaks
