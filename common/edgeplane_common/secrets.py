@@ -66,6 +66,10 @@ class SecretUnreadable(Exception):
     """A stored value that does not decrypt under this service's key for this name."""
 
 
+class SecretUndecryptable(NotFound):
+    """`get` of a secret that is stored but could not be decrypted at start (a NotFound to its readers)."""
+
+
 def load_key(path: Path) -> bytes:
     """The 32-byte key in `path`: raw bytes (as `edgeplane secure init` writes it) or 64 hex digits."""
     try:
@@ -284,7 +288,9 @@ class SecretStore:
         secret = self._secrets.get(name)
         if secret is None:
             if name in self._unreadable:
-                raise NotFound(f"secret {name!r} is stored but cannot be decrypted with this service's key")
+                raise SecretUndecryptable(
+                    f"secret {name!r} is stored but cannot be decrypted with this service's key: post it again"
+                )
             raise NotFound(f"no secret named {name!r}")
         return dict(secret)
 
@@ -337,6 +343,7 @@ __all__ = [
     "SecretCipher",
     "SecretKeyError",
     "SecretStore",
+    "SecretUndecryptable",
     "SecretUnreadable",
     "load_key",
     "open_secret_store",

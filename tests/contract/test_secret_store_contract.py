@@ -211,3 +211,17 @@ async def test_limits_hold_with_a_backend_and_a_refused_write_stores_nothing(ser
     assert store.get("a") == {"k": "1"}
     await store.put("b", {"k": "2"})  # replacing the unreadable one is allowed
     assert store.unreadable() == []
+
+
+async def test_a_device_whose_password_cannot_be_decrypted_says_so(server: Server) -> None:
+    from device_opcua.attributes import parse_protocols
+    from device_opcua.security import credentials
+    from edgeplane_common.errors import ContractInvalid
+
+    store = await started(server, "device-opcua")
+    await store.put("line-login", {"username": "operator", "password": secret_value()})
+    conn = parse_protocols({"opcua": {"Endpoint": "opc.tcp://plc:4840", "SecretName": "line-login"}}, device="d")
+    assert credentials(conn, store)[0] == "operator"
+    rotated = await started(server, "device-opcua", key=OTHER_KEY)
+    with pytest.raises(ContractInvalid, match="'line-login' is stored but cannot be decrypted with this service's key"):
+        credentials(conn, rotated)

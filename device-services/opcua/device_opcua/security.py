@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from device_opcua.attributes import OpcuaConnection, SecurityMode, SecurityPolicy
 from edgeplane_common.errors import ContractInvalid, NotFound
-from edgeplane_common.secrets import SecretStore
+from edgeplane_common.secrets import SecretStore, SecretUndecryptable
 
 POLICIES: dict[SecurityPolicy, type[sp.SecurityPolicy]] = {
     SecurityPolicy.BASIC256SHA256: sp.SecurityPolicyBasic256Sha256,
@@ -63,6 +63,8 @@ def credentials(conn: OpcuaConnection, secrets: SecretStore | None) -> tuple[str
             raise ContractInvalid(f"SecretName {conn.secret_name!r} given but this service has no secret store")
         try:
             secret = secrets.get(conn.secret_name)
+        except SecretUndecryptable as err:
+            raise ContractInvalid(err.message) from None
         except NotFound:
             raise ContractInvalid(
                 f"secret {conn.secret_name!r} not found: POST it to /api/v3/secret with keys username and password"
