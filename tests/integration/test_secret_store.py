@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -256,3 +260,59 @@ async def test_the_key_prefix_is_all_a_service_s_redis_acl_grants(redis_url: str
             await owner.aclose()
     finally:
         await redis_client.execute_command("ACL", "DELUSER", user)
+
+
+async def run_app_service(env: dict[str, str], log_path: Path, port: int, value: str | None) -> str:
+    """Start `python -m app_services` (app-http-export), wait until healthy, post `value` as secret `cloud`
+    if given, stop it with SIGTERM; its log output."""
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app_services", "--instance", "app-http-export",
+            env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+
+                async def healthy() -> bool:
+                    if proc.returncode is not None:
+                        raise AssertionError(await asyncio.to_thread(log_path.read_text))
+                    with contextlib.suppress(httpx.HTTPError):
+                        return (await client.get("/api/v3/health")).status_code == 200
+                    return False
+
+                await wait_until(healthy, timeout=60, interval=0.2)
+                if value is not None:
+                    r = await client.post("/api/v3/secret", json=secret_body("cloud", token=value))
+                    assert r.status_code == 201, r.text
+                assert "SECRET_KEY_FILE" in (await client.get("/api/v3/config")).text.upper()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 30)
+    return await asyncio.to_thread(log_path.read_text)
+
+
+async def test_a_service_process_keeps_its_secret_across_a_restart_and_never_logs_it(
+    redis_url: str, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """The real process (a disabled instance: no NATS needed) restarted, its own log output at DEBUG
+    grepped for the value."""
+    value = "proc-" + uuid.uuid4().hex
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGEPLANE_", "APP_HTTP_EXPORT_"))}
+    env.update(
+        {
+            "APP_HTTP_EXPORT_HTTP__HOST": "127.0.0.1",
+            "APP_HTTP_EXPORT_HTTP__PORT": str(port),
+            "APP_HTTP_EXPORT_LOG_LEVEL": "DEBUG",
+            "APP_HTTP_EXPORT_REDIS__URL": redis_url,
+            "APP_HTTP_EXPORT_SECURITY__SECRET_KEY_FILE": str(key_file(tmp_path)),
+        }
+    )
+    first = await run_app_service(env, tmp_path / "first.log", port, value)
+    second = await run_app_service(env, tmp_path / "second.log", port, None)
+    assert "secrets: encrypted (AES-256-GCM)" in first
+    assert "key secrets:app-http-export:store; 1 loaded" in second  # read back after the restart
+    raw = await redis_client.hget(redis_key("app-http-export"), "cloud")  # type: ignore[misc]
+    assert raw is not None
+    assert value.encode() not in raw
+    assert value not in first + second
