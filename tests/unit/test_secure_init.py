@@ -156,3 +156,12 @@ def test_the_service_own_name_in_its_file_beats_a_shared_one_in_the_environment(
     settings = CoreDataSettings()
     assert settings.nats.user == "core-data"  # own name, from the file
     assert settings.log_level == "WARNING"  # shared name: the environment over the file
+
+
+def test_init_runs_every_part_by_default(tmp_path: Path) -> None:
+    config = secure.init(tmp_path)
+    # secretstore: each REST service has its own key file, and its settings point at it.
+    key_file = Path(config.env["core-data"]["CORE_DATA_SECURITY__SECRET_KEY_FILE"])
+    assert key_file.is_file()
+    assert key_file.is_relative_to(tmp_path)
+    assert "CORE_DATA_SECURITY__SECRET_KEY_FILE" not in config.env["core-command"]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeplane.secure import tokens
+from edgeplane.secure import secretstore, tokens
 from edgeplane.services import SERVICES, Service
 
 Env = dict[str, dict[str, str]]
@@ -28,7 +28,8 @@ BUNDLE_ENV = "service.env"
 
 
 def default_parts() -> tuple[Part, ...]:
-    return ()
+    """Every part after `tokens`, in the order their files depend on each other."""
+    return (secretstore.init,)
 
 
 @dataclass(frozen=True)
