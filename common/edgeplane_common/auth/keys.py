@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from typing import Any, Protocol
 
@@ -57,8 +58,10 @@ class JwksKeys:
         min_refresh: float = 30.0,
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.url = url
+        self._verify = verify
         self.min_refresh = min_refresh
         self._timeout = timeout
         self._transport = transport
@@ -79,7 +82,9 @@ class JwksKeys:
 
     async def _fetch(self) -> None:
         try:
-            async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as client:
+            async with httpx.AsyncClient(
+                timeout=self._timeout, transport=self._transport, verify=self._verify
+            ) as client:
                 response = await client.get(self.url)
                 response.raise_for_status()
                 keys = parse_jwks(response.json())

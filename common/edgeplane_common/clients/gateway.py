@@ -21,6 +21,7 @@ from edgeplane_common import API_VERSION
 from edgeplane_common.edgex.profiles import check_settings, check_writable, resolve
 from edgeplane_common.errors import EdgeError, NotFound, RemoteError, ServiceUnavailable
 from edgeplane_common.models import DeviceProfile
+from edgeplane_common.tls import client_verify
 
 API = "/api/v3"
 
@@ -73,12 +74,20 @@ class GatewayClient:
     token: str | None = None
     timeout: float = 10.0
     transport: httpx.AsyncBaseTransport | None = None
+    ca_file: str | None = None
+    """The CA `https://` services are verified with (default: the default trust store)."""
     http: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         # trust_env off: a gateway on the LAN must not be reached through a proxy from the environment.
-        self.http = httpx.AsyncClient(timeout=self.timeout, headers=headers, transport=self.transport, trust_env=False)
+        self.http = httpx.AsyncClient(
+            timeout=self.timeout,
+            headers=headers,
+            transport=self.transport,
+            trust_env=False,
+            verify=client_verify(self.ca_file),
+        )
 
     async def close(self) -> None:
         await self.http.aclose()

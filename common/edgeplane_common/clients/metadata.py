@@ -30,6 +30,7 @@ from edgeplane_common.errors import (
     ServiceUnavailable,
 )
 from edgeplane_common.models import Device, DeviceProfile, DeviceService, OperatingState, ProvisionWatcher
+from edgeplane_common.tls import client_verify
 
 log = logging.getLogger(__name__)
 API = "/api/v3"
@@ -63,11 +64,18 @@ class MetadataClient:
         token: str | None = None,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca_file: str | None = None,
     ) -> None:
+        """`ca_file`: the CA an `https://` core-metadata is verified with (default: the default trust store)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
         self._open = functools.partial(
-            httpx.AsyncClient, base_url=self.base_url + API, timeout=timeout, headers=headers, transport=transport
+            httpx.AsyncClient,
+            base_url=self.base_url + API,
+            timeout=timeout,
+            headers=headers,
+            transport=transport,
+            verify=client_verify(ca_file),
         )
         self.http = self._open()
 

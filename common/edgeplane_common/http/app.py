@@ -30,7 +30,8 @@ from edgeplane_common.logging import configure_logging
 from edgeplane_common.models.base import BaseRequest, BaseResponse, ContractModel
 from edgeplane_common.redis import REDIS_RETRYABLE, START_WAIT_S
 from edgeplane_common.secrets import SecretStore, open_secret_store
-from edgeplane_common.settings import ServiceSettings
+from edgeplane_common.settings import ServiceSettings, TlsSettings
+from edgeplane_common.tls import TlsConfigError, check_server_files, client_verify, serves_https
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v3"
@@ -148,7 +149,7 @@ def create_service_app(
     token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
     policy = RoutePolicy()
     if settings.security.enabled and verifier is None:
-        verifier = TokenVerifier(JwksKeys(_jwks_url(settings)))
+        verifier = TokenVerifier(JwksKeys(_jwks_url(settings), verify=client_verify(settings.tls.ca_file)))
     app.add_middleware(
         ServiceMiddleware,
         token=token,
@@ -263,9 +264,11 @@ def _document_400_not_422(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
-    """How every service is served. uvicorn's own `date`/`server` headers are lower case; the middleware
-    sends a canonical `Date` itself, and no `Server` header (EdgeX sends none)."""
+def server_config(app: FastAPI, host: str, port: int, tls: TlsSettings | None = None) -> uvicorn.Config:
+    """How every service is served: HTTPS only when `tls` names a certificate and key (check them first with
+    `check_server_files`: uvicorn's own error is a traceback). uvicorn's own `date`/`server` headers are lower
+    case; the middleware sends a canonical `Date` itself, and no `Server` header (EdgeX sends none)."""
+    https = tls is not None and serves_https(tls)
     # h11 and asyncio named, not uvicorn's "auto": with httptools installed (NiceGUI brings uvicorn[standard])
     # auto would switch parsers, and httptools' protocol lower-cases the header names the middleware spells.
     return uvicorn.Config(
@@ -278,10 +281,21 @@ def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
         date_header=False,
         http="h11",
         loop="asyncio",
+        ssl_certfile=tls.cert_file if https and tls is not None else None,
+        ssl_keyfile=tls.key_file if https and tls is not None else None,
     )
 
 
 def serve(settings: ServiceSettings, build: Callable[[], FastAPI]) -> None:
-    """A service main: JSON logging first (so start-up is logged in the same format), then uvicorn."""
+    """A service main: JSON logging first (so start-up is logged in the same format), the TLS files checked
+    (a bad one ends the service with one line naming it, before anything connects), then uvicorn."""
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
-    uvicorn.Server(server_config(build(), settings.http.host, settings.http.port)).run()
+    try:
+        check_server_files(settings.tls)
+        if settings.tls.ca_file:
+            client_verify(settings.tls.ca_file)
+    except TlsConfigError as err:
+        log.error("cannot start: %s", err)  # one line, in the service's log format; no traceback
+        raise SystemExit(1) from None
+    config = server_config(build(), settings.http.host, settings.http.port, settings.tls)
+    uvicorn.Server(config).run()
