@@ -33,7 +33,9 @@ def create_app(
     urls = settings.service_url_map()
     if client is None:
         token = settings.client_token()
-        client = GatewayClient(Endpoints(urls), token=token, timeout=settings.request_timeout)
+        client = GatewayClient(
+            Endpoints(urls), token=token, timeout=settings.request_timeout, ca_file=settings.tls.ca_file
+        )
         boot.close("gateway client", client.close)
     state = ConsoleState(
         client=client,

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from edgeplane_common.clients.gateway import APP_SERVICE_PORTS, DEFAULT_PORTS
 from edgeplane_common.settings import HttpSettings, ServiceSettings
+from edgeplane_common.tls import own_scheme
 
 SHOWN_SERVICES = ("core-metadata", "core-data", "core-command", "device-modbus", "device-opcua", "rules-engine")
 """The services whose health the overview shows by default (app services are found by probing)."""
@@ -24,7 +25,9 @@ class ConsoleSettings(ServiceSettings):
     service_name: str = Field("console", description="Name the service logs under.")
     http: ConsoleHttpSettings = Field(default_factory=ConsoleHttpSettings)
     gateway_host: str = Field(
-        "127.0.0.1", description="Host the services listen on (one machine; compose uses `service_urls`)."
+        "127.0.0.1",
+        description="Host the services listen on (one machine; compose uses `service_urls`), optionally with a "
+        "scheme (`https://127.0.0.1`); without one: https when the console itself has a TLS certificate, else http.",
     )
     service_urls: dict[str, str] = Field(
         default_factory=dict,
@@ -51,7 +54,8 @@ class ConsoleSettings(ServiceSettings):
 
     def service_url_map(self) -> dict[str, str]:
         """Base URL of every service the console talks to (the console itself excluded)."""
-        urls = {name: f"http://{self.gateway_host}:{self._port(name)}" for name in DEFAULT_PORTS if name != "console"}
+        base = self._gateway_base()
+        urls = {name: f"{base}:{self._port(name)}" for name in DEFAULT_PORTS if name != "console"}
         urls.update(self.service_urls)
         return urls
 
@@ -60,4 +64,12 @@ class ConsoleSettings(ServiceSettings):
             return list(self.app_service_urls)
         # Under `edgeplane up --port-offset N` every port moves by N: core-metadata's tells by how much.
         offset = self._port("core-metadata") - DEFAULT_PORTS["core-metadata"]
-        return [f"http://{self.gateway_host}:{port + offset}" for port in APP_SERVICE_PORTS]
+        base = self._gateway_base()
+        return [f"{base}:{port + offset}" for port in APP_SERVICE_PORTS]
+
+    def _gateway_base(self) -> str:
+        # One secure directory configures every service or none: a console with a certificate talks to
+        # services that have theirs.
+        if "://" in self.gateway_host:
+            return self.gateway_host.rstrip("/")
+        return f"{own_scheme(self.tls)}://{self.gateway_host}"

@@ -38,7 +38,9 @@ def create_app(
     # Start order: NATS, then the system-event listener that keeps the cache fresh; teardown is the reverse.
     if metadata is None:
         token = settings.client_token()
-        metadata = MetadataClient(settings.metadata_url, token=token, timeout=settings.metadata_timeout)
+        metadata = MetadataClient(
+            settings.metadata_url, token=token, timeout=settings.metadata_timeout, ca_file=settings.tls.ca_file
+        )
         boot.close("core-metadata client", metadata.close)
         boot.readiness.probe("core-metadata", metadata.ping)
     source: MetadataSource = metadata

@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import BaseModel, Field
 
 from edgeplane_common.settings import HttpSettings, ServiceSettings
+from edgeplane_common.tls import own_scheme
 
 
 class CommandSettings(BaseModel):
@@ -48,7 +49,7 @@ class CoreCommandSettings(ServiceSettings):
     base_address: str | None = Field(
         None,
         description="URL clients use to reach core-command; the `url` of every listed command "
-        "(default http://<host>:<port>, 127.0.0.1 when listening on all interfaces).",
+        "(default http(s)://<host>:<port>, 127.0.0.1 when listening on all interfaces; https with a TLS certificate).",
     )
     command: CommandSettings = Field(default_factory=CommandSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
@@ -57,4 +58,4 @@ class CoreCommandSettings(ServiceSettings):
         if self.base_address:
             return self.base_address.rstrip("/")
         host = "127.0.0.1" if self.http.host in ("0.0.0.0", "::", "") else self.http.host
-        return f"http://{host}:{self.http.port}"
+        return f"{own_scheme(self.tls)}://{host}:{self.http.port}"

@@ -45,7 +45,7 @@ def create_app(
         connect_redis(boot, redis_client, close=store.close)
     if metadata is None:
         token = settings.client_token()
-        metadata = MetadataClient(settings.metadata_url, token=token)
+        metadata = MetadataClient(settings.metadata_url, token=token, ca_file=settings.tls.ca_file)
         boot.close("core-metadata client", metadata.close)
     connect_bus: Callable[[], Awaitable[None]] | None = None
     if bus is None:

@@ -56,11 +56,13 @@ def create_app(
         boot.connect("NATS", bus.connect, close=bus.close)
     if metadata is None:
         token = settings.client_token()
-        client = MetadataClient(settings.metadata_url, token=token, timeout=settings.metadata_timeout)
+        client = MetadataClient(
+            settings.metadata_url, token=token, timeout=settings.metadata_timeout, ca_file=settings.tls.ca_file
+        )
         boot.close("core-metadata client", client.close)
         metadata = client
     if http is None:
-        sender = HttpxSender()
+        sender = HttpxSender(ca_file=settings.tls.ca_file)
         boot.close("HTTP client", sender.close)
         http = sender
     runner = ActionRunner(

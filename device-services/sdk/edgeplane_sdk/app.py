@@ -36,7 +36,7 @@ def create_device_service_app(
         boot.connect("NATS", bus.connect, close=bus.close)
     if metadata is None:
         token = settings.client_token()
-        metadata = MetadataClient(settings.metadata_url, token=token)
+        metadata = MetadataClient(settings.metadata_url, token=token, ca_file=settings.tls.ca_file)
         boot.close("core-metadata client", metadata.close)
     runtime = DeviceServiceRuntime(settings, driver, bus, metadata, default_res_dir=default_res_dir)
     boot.step("runtime", runtime.start, stop=runtime.stop)

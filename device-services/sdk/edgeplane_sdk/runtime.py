@@ -16,6 +16,7 @@ from edgeplane_common.errors import ContractInvalid, EdgeError, NotFound
 from edgeplane_common.memory import release_free_heap
 from edgeplane_common.models import Device, DeviceProfile, DeviceService, Event, OperatingState
 from edgeplane_common.secrets import SecretStore
+from edgeplane_common.tls import own_scheme
 from edgeplane_sdk.autoevents import AutoEventScheduler
 from edgeplane_sdk.commands import CommandExecutor, EventJson, HealthTracker, event_from_json
 from edgeplane_sdk.discovery import to_provision
@@ -71,9 +72,8 @@ class DeviceServiceRuntime:
         await self.bus.ensure_stream(Topics.EVENTS_STREAM, [Topics.EVENTS_ALL])
         await self.metadata.wait_ready()
         http = self.settings.http
-        base = (
-            self.settings.base_address or f"http://{'127.0.0.1' if http.host == '0.0.0.0' else http.host}:{http.port}"
-        )
+        host = "127.0.0.1" if http.host == "0.0.0.0" else http.host
+        base = self.settings.base_address or f"{own_scheme(self.settings.tls)}://{host}:{http.port}"
         await self.metadata.register_service(DeviceService(name=self.name, base_address=base))
         if self.settings.provision and self.res_dir is not None:
             await provision(self.metadata, self.res_dir, self.name)

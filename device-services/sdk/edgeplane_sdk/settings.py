@@ -17,7 +17,9 @@ class DeviceSettings(BaseModel):
 class DeviceServiceSettings(ServiceSettings):
     metadata_url: str = Field("http://127.0.0.1:59881", description="core-metadata's base URL.")
     base_address: str | None = Field(
-        None, description="URL other services use to reach this service (default http://<host>:<port>)."
+        None,
+        description="URL other services use to reach this service (default http(s)://<host>:<port>: https with a TLS "
+        "certificate).",
     )
     res_dir: str | None = Field(
         None, description="Folder with profiles/ and devices/ to provision at start (default: the built-in res/)."
