@@ -12,6 +12,7 @@ gateway. Exit codes a script can test:
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from rich.table import Table
 from edgeplane_common.clients.gateway import Endpoints, GatewayClient, check_write
 from edgeplane_common.durations import parse_duration
 from edgeplane_common.errors import ContractInvalid, EdgeError, ServiceUnavailable
+from edgeplane_common.tls import CA_FILE_ENV, TlsConfigError
 
 T = TypeVar("T")
 
@@ -67,11 +69,16 @@ def run(url: str, offset: int, token: str | None, call: Callable[[GatewayClient]
     """Run one API conversation; an error is printed as the service's message and becomes the exit code."""
 
     async def main() -> T:
-        async with GatewayClient(Endpoints.on_host(url, offset=offset), token=token) as client:
+        # `--url https://gw`: the services are verified with EDGEPLANE_TLS__CA_FILE when set.
+        ca_file = os.environ.get(CA_FILE_ENV) or None
+        async with GatewayClient(Endpoints.on_host(url, offset=offset), token=token, ca_file=ca_file) as client:
             return await call(client)
 
     try:
         return asyncio.run(main())
+    except TlsConfigError as error:
+        err.print(f"error: {error}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     except EdgeError as error:
         err.print(f"[red]error:[/] {error.message}", markup=True, highlight=False)
         raise typer.Exit(exit_code(error)) from None

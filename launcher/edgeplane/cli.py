@@ -198,7 +198,7 @@ def up(
         out.print(_table(stack.rows()))
         out.print(f"[green]ready in {time.monotonic() - started:.1f} s[/]; Ctrl-C stops everything")
         if services:
-            out.print(f"try: curl {services[0].ping_url(config.port_offset)}")
+            out.print(f"try: curl {services[0].ping_url(config.port_offset, scheme=config.scheme)}")
         # From here a service or server that dies is restarted; the rest keeps running.
         stack.supervise(signals.stop_requested, _print_event)
     except StopRequestedError:
@@ -271,11 +271,12 @@ def status(
         status = ("up" if ok else "down") + _restart_note(entries.get(infra.name))
         rows.append(Row(infra.name, url, pid if pid_alive(pid) else None, status))
     for service in services:
-        ready = readiness(service, port_offset)
+        ready = readiness(service, port_offset, state.get("caFile"))
         all_up &= ready.ready
         pid = pids.get(service.name)
         status = ready.status + _restart_note(entries.get(service.name))
-        rows.append(Row(service.name, service.url(port_offset), pid if pid_alive(pid) else None, status))
+        scheme = "https" if state.get("caFile") else "http"
+        rows.append(Row(service.name, service.url(port_offset, scheme=scheme), pid if pid_alive(pid) else None, status))
     out.print(_table(rows))
     raise typer.Exit(0 if all_up else EXIT_FAILED)
 

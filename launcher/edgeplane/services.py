@@ -63,13 +63,14 @@ class Service:
     def http_port(self, offset: int = 0) -> int:
         return self.port + offset
 
-    def url(self, offset: int = 0, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.http_port(offset)}"
+    def url(self, offset: int = 0, host: str = "127.0.0.1", scheme: str = "http") -> str:
+        """`scheme` https: the service has a TLS certificate (secure mode)."""
+        return f"{scheme}://{host}:{self.http_port(offset)}"
 
-    def ping_url(self, offset: int = 0, host: str = "127.0.0.1") -> str:
+    def ping_url(self, offset: int = 0, host: str = "127.0.0.1", scheme: str = "http") -> str:
         if self.health == "tcp":
             return f"tcp://{host}:{self.http_port(offset)}"
-        return self.url(offset, host) + PING_PATH
+        return self.url(offset, host, scheme) + PING_PATH
 
 
 NATS = Infra(name="nats", label="NATS", default_port=4222, url_env="EDGEPLANE_NATS__URL")

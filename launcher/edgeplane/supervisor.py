@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -33,6 +35,7 @@ from edgeplane.services import LOG_JSON_ENV, METADATA_URL_ENV, NATS, REDIS, SERV
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, PortBusyError, port_in_use
 from edgeplane_common.healthcheck import HEALTH_PATH
 from edgeplane_common.logging import open_process_log
+from edgeplane_common.tls import client_verify
 
 STATE_FILE = "run.json"
 LOOPBACK = "127.0.0.1"
@@ -262,12 +265,19 @@ class StopRequestedError(Exception):
     """Ctrl-C or SIGTERM arrived while waiting."""
 
 
-def http_ping(url: str) -> bool:
+@functools.lru_cache(maxsize=4)
+def _verify(ca_file: str | None) -> ssl.SSLContext | bool:
+    # One context per CA for every ping (loading the CA file each 100 ms poll is wasted work).
+    return client_verify(ca_file)
+
+
+def http_ping(url: str, ca_file: str | None = None) -> bool:
+    """200 from `url`; an https:// one verified with `ca_file` (else the default trust store)."""
     if url.startswith("tcp://"):
         return tcp_reachable(url)
     try:
         # trust_env=False: an HTTP(S)_PROXY in the environment must not capture loopback checks.
-        return httpx.get(url, timeout=1.0, trust_env=False).status_code == 200
+        return httpx.get(url, timeout=1.0, trust_env=False, verify=_verify(ca_file)).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -285,22 +295,29 @@ class Readiness:
     what is down."""
 
 
-def readiness(service: Service, offset: int = 0) -> Readiness:
+def readiness(service: Service, offset: int = 0, ca_file: str | None = None) -> Readiness:
     """Ask the service's readiness (`/api/v3/health`): down names each check that is down, with its message.
     A service that does not serve it (404: an older build) is asked its liveness (ping) instead; one that is
-    not HTTP (the Modbus simulator) is ready when its port accepts a connection."""
-    ping_url = service.ping_url(offset)
+    not HTTP (the Modbus simulator) is ready when its port accepts a connection. With `ca_file` the services
+    serve HTTPS, verified with that CA."""
+    scheme = "https" if ca_file else "http"
+    ping_url = service.ping_url(offset, scheme=scheme)
     if ping_url.startswith("tcp://"):
         return Readiness(True, "healthy") if tcp_reachable(ping_url) else Readiness(False, "down (no connection)")
     try:
         # trust_env=False: an HTTP(S)_PROXY in the environment must not capture loopback checks.
-        r = httpx.get(service.url(offset) + HEALTH_PATH, timeout=HEALTH_TIMEOUT_S, trust_env=False)
+        r = httpx.get(
+            service.url(offset, scheme=scheme) + HEALTH_PATH,
+            timeout=HEALTH_TIMEOUT_S,
+            trust_env=False,
+            verify=_verify(ca_file),
+        )
     except httpx.HTTPError as err:
         return Readiness(False, f"down (not answering: {type(err).__name__})")
     if r.status_code == 200:
         return Readiness(True, "healthy")
     if r.status_code == 404:
-        if http_ping(ping_url):
+        if http_ping(ping_url, ca_file):
             return Readiness(True, f"alive (ping; no {HEALTH_PATH})")
         return Readiness(False, "down (ping fails)")
     return Readiness(False, f"down ({down_checks(r)})")
@@ -427,6 +444,13 @@ class StackConfig:
     backoff: Backoff = field(default_factory=Backoff)
     python: str = sys.executable
     base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    ca_file: str | None = None
+    """The CA of the services' certificates (`edgeplane certs init`): set, the services serve HTTPS (their
+    certificates come in `base_env`), and are reached at https:// URLs verified with it."""
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ca_file else "http"
 
     @property
     def logs(self) -> Path:
@@ -507,7 +531,7 @@ class Stack:
         for other in SERVICES:
             env[other.shared_port_env] = str(other.http_port(self.config.port_offset))
             if other.name == "core-metadata":
-                env[METADATA_URL_ENV] = other.url(self.config.port_offset)
+                env[METADATA_URL_ENV] = other.url(self.config.port_offset, scheme=self.config.scheme)
         env[LOG_JSON_ENV] = "true" if self.config.log_json else "false"
         env["PYTHONUNBUFFERED"] = "1"
         return env
@@ -525,16 +549,21 @@ class Stack:
                 ],
                 env=self.service_env(service),
                 log_path=self.config.logs / f"{service.name}.log",
-                health_url=service.ping_url(offset),
-                url=service.ping_url(offset) if service.health == "tcp" else service.url(offset),
+                health_url=service.ping_url(offset, scheme=self.config.scheme),
+                url=service.ping_url(offset)
+                if service.health == "tcp"
+                else service.url(offset, scheme=self.config.scheme),
                 restarts=Restarts(self.config.backoff),
             )
             self.children.append(child)
             child.start()
         self.write_state()
 
+    def ping(self, url: str) -> bool:
+        return http_ping(url, self.config.ca_file)
+
     def wait_healthy(self, stop_requested: Callable[[], bool] = lambda: False) -> None:
-        wait_healthy(self.children, timeout=self.config.health_timeout, stop_requested=stop_requested)
+        wait_healthy(self.children, timeout=self.config.health_timeout, stop_requested=stop_requested, ping=self.ping)
 
     # -- supervise
 
@@ -544,7 +573,7 @@ class Stack:
         on_event: Callable[[Event], None] = lambda _e: None,
         *,
         interval: float = 0.2,
-        ping: Callable[[str], bool] = http_ping,
+        ping: Callable[[str], bool] | None = None,
     ) -> None:
         """Keep every server and service running until a stop is requested."""
         while not stop_requested():
@@ -552,8 +581,9 @@ class Stack:
                 on_event(event)
             time.sleep(interval)
 
-    def supervise_once(self, *, ping: Callable[[str], bool] = http_ping) -> list[Event]:
+    def supervise_once(self, *, ping: Callable[[str], bool] | None = None) -> list[Event]:
         """One pass: reap and schedule what died, start what is due, note restarted services answering."""
+        ping = ping or self.ping
         events: list[Event] = []
         changed = False
         for infra, server in self.servers:
@@ -678,6 +708,7 @@ class Stack:
         state = {
             "launcherPid": os.getpid(),
             "portOffset": self.config.port_offset,
+            "caFile": self.config.ca_file,
             "servers": [
                 {"name": infra.name, "url": server.url, "pid": server.pid, **self.server_restarts[infra.name].state()}
                 for infra, server in self.servers

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from edgeplane_common.auth import TokenIssuer, load_or_create_signing_key
 from edgeplane_common.auth.roles import USER_ROLES, Role
+from edgeplane_common.tls import CA_FILE_ENV, TlsConfigError, client_verify
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -49,7 +50,10 @@ def _fail(message: str) -> typer.Exit:
 
 def _call(method: str, url: str, **kwargs: Any) -> httpx.Response:
     try:
-        response = httpx.request(method, url, timeout=30, **kwargs)
+        verify = client_verify(os.environ.get(CA_FILE_ENV))  # https:// core-metadata: its CA
+        response = httpx.request(method, url, timeout=30, verify=verify, **kwargs)
+    except TlsConfigError as exc:
+        raise _fail(str(exc)) from None
     except httpx.HTTPError as exc:
         raise _fail(f"cannot reach core-metadata at {url}: {exc}") from exc
     if response.status_code >= 400:
