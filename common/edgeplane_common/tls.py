@@ -53,8 +53,9 @@ def check_server_files(tls: TlsSettings) -> None:
     if not tls.cert_file or not tls.key_file:
         given, missing = ("TLS__CERT_FILE", "TLS__KEY_FILE") if tls.cert_file else ("TLS__KEY_FILE", "TLS__CERT_FILE")
         raise TlsConfigError(f"{given} is set but {missing} is not: HTTPS needs both")
+    cert = _read(tls.cert_file, "certificate", "TLS__CERT_FILE")
     try:
-        x509.load_pem_x509_certificates(_read(tls.cert_file, "certificate", "TLS__CERT_FILE"))
+        x509.load_pem_x509_certificates(cert)
     except ValueError:
         raise TlsConfigError(f"TLS certificate {tls.cert_file} (TLS__CERT_FILE) is not a PEM certificate") from None
     key = _read(tls.key_file, "private key", "TLS__KEY_FILE")
