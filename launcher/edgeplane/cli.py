@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeplane import api_cli
+from edgeplane.certs_cli import certs_app
 from edgeplane.secure_cli import secure_app
 from edgeplane.services import NATS, PORT_OFFSET_ENV, REDIS, UnknownServiceError, select
 from edgeplane.supervisor import (
@@ -307,6 +308,7 @@ opcua_app = typer.Typer(help="OPC UA tools (device-opcua).", no_args_is_help=Tru
 app.add_typer(opcua_app, name="opcua")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(certs_app, name="certs")
 app.add_typer(secure_app, name="secure")
 
 
