@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
+from edgeplane.secure import tls
+from edgeplane.services import by_name
 from edgeplane_common.embedded import free_port
 from edgeplane_common.healthcheck import check, expand, main
 
@@ -89,3 +93,26 @@ def test_runs_as_a_module(http_port: int) -> None:
     )
     assert down.returncode == 1
     assert down.stderr.startswith("unhealthy: ")
+
+
+def test_https_is_verified_with_the_ca_file_given_or_from_the_environment(tmp_path: Path) -> None:
+    tls.init(tmp_path, [by_name("core-data")], hosts=[])
+    cert, key = tls.leaf_paths(tmp_path, "core-data")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/api/v3/ping"
+        ca = str(tmp_path / "ca.pem")
+        assert "CERTIFICATE_VERIFY_FAILED" in (check(url) or "")
+        assert check(url, ca_file=ca) is None
+        assert main([url], env={}) == 1
+        assert main([url], env={"EDGEPLANE_TLS__CA_FILE": ca}) == 0
+        assert main(["--ca-file", ca, url], env={}) == 0
+        assert main(["--ca-file", str(tmp_path / "none.pem"), url], env={}) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
