@@ -2,7 +2,7 @@
 verify the other services with.
 
 `TlsSettings.ca_file` set: a client trusts that CA only (the local one `edgeplane certs init` makes); unset: the
-HTTP library's default trust store. `cert_file` + `key_file` set: the service serves HTTPS only, and the URL it
+system's trust store. `cert_file` + `key_file` set: the service serves HTTPS only, and the URL it
 advertises for itself (a device service's base address, core-command's command URLs) is `https://`.
 """
 
@@ -24,10 +24,11 @@ class TlsConfigError(ValueError):
     """A TLS file is missing or unusable; the message names the file and the setting."""
 
 
-def client_verify(ca_file: str | None) -> ssl.SSLContext | bool:
-    """What an httpx client passes as `verify`: a context trusting only `ca_file`, or True (the default store)."""
+def client_verify(ca_file: str | None) -> ssl.SSLContext:
+    """What an httpx client passes as `verify`: a context trusting only `ca_file`, else the system's trust store
+    (as TLS__CA_FILE documents; httpx's own default would be certifi's bundle, which ignores a local root)."""
     if not ca_file:
-        return True
+        return ssl.create_default_context()
     try:
         return ssl.create_default_context(cafile=ca_file)
     except FileNotFoundError:

@@ -266,7 +266,7 @@ class StopRequestedError(Exception):
 
 
 @functools.lru_cache(maxsize=4)
-def _verify(ca_file: str | None) -> ssl.SSLContext | bool:
+def _verify(ca_file: str | None) -> ssl.SSLContext:
     # One context per CA for every ping (loading the CA file each 100 ms poll is wasted work).
     return client_verify(ca_file)
 
