@@ -27,16 +27,13 @@ import asyncio
 import contextlib
 import os
 import platform
-import shutil
 import statistics
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from _procs import Procs, wait_tcp
+from _procs import QUIET, Procs, wait_tcp, workdir
 
 from edgeplane.secure import tls as certs
 from edgeplane.services import by_name
@@ -56,18 +53,6 @@ class Mode:
     token: str | None = None
     samples: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in ROUTES})
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ROUTES, 0.0))
-
-
-@contextlib.contextmanager
-def workdir(keep: bool) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="edgeplane-secure-bench-"))
-    try:
-        yield tmp
-    finally:
-        if keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load() -> str:
@@ -135,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (service logs)")
     args = ap.parse_args(argv)
     print(f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}; {load()}")
-    with workdir(args.keep) as tmp:
+    with workdir("secure", args.keep) as tmp:
         procs = Procs(tmp)
         try:
             asyncio.run(run(args, tmp, procs))
@@ -157,8 +142,7 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> None:
         for db, name in enumerate(MODES):
             port = free_port()
             service_env = {
-                "EDGEPLANE_LOG_LEVEL": "WARNING",
-                "EDGEPLANE_LOG_JSON": "false",
+                **QUIET,
                 "EDGEPLANE_NATS__URL": nats_srv.url,
                 "EDGEPLANE_REDIS__URL": redis_srv.url.removesuffix("/0") + f"/{db}",
                 "CORE_METADATA_HTTP__HOST": "127.0.0.1",

@@ -18,7 +18,6 @@ import httpx
 import jwt
 import pytest
 import redis.asyncio as aioredis
-import uvicorn
 
 from core_metadata.main import create_app as create_core_metadata
 from edgeplane.secure import tls as certs
@@ -34,6 +33,7 @@ from edgeplane_common.http.app import server_config
 from edgeplane_common.settings import TlsSettings
 from edgeplane_common.tls import client_verify
 from tests.support.metadata import metadata_settings
+from tests.support.stack import serve
 
 ADMIN_PASSWORD = "tls-admin-pw"
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,19 +74,8 @@ async def stack(secure_dir: Path, tmp_path: Path, nats_url: str, redis_url: str)
         },
         tls={"cert_file": str(cert), "key_file": str(key)},
     )
-    port = free_port()
-    server = uvicorn.Server(server_config(create_core_metadata(settings), "127.0.0.1", port, settings.tls))
-    task = asyncio.create_task(server.serve())
-    while True:  # pytest-timeout bounds a start that never comes
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, "core-metadata did not start"
-    try:
-        yield TlsStack(f"https://127.0.0.1:{port}", port, secure_dir)
-    finally:
-        server.should_exit = True
-        await task
+    async with serve(create_core_metadata(settings), tls=settings.tls) as url:
+        yield TlsStack(url, int(url.rsplit(":", 1)[1]), secure_dir)
 
 
 async def test_a_client_not_trusting_the_ca_cannot_connect(stack: TlsStack) -> None:

@@ -12,14 +12,15 @@ from fastapi import FastAPI
 
 from edgeplane_common.embedded import free_port
 from edgeplane_common.http.app import server_config
+from edgeplane_common.settings import TlsSettings
 
 
 @asynccontextmanager
-async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
+async def serve(app: FastAPI, port: int | None = None, tls: TlsSettings | None = None) -> AsyncIterator[str]:
     """Serve `app` (lifespan included) on 127.0.0.1 as the services are served (their uvicorn config: h11,
-    header names as Go spells them); yields its base URL."""
+    header names as Go spells them; HTTPS with `tls`'s certificate); yields its base URL."""
     port = port or free_port()
-    config = server_config(app, "127.0.0.1", port)
+    config = server_config(app, "127.0.0.1", port, tls)
     config.lifespan = "on"
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -30,7 +31,7 @@ async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
                     task.result()
                     raise RuntimeError("server stopped during start")
                 await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if config.is_ssl else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
