@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from _procs import QUIET, Procs, wait_tcp, workdir
+from _procs import QUIET, Proc, Procs, wait_tcp, workdir
 
 from edgeplane.secure import tls as certs
 from edgeplane.services import by_name
@@ -138,6 +138,7 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> None:
     env = certs.init(secure_dir, [by_name("core-metadata")], hosts=[])
     ca = env["*"]["EDGEPLANE_TLS__CA_FILE"]
     modes: list[Mode] = []
+    started: list[tuple[Proc, int]] = []
     try:
         for db, name in enumerate(MODES):
             port = free_port()
@@ -158,11 +159,12 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> None:
             if name == "secure+TLS":
                 service_env |= env["core-metadata"]
                 scheme, verify = "https", client_verify(ca)
-            proc = procs.spawn(f"core-metadata-{name}", ["-m", "core_metadata"], service_env)
-            wait_tcp(proc, port)
+            started.append((procs.spawn(f"core-metadata-{name}", ["-m", "core_metadata"], service_env), port))
             limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
             client = httpx.AsyncClient(verify=verify, limits=limits, timeout=30, trust_env=False)
             modes.append(Mode(name, f"{scheme}://127.0.0.1:{port}", client))
+        for proc, port in started:  # all three start at once; a loaded machine may take a while
+            wait_tcp(proc, port, timeout=180)
         for mode in modes:
             await ready(mode)
             if mode.name != "open":
