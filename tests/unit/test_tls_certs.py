@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ssl
 import stat
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,9 +20,11 @@ from edgeplane.cli import app
 from edgeplane.secure import tls
 from edgeplane.services import SERVICES
 from edgeplane.supervisor import Stack, StackConfig
+from edgeplane_common.errors import CommunicationError
 from edgeplane_common.settings import TlsSettings
 from edgeplane_common.tls import TlsConfigError, check_server_files, client_verify, own_scheme
 from edgeplane_console.settings import ConsoleSettings
+from rules_engine.infrastructure.http_sender import HttpxSender
 
 EVERY = [s.name for s in SERVICES] + ["nats", "redis"]
 
@@ -179,3 +183,33 @@ def test_a_service_with_a_certificate_advertises_https(monkeypatch: pytest.Monke
     assert console.app_service_url_list()[0] == "https://127.0.0.1:59700"
     explicit = ConsoleSettings(gateway_host="https://gw/")
     assert explicit.service_url_map()["core-metadata"] == "https://gw:59881"
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_the_rules_engine_rest_action_trusts_the_local_ca_too(tmp_path: Path) -> None:
+    tls.init(tmp_path, SERVICES, hosts=[])
+    cert, key = tls.leaf_paths(tmp_path, "core-command")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/"
+    trusting, default = HttpxSender(ca_file=str(tmp_path / "ca.pem")), HttpxSender()
+    try:
+        assert await trusting.send("GET", url, {}, None, 10) == 200
+        with pytest.raises(CommunicationError, match="CERTIFICATE_VERIFY_FAILED"):
+            await default.send("GET", url, {}, None, 10)
+    finally:
+        await trusting.close()
+        await default.close()
+        server.shutdown()
+        server.server_close()
