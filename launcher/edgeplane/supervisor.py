@@ -35,7 +35,7 @@ from edgeplane.services import LOG_JSON_ENV, METADATA_URL_ENV, NATS, REDIS, SERV
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, PortBusyError, port_in_use
 from edgeplane_common.healthcheck import HEALTH_PATH
 from edgeplane_common.logging import open_process_log
-from edgeplane_common.tls import client_verify
+from edgeplane_common.tls import CA_FILE_ENV, client_verify
 
 STATE_FILE = "run.json"
 LOOPBACK = "127.0.0.1"
@@ -272,7 +272,7 @@ def _verify(ca_file: str | None) -> ssl.SSLContext:
 
 
 def http_ping(url: str, ca_file: str | None = None) -> bool:
-    """200 from `url`; an https:// one verified with `ca_file` (else the default trust store)."""
+    """200 from `url`; an https:// one verified with `ca_file` (else the system's trust store)."""
     if url.startswith("tcp://"):
         return tcp_reachable(url)
     try:
@@ -446,7 +446,8 @@ class StackConfig:
     base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     ca_file: str | None = None
     """The CA of the services' certificates (`edgeplane certs init`): set, the services serve HTTPS (their
-    certificates come in `base_env`), and are reached at https:// URLs verified with it."""
+    `<PREFIX>TLS__CERT_FILE`/`KEY_FILE` come in `base_env`), are reached at https:// URLs verified with it,
+    and are given it as EDGEPLANE_TLS__CA_FILE (unless `base_env` names one) for their calls to each other."""
 
     @property
     def scheme(self) -> str:
@@ -532,6 +533,8 @@ class Stack:
             env[other.shared_port_env] = str(other.http_port(self.config.port_offset))
             if other.name == "core-metadata":
                 env[METADATA_URL_ENV] = other.url(self.config.port_offset, scheme=self.config.scheme)
+        if self.config.ca_file:
+            env.setdefault(CA_FILE_ENV, self.config.ca_file)
         env[LOG_JSON_ENV] = "true" if self.config.log_json else "false"
         env["PYTHONUNBUFFERED"] = "1"
         return env

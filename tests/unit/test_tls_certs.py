@@ -167,6 +167,8 @@ def test_the_launcher_reaches_services_over_https_with_a_ca(tmp_path: Path) -> N
     assert plain.service_env(services[0])["EDGEPLANE_METADATA_URL"] == "http://127.0.0.1:59881"
     secure = Stack(StackConfig(services=services, data_dir=tmp_path, base_env={}, ca_file=str(tmp_path / "ca.pem")))
     assert secure.service_env(services[0])["EDGEPLANE_METADATA_URL"] == "https://127.0.0.1:59881"
+    assert secure.service_env(services[0])["EDGEPLANE_TLS__CA_FILE"] == str(tmp_path / "ca.pem")
+    assert "EDGEPLANE_TLS__CA_FILE" not in plain.service_env(services[0])
     assert services[0].ping_url(0, scheme="https") == "https://127.0.0.1:59881/api/v3/ping"
     assert services[1].ping_url(0, scheme="https") == "tcp://127.0.0.1:5020"
 
