@@ -5,6 +5,7 @@ Thin on purpose: options and printing here, process supervision in `edgeplane.su
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -20,9 +21,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from edgeplane import api_cli
+from edgeplane import api_cli, secure
 from edgeplane.certs_cli import certs_app
-from edgeplane.secure_cli import secure_app
+from edgeplane.secure_cli import ADMIN_PASSWORD_ENV, secure_app
 from edgeplane.services import NATS, PORT_OFFSET_ENV, REDIS, UnknownServiceError, select
 from edgeplane.supervisor import (
     Child,
@@ -157,6 +158,14 @@ def up(
     stop_timeout: Annotated[
         float, typer.Option("--stop-timeout", help="Seconds between SIGTERM and SIGKILL when stopping.")
     ] = 10.0,
+    secure_mode: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="Secure mode: tokens and roles, TLS, NATS and Redis users, encrypted secrets; generated in "
+            "<data-dir>/secure on first use (see `edgeplane secure init`).",
+        ),
+    ] = False,
 ) -> None:
     """Start embedded NATS and Redis (unless URLs are given), then every service; Ctrl-C stops all."""
     started = time.monotonic()
@@ -165,6 +174,15 @@ def up(
     except UnknownServiceError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_USAGE) from None
+    secure_config = None
+    if secure_mode:
+        # Every service's files, not only the selected ones': a later run with other --only finds them.
+        secure_config = secure.init(
+            (data_dir / "secure").resolve(), admin_password=os.environ.get(ADMIN_PASSWORD_ENV) or None
+        )
+        out.print(f"secure mode: configuration in {secure_config.root}")
+        if secure_config.admin_password:
+            out.print(f"first admin: user 'admin', password [bold]{secure_config.admin_password}[/] (shown once)")
 
     config = StackConfig(
         services=services,
@@ -178,6 +196,8 @@ def up(
         log_json=log_json,
         health_timeout=health_timeout,
         stop_grace=stop_timeout,
+        secure=secure_config,
+        ca_file=str(secure_config.ca_file) if secure_config else None,
     )
     stack = Stack(config)
     try:

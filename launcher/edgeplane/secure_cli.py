@@ -15,6 +15,7 @@ secure_app = typer.Typer(help="Secure mode: generate keys, certificates, credent
 out = Console(highlight=False, soft_wrap=True)
 
 DEFAULT_DIR = Path(".data/secure")
+ADMIN_PASSWORD_ENV = "EDGEPLANE_ADMIN_PASSWORD"
 
 
 @secure_app.command("init")
@@ -31,7 +32,7 @@ def secure_init(
         str | None,
         typer.Option(
             "--admin-password",
-            envvar="EDGEPLANE_ADMIN_PASSWORD",
+            envvar=ADMIN_PASSWORD_ENV,
             help="Password of the first admin (default: generated and printed once).",
             show_default=False,
         ),

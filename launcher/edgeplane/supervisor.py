@@ -31,10 +31,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from edgeplane.secure import SecureConfig
 from edgeplane.services import LOG_JSON_ENV, METADATA_URL_ENV, NATS, REDIS, SERVICES, Infra, Service
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, PortBusyError, port_in_use
 from edgeplane_common.healthcheck import HEALTH_PATH
 from edgeplane_common.logging import open_process_log
+from edgeplane_common.settings import ENV_FILE_VAR
 from edgeplane_common.tls import CA_FILE_ENV, client_verify
 
 STATE_FILE = "run.json"
@@ -418,6 +420,11 @@ def embedded_server(infra: Infra, host: str, port: int, data_dir: Path) -> Serve
     return EmbeddedRedis(host=host, port=port, data_dir=data_dir)
 
 
+JWKS_URL_ENV = "EDGEPLANE_SECURITY__JWKS_URL"
+KEYS_PATH = "/api/v3/key"
+"""Where core-metadata publishes the token keys (the app services have no metadata URL to derive it from)."""
+
+
 class ServerStartError(Exception):
     def __init__(self, infra: Infra, err: BaseException) -> None:
         super().__init__(f"could not start the embedded {infra.label} server: {err}")
@@ -449,6 +456,10 @@ class StackConfig:
     `<PREFIX>TLS__CERT_FILE`/`KEY_FILE` come in `base_env`), are reached at https:// URLs verified with it,
     and are given it as EDGEPLANE_TLS__CA_FILE (unless `base_env` names one) for their calls to each other."""
 
+    secure: SecureConfig | None = None
+    """Secure mode (`edgeplane secure init`): each service reads its own settings file (credentials, keys),
+    and the embedded servers enforce the generated users and permissions."""
+
     @property
     def scheme(self) -> str:
         return "https" if self.ca_file else "http"
@@ -462,7 +473,9 @@ class StackConfig:
         out: list[tuple[Infra, int]] = []
         if self.nats_url is None and any(s.needs_nats for s in self.services):
             out.append((NATS, self.nats_port))
-        if self.redis_url is None and any(s.needs_redis for s in self.services):
+        # In secure mode every service keeps its secrets in Redis (encrypted), so Redis is always needed.
+        needs_redis = self.secure is not None or any(s.needs_redis for s in self.services)
+        if self.redis_url is None and needs_redis:
             out.append((REDIS, self.redis_port))
         return out
 
@@ -535,6 +548,9 @@ class Stack:
                 env[METADATA_URL_ENV] = other.url(self.config.port_offset, scheme=self.config.scheme)
         if self.config.ca_file:
             env.setdefault(CA_FILE_ENV, self.config.ca_file)
+        if self.config.secure is not None:
+            env[ENV_FILE_VAR] = str(self.config.secure.env_file(service.name))
+            env.setdefault(JWKS_URL_ENV, env[METADATA_URL_ENV] + KEYS_PATH)
         env[LOG_JSON_ENV] = "true" if self.config.log_json else "false"
         env["PYTHONUNBUFFERED"] = "1"
         return env

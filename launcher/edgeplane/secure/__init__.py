@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeplane.secure import secretstore, tokens
+from edgeplane.secure import secretstore, tls, tokens
 from edgeplane.services import SERVICES, Service
 
 Env = dict[str, dict[str, str]]
@@ -29,7 +29,7 @@ BUNDLE_ENV = "service.env"
 
 def default_parts() -> tuple[Part, ...]:
     """Every part after `tokens`, in the order their files depend on each other."""
-    return (secretstore.init,)
+    return (tls.init, secretstore.init)
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class SecureConfig:
 
     def env_file(self, service: str) -> Path:
         return self.root / ENV_DIR / f"{service}.env"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / tls.CA_CERT
 
 
 def merge(envs: Sequence[Env], services: Sequence[Service]) -> dict[str, dict[str, str]]:
