@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, ClassVar, Self
@@ -75,8 +76,23 @@ class _EmbeddedServer:
 
     kind: ClassVar[str]
 
-    def __init__(self, *, host: str, port: int | None, data_dir: Path, name: str, binary: Path | None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int | None,
+        data_dir: Path,
+        name: str,
+        binary: Path | None,
+        config_file: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.host = host
+        self.config_file = Path(config_file) if config_file is not None else None
+        """The server's own configuration file (users, permissions, TLS); the command line's host, port and
+        data directory override what it says about those."""
+        self.extra_args = tuple(extra_args)
+        """Appended to the command line (after our own options, so they win)."""
         self._auto_port = port is None
         self.port: int = port if port is not None else free_port(host)
         self.data_dir = Path(data_dir)
@@ -214,8 +230,18 @@ class EmbeddedNats(_EmbeddedServer):
         data_dir: Path,
         name: str = "nats",
         binary: Path | None = None,
+        config_file: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
-        super().__init__(host=host, port=port, data_dir=data_dir, name=name, binary=binary)
+        super().__init__(
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            name=name,
+            binary=binary,
+            config_file=config_file,
+            extra_args=extra_args,
+        )
 
     def _find_binary(self) -> Path:
         found = _next_to_python("nats-server") or shutil.which("nats-server")
@@ -227,13 +253,16 @@ class EmbeddedNats(_EmbeddedServer):
         return Path(found)
 
     def _command(self, binary: Path) -> list[str]:
+        config = ["--config", str(self.config_file)] if self.config_file is not None else []
         return [
             str(binary),
+            *config,
             "--addr", self.host,
             "--port", str(self.port),
             "--server_name", self.name,
             "-js",
             "-sd", str(self.data_dir / "jetstream"),
+            *self.extra_args,
         ]  # fmt: skip
 
     @property
@@ -255,8 +284,18 @@ class EmbeddedRedis(_EmbeddedServer):
         data_dir: Path,
         name: str = "redis",
         binary: Path | None = None,
+        config_file: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
-        super().__init__(host=host, port=port, data_dir=data_dir, name=name, binary=binary)
+        super().__init__(
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            name=name,
+            binary=binary,
+            config_file=config_file,
+            extra_args=extra_args,
+        )
 
     def _find_binary(self) -> Path:
         try:
@@ -278,9 +317,12 @@ class EmbeddedRedis(_EmbeddedServer):
 
     def _command(self, binary: Path) -> list[str]:
         # AOF with fsync every second: at most ~1 s of writes lost on a crash, none on a clean SIGTERM.
-        # RDB snapshots off (`save ""`) so shutdown does not also write a full dump.
+        # RDB snapshots off (`save ""`) so shutdown does not also write a full dump. A configuration file
+        # must come first on valkey's command line.
+        config = [str(self.config_file)] if self.config_file is not None else []
         return [
             str(binary),
+            *config,
             "--bind", self.host,
             "--port", str(self.port),
             "--dir", str(self.data_dir),
@@ -290,6 +332,7 @@ class EmbeddedRedis(_EmbeddedServer):
             "--protected-mode", "no",
             "--daemonize", "no",
             "--logfile", "",
+            *self.extra_args,
         ]  # fmt: skip
 
     @property
