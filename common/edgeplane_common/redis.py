@@ -3,11 +3,15 @@
 Services start before Redis in compose and must ride out Redis restarts: connection errors and timeouts
 are retried with capped exponential backoff by redis-py itself (`Retry`), idle connections are checked
 before reuse (`health_check_interval`), and `wait_for_redis` holds start-up until Redis answers.
+
+Secure mode: each service logs in as its own ACL user (`username`/`password`, which override any in the URL),
+and a `rediss://` URL is TLS verified against the CA the service trusts (`tls.ca_file`, else the system's).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -17,7 +21,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from edgeplane_common.bootstrap import Action, ServiceBootstrap, connect_with_retry
-from edgeplane_common.settings import RedisSettings
+from edgeplane_common.settings import RedisSettings, TlsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +33,30 @@ POOL_WAIT_S = 10.0
 COMMAND_RETRIES = 3
 
 
-def create_redis(settings: RedisSettings) -> aioredis.Redis:
+def connection_options(settings: RedisSettings, tls: TlsSettings | None = None) -> dict[str, Any]:
+    """redis-py's keyword arguments for the credentials and TLS the settings give (none in open mode)."""
+    options: dict[str, Any] = {}
+    if settings.username:
+        options["username"] = settings.username
+    if settings.password is not None:
+        options["password"] = settings.password.get_secret_value()
+    url = settings.url.get_secret_value()
+    if url.startswith("rediss://"):
+        # Verify the server against our CA and its name (redis-py's defaults: required, hostname checked).
+        options["ssl_cert_reqs"] = "required"
+        if tls is not None and tls.ca_file:
+            options["ssl_ca_certs"] = tls.ca_file
+    return options
+
+
+def create_redis(settings: RedisSettings, tls: TlsSettings | None = None) -> aioredis.Redis:
     """A client owning a blocking pool of `settings.max_connections` connections.
 
     Blocking pool: under load callers wait for a connection instead of failing with "too many connections".
     Close it with `await client.aclose()`."""
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.url.get_secret_value(),
+        **connection_options(settings, tls),
         max_connections=settings.max_connections,
         timeout=POOL_WAIT_S,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
@@ -85,4 +106,12 @@ async def wait_for_redis(client: aioredis.Redis, timeout: float = 30.0) -> None:
     await connect_with_retry(where, client.ping, timeout=timeout, retry_on=REDIS_RETRYABLE, log=logger)
 
 
-__all__ = ["REDIS_RETRYABLE", "START_WAIT_S", "connect_redis", "create_redis", "redis_address", "wait_for_redis"]
+__all__ = [
+    "REDIS_RETRYABLE",
+    "START_WAIT_S",
+    "connect_redis",
+    "connection_options",
+    "create_redis",
+    "redis_address",
+    "wait_for_redis",
+]

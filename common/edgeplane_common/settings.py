@@ -104,8 +104,13 @@ class NatsSettings(BaseModel):
 class RedisSettings(BaseModel):
     url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"),
-        description="Redis URL (may carry a password, hence secret).",
+        description="Redis URL (may carry a password, hence secret); `rediss://` for TLS (verified against "
+        "`tls.ca_file`).",
     )
+    username: str | None = Field(
+        None, description="Redis ACL user (secure mode: the service's own); overrides one in the URL."
+    )
+    password: SecretStr | None = Field(None, description="Password of `username`; overrides one in the URL.")
     max_connections: int = Field(32, description="Connection pool size.")
 
 
