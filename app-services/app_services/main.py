@@ -100,7 +100,7 @@ def create_app(
     # A disabled instance needs no NATS: its readiness must not wait for it.
     needs_bus = pipeline is not None and config.trigger.type == "edgex-messagebus"
     if bus is None and needs_bus:
-        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        bus = NatsMessageBus(settings.nats, name=settings.service_name, tls=settings.tls)
     app = create_service_app(
         settings,
         version=__version__,
@@ -119,7 +119,12 @@ def create_app(
     saf = config.store_and_forward
     if outbox is None:
         outbox = JetStreamOutbox(
-            settings.nats, settings.service_name, max_bytes=saf.max_bytes, max_age=saf.max_age, policy=saf.policy
+            settings.nats,
+            settings.service_name,
+            max_bytes=saf.max_bytes,
+            max_age=saf.max_age,
+            policy=saf.policy,
+            tls=settings.tls,
         )
         boot.close("export buffer", outbox.close)
     service.pipeline = pipeline

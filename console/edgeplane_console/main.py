@@ -47,7 +47,7 @@ def create_app(
         history_limit=settings.history_limit,
     )
     if bus is None:
-        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        bus = NatsMessageBus(settings.nats, name=settings.service_name, tls=settings.tls)
         boot.connect("NATS", bus.connect, close=bus.close)
     feed = LiveFeed(bus, state.hub, state.firings)
     boot.step("live values", feed.start, stop=feed.stop)

@@ -45,7 +45,7 @@ def create_app(
         boot.readiness.probe("core-metadata", metadata.ping)
     source: MetadataSource = metadata
     if bus is None:
-        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        bus = NatsMessageBus(settings.nats, name=settings.service_name, tls=settings.tls)
         boot.connect("NATS", bus.connect, close=bus.close)
     cache = CachedMetadata(source, ttl=settings.cache.ttl) if settings.cache.enabled else None
     if cache is not None:

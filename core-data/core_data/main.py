@@ -40,7 +40,7 @@ def create_app(
     boot = ServiceBootstrap(settings.service_name, started_message=f"core-data ready on port {settings.http.port}")
     readiness = boot.readiness
     if store is None:
-        redis_client = create_redis(settings.redis)
+        redis_client = create_redis(settings.redis, settings.tls)
         store = RedisEventStore(redis_client)
         connect_redis(boot, redis_client, close=store.close)
     if metadata is None:
@@ -49,7 +49,7 @@ def create_app(
         boot.close("core-metadata client", metadata.close)
     connect_bus: Callable[[], Awaitable[None]] | None = None
     if bus is None:
-        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        bus = NatsMessageBus(settings.nats, name=settings.service_name, tls=settings.tls)
         boot.close("NATS", bus.close)
         connect_bus = bus.connect
 

@@ -58,7 +58,7 @@ def create_app(
     boot = ServiceBootstrap(settings.service_name, started_message=f"core-metadata ready on port {settings.http.port}")
     redis_client = None
     if store is None:
-        redis_client = create_redis(settings.redis)
+        redis_client = create_redis(settings.redis, settings.tls)
         store = RedisMetadataStore(redis_client)
         connect_redis(boot, redis_client, close=store.close)
     sec = settings.security
@@ -69,7 +69,7 @@ def create_app(
         issuer = TokenIssuer(load_or_create_signing_key(Path(sec.signing_key_file)))
         if users is None:
             if redis_client is None:
-                redis_client = create_redis(settings.redis)
+                redis_client = create_redis(settings.redis, settings.tls)
                 connect_redis(boot, redis_client, close=redis_client.aclose)
             users = RedisUserStore(redis_client)
         login_failures = Counter("edgeplane_login_failures_total", "Failed logins by reason", ["reason"], registry=None)
@@ -94,7 +94,7 @@ def create_app(
 
             boot.step("first admin", first_admin)
     if bus is None:
-        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        bus = NatsMessageBus(settings.nats, name=settings.service_name, tls=settings.tls)
         boot.connect("NATS", bus.connect, close=bus.close)
 
     lock = asyncio.Lock()

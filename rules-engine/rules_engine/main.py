@@ -48,11 +48,11 @@ def create_app(
     # Start order: Redis (the rules), NATS, core-metadata's client (used lazily), the rules, then the events;
     # teardown is the reverse.
     if store is None:
-        redis_client = create_redis(settings.redis)
+        redis_client = create_redis(settings.redis, settings.tls)
         store = RedisRuleStore(redis_client)
         connect_redis(boot, redis_client, close=store.close)
     if bus is None:
-        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        bus = NatsMessageBus(settings.nats, name=settings.service_name, tls=settings.tls)
         boot.connect("NATS", bus.connect, close=bus.close)
     if metadata is None:
         token = settings.client_token()

@@ -41,8 +41,9 @@ from nats.js.api import (
 from app_services.application.data import Context, Item
 from app_services.application.ports import Entry
 from edgeplane_common.bus import Topics
+from edgeplane_common.bus.nats import connect_options
 from edgeplane_common.errors import ServiceUnavailable
-from edgeplane_common.settings import NatsSettings
+from edgeplane_common.settings import NatsSettings, TlsSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,10 @@ class JetStreamOutbox:
         max_bytes: int,
         max_age: float,
         policy: str = "drop-oldest",
+        tls: TlsSettings | None = None,
     ) -> None:
         self.settings = settings
+        self.tls = tls
         self.service = service
         self.stream = Topics.app_buffer_stream(service)
         self.subject = Topics.app_buffer(service)
@@ -103,19 +106,11 @@ class JetStreamOutbox:
         if self._js is not None:
             return self._js
         s = self.settings
-        options: dict[str, Any] = {
-            "servers": [u.strip() for u in s.url.split(",") if u.strip()],
-            "name": f"{self.service}-buffer",
-            "connect_timeout": s.connect_timeout,
-            "max_reconnect_attempts": -1,  # an edge service outlives a broker restart
-            "allow_reconnect": True,
-        }
-        if s.user:
-            options["user"] = s.user
-        if s.password:
-            options["password"] = s.password.get_secret_value()
-        if s.token:
-            options["token"] = s.token.get_secret_value()
+        # The service's own identity, inbox and TLS (secure mode's permissions cover this connection too).
+        options: dict[str, Any] = connect_options(s, name=f"{self.service}-buffer", service=self.service, tls=self.tls)
+        options["connect_timeout"] = s.connect_timeout
+        options["max_reconnect_attempts"] = -1  # an edge service outlives a broker restart
+        options["allow_reconnect"] = True
         try:
             self._nc = await nats.connect(**options)
         except (nats.errors.Error, OSError) as err:

@@ -9,6 +9,14 @@ exceeded") or when reconnecting is exhausted: the client is then closed for good
 (closed callback) and builds a new client, then restores what the old one carried: the streams it ensured,
 its subscriptions and its durable consumers. It also refuses what the server would close the connection for
 (`guard`), so a bad name is a 4xx for one request instead of an outage.
+
+Secure mode: the service logs in as its own NATS user (`user`/`password`), whose permissions the server
+enforces; its reply subjects are under its own inbox prefix (`_INBOX.<service>`) so that permissions can
+keep each service's replies to itself. With `tls.ca_file` set the client verifies the server against that
+CA; a `tls://` URL also starts with the TLS handshake (nothing ever crosses in clear text, and a fake server
+cannot talk the client out of TLS). A subject the server refuses is logged once as an error naming it
+(nats-py reports it only through the error callback); a subscription it refuses and a request whose
+publish it refused fail with `PermissionDenied` instead of waiting for a reply that never comes.
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
+import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import nats.errors
@@ -57,7 +68,7 @@ from edgeplane_common.bus.guard import (
     check_subject,
     sanitize_header_value,
 )
-from edgeplane_common.bus.topics import Topics
+from edgeplane_common.bus.topics import Topics, escape
 from edgeplane_common.errors import (
     CommunicationError,
     ContractInvalid,
@@ -66,7 +77,7 @@ from edgeplane_common.errors import (
     ServiceUnavailable,
 )
 from edgeplane_common.logging import correlation_id
-from edgeplane_common.settings import NatsSettings
+from edgeplane_common.settings import NatsSettings, TlsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +103,47 @@ _STREAM_NAME_IN_USE = 10058
 
 _ENVELOPE_FIELDS = tuple((name, info.alias or name) for name, info in MessageEnvelope.model_fields.items())
 # Anything but plain JSON types goes to `default`, which refuses it: `encode` then takes pydantic's path.
+_T = TypeVar("_T")
 _PLAIN_JSON = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+# nats-py lower-cases the server's -ERR text: `permissions violation for publish to "subject"`.
+_PERMISSION_ERR = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"')
+_DENIED_REMEMBERED = 1024
+
+
+class PermissionDenied(CommunicationError):
+    """The NATS server refused a publish or subscription: this service's NATS user may not use the subject
+    (secure mode's permissions, see docs/security.md)."""
+
+
+def inbox_prefix(name: str) -> str:
+    """This service's reply subjects: `_INBOX.<name>.…` (secure mode allows each service only its own)."""
+    return f"_INBOX.{escape(name)}"
+
+
+def connect_options(
+    settings: NatsSettings, *, name: str, tls: TlsSettings | None = None, service: str | None = None
+) -> dict[str, Any]:
+    """nats-py `connect()` options for identity and transport: the connection's name, the inbox prefix of
+    `service` (default: `name`), credentials and TLS. Anything else (callbacks, reconnecting) is the caller's."""
+    servers = [u.strip() for u in settings.url.split(",") if u.strip()]
+    options: dict[str, Any] = {
+        "servers": servers,
+        "name": name,
+        "inbox_prefix": inbox_prefix(service or name),
+        "user": settings.user,
+        "password": settings.password.get_secret_value() if settings.password else None,
+        "token": settings.token.get_secret_value() if settings.token else None,
+    }
+    ca_file = tls.ca_file if tls is not None else None
+    if ca_file:
+        options["tls"] = ssl.create_default_context(cafile=ca_file)
+    if servers and all(u.startswith("tls://") for u in servers):
+        # TLS from the first byte (the server's `handshake_first`): no INFO in clear text to downgrade.
+        options["tls_handshake_first"] = True
+        options.setdefault("tls", ssl.create_default_context())
+    return options
 
 
 def _refuse(value: object) -> object:
@@ -137,6 +188,17 @@ def _refusal(topic: str, err: BaseException) -> BaseException | None:
     if isinstance(err, nats.errors.MaxPayloadError):
         return MessageTooLarge(f"message on {topic[:80]} exceeds the NATS server's max_payload")
     return None
+
+
+def _same_stream(existing: StreamConfig, wanted: StreamConfig) -> bool:
+    """True when the stream already has what `wanted` asks for (nothing to update)."""
+    if set(existing.subjects or ()) != set(wanted.subjects or ()) or existing.storage != wanted.storage:
+        return False
+    for field in ("max_age", "max_bytes"):
+        value = getattr(wanted, field)
+        if value is not None and getattr(existing, field) != value:
+            return False
+    return True
 
 
 def _deliveries(msg: Msg) -> int:
@@ -422,9 +484,15 @@ class NatsMessageBus:
     `redelivery_delay` is how long JetStream holds back a message whose handler raised (nak with delay),
     so a failing dependency is not hammered in a tight loop."""
 
-    def __init__(self, settings: NatsSettings, *, name: str, redelivery_delay: float = 1.0) -> None:
+    def __init__(
+        self, settings: NatsSettings, *, name: str, redelivery_delay: float = 1.0, tls: TlsSettings | None = None
+    ) -> None:
         self._settings = settings
         self._name = name
+        self._tls = tls
+        self._denied: dict[str, str] = {}
+        """Subjects (lower case, as nats-py reports them) the server refused → `publish`/`subscription`."""
+        self._denied_waiters: dict[str, set[asyncio.Future[None]]] = {}
         self.redelivery_delay = redelivery_delay
         self.max_deliver = settings.max_deliver
         self.dead_lettered: Counter[str] = Counter()
@@ -462,16 +530,12 @@ class NatsMessageBus:
         self._nc = nc
         try:
             await nc.connect(
-                servers=[u.strip() for u in s.url.split(",")],
-                name=self._name,
+                **connect_options(s, name=self._name, tls=self._tls),
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=RECONNECT_WAIT_S,
                 connect_timeout=max(1, math.ceil(s.connect_timeout)),
                 drain_timeout=10,
-                user=s.user,
-                password=s.password.get_secret_value() if s.password else None,
-                token=s.token.get_secret_value() if s.token else None,
                 error_cb=self._on_error,
                 disconnected_cb=self._on_disconnected,
                 reconnected_cb=self._on_reconnected,
@@ -504,6 +568,10 @@ class NatsMessageBus:
         return value if isinstance(value, int) and value > 0 else DEFAULT_MAX_CONTROL_LINE
 
     async def _on_error(self, err: Exception) -> None:
+        refused = _PERMISSION_ERR.search(str(err))
+        if refused is not None:
+            self._refused(refused.group(1), refused.group(2))
+            return
         nc = self._nc
         if nc is not None and nc.is_connected:
             # Not a connectivity problem (slow consumer, permissions...): worth a line each time.
@@ -520,6 +588,59 @@ class NatsMessageBus:
             err or type(err).__name__,
             RECONNECT_WAIT_S,
         )
+
+    def _refused(self, what: str, subject: str) -> None:
+        """The server refused a publish or subscription: log it once per subject, fail whoever waits on it."""
+        if subject not in self._denied:
+            if len(self._denied) >= _DENIED_REMEMBERED:
+                self._denied.clear()
+            self._denied[subject] = what
+            logger.error(
+                "NATS at %s refused %s to %r: permissions violation (NATS user %r may not use this subject)",
+                self._where,
+                what,
+                subject,
+                self._settings.user or "(none)",
+            )
+        for key, waiters in list(self._denied_waiters.items()):
+            if subject == key or subject.startswith(key + "."):
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(
+                            PermissionDenied(f"NATS refused {what} to {subject}: permissions violation")
+                        )
+
+    def _was_denied(self, subject: str) -> bool:
+        return subject.lower() in self._denied
+
+    async def _unless_refused(self, subject: str, call: Awaitable[_T]) -> _T:
+        """Await `call`, or raise PermissionDenied as soon as the server refuses a publish or subscription on
+        `subject` or below it: a refused request would otherwise wait for a reply that never comes, and a
+        refused subscription would silently receive nothing."""
+        key = subject.lower()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._denied_waiters.setdefault(key, set()).add(waiter)
+        task: asyncio.Future[_T] = asyncio.ensure_future(call)
+        try:
+            pending: set[asyncio.Future[Any]] = {task, waiter}
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            # The refusal first: a subscription's flush can complete right after the server refused it.
+            if waiter.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                waiter.result()  # raises PermissionDenied
+            return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+            waiters = self._denied_waiters.get(key)
+            if waiters is not None:
+                waiters.discard(waiter)
+                if not waiters:
+                    del self._denied_waiters[key]
+            if not waiter.done():
+                waiter.cancel()
 
     async def _on_disconnected(self) -> None:
         if self._closing or self._outage:
@@ -648,14 +769,33 @@ class NatsMessageBus:
             if reply_to and reply is not None:
                 await self._respond(msg, reply)
 
-        try:
-            sub = await nc.subscribe(topic, queue=queue or "", cb=on_message)
+        sub = await self._subscribe(nc, topic, queue or "", on_message)
+        return _CoreSubscription(self, sub, topic, queue or "", on_message)
+
+    async def _subscribe(
+        self, nc: Client, topic: str, queue: str, cb: Callable[[Msg], Awaitable[None]]
+    ) -> NatsSubscription:
+        made: list[NatsSubscription] = []
+
+        async def subscribe() -> NatsSubscription:
+            sub = await nc.subscribe(topic, queue=queue, cb=cb)
+            made.append(sub)
             # Round trip so the server has registered the interest when we return (other connections may
-            # publish right after).
+            # publish right after), or has refused it.
             await nc.flush()
+            return sub
+
+        try:
+            sub: NatsSubscription = await self._unless_refused(topic, subscribe())
+        except PermissionDenied:
+            # nats-py keeps the refused subscription on its side: drop it.
+            for sub in made:
+                with contextlib.suppress(nats.errors.Error):
+                    await sub.unsubscribe()
+            raise
         except nats.errors.Error as err:
             raise _refusal(topic, err) or ServiceUnavailable(f"cannot subscribe to {topic}: {err}") from err
-        return _CoreSubscription(self, sub, topic, queue or "", on_message)
+        return sub
 
     async def subscribe_raw(self, topic: str, handler: RawHandler) -> Subscription:
         nc = self._client()
@@ -667,11 +807,7 @@ class NatsMessageBus:
             except Exception:
                 logger.exception("handler for %s raised", msg.subject)
 
-        try:
-            sub = await nc.subscribe(topic, cb=on_message)
-            await nc.flush()
-        except nats.errors.Error as err:
-            raise _refusal(topic, err) or ServiceUnavailable(f"cannot subscribe to {topic}: {err}") from err
+        sub = await self._subscribe(nc, topic, "", on_message)
         return _CoreSubscription(self, sub, topic, "", on_message)
 
     async def _respond(self, msg: Msg, reply: MessageEnvelope) -> None:
@@ -694,7 +830,7 @@ class NatsMessageBus:
         data = encode(envelope)
         nc = self._check_out(topic, data, None)
         try:
-            msg = await nc.request(topic, data, timeout=wait)
+            msg = await self._unless_refused(topic, nc.request(topic, data, timeout=wait))
         except nats.errors.NoRespondersError as err:
             raise NoResponders(f"no service is listening on {topic}") from err
         except nats.errors.TimeoutError as err:
@@ -714,7 +850,7 @@ class NatsMessageBus:
         self._check_out(topic, data, headers)
         js = self._jetstream()
         try:
-            await js.publish(topic, data, headers=headers)
+            await self._unless_refused(topic, js.publish(topic, data, headers=headers))
         except nats.errors.Error as err:
             raise _durable_error(topic, err) from err
 
@@ -746,7 +882,10 @@ class NatsMessageBus:
             if result.done():  # the caller cancelled it
                 return
             if done.cancelled():
-                result.set_exception(ServiceUnavailable(f"JetStream did not acknowledge {topic} in time"))
+                if self._was_denied(topic):
+                    result.set_exception(PermissionDenied(f"NATS refused publish to {topic}: permissions violation"))
+                else:
+                    result.set_exception(ServiceUnavailable(f"JetStream did not acknowledge {topic} in time"))
                 return
             err = done.exception()
             if err is None:
@@ -779,19 +918,26 @@ class NatsMessageBus:
 
     async def _apply_stream(self, js: JetStreamContext, config: StreamConfig) -> None:
         name = config.name or ""
+        api = f"$JS.API.STREAM.UPDATE.{name}"
         try:
             try:
-                await js.stream_info(name)
+                info = await self._unless_refused(f"$JS.API.STREAM.INFO.{name}", js.stream_info(name))
+                if _same_stream(info.config, config):
+                    return
             except nats.js.errors.NotFoundError:
                 try:
-                    await js.add_stream(config)
+                    await self._unless_refused(f"$JS.API.STREAM.CREATE.{name}", js.add_stream(config))
                     logger.info("created JetStream stream %s for %s", name, ", ".join(config.subjects or []))
                     return
                 except nats.js.errors.BadRequestError as err:
                     # Another service created it in the meantime with other settings: update below.
                     if err.err_code != _STREAM_NAME_IN_USE:
                         raise
-            await js.update_stream(config)
+            try:
+                await self._unless_refused(api, js.update_stream(config))
+            except PermissionDenied:
+                # Secure mode: only the stream's owners may change its limits (device services may not).
+                logger.info("stream %s exists with other limits; this service may not change them: using it", name)
         except nats.js.errors.APIError as err:
             raise CommunicationError(f"cannot create or update stream {name}: {err.description}") from err
         except nats.errors.Error as err:
@@ -801,7 +947,9 @@ class NatsMessageBus:
         js = self._jetstream()
         check_subject(topic, wildcards=True, max_control_line=self._max_control_line)
         try:
-            psub = await js.pull_subscribe(topic, durable=durable, stream=stream)
+            psub = await self._unless_refused(
+                "$JS.API.CONSUMER", js.pull_subscribe(topic, durable=durable, stream=stream)
+            )
         except nats.js.errors.NotFoundError as err:
             raise ServiceUnavailable(f"stream {stream} does not exist") from err
         except nats.js.errors.APIError as err:
@@ -852,4 +1000,13 @@ class NatsMessageBus:
         )
 
 
-__all__ = ["NatsMessageBus", "decode_message", "dispatch", "error_envelope", "redact_servers"]
+__all__ = [
+    "NatsMessageBus",
+    "PermissionDenied",
+    "connect_options",
+    "decode_message",
+    "dispatch",
+    "error_envelope",
+    "inbox_prefix",
+    "redact_servers",
+]

@@ -32,7 +32,7 @@ def create_device_service_app(
     # and subscribes); teardown is the reverse.
     boot = ServiceBootstrap(settings.service_name)
     if bus is None:
-        bus = NatsMessageBus(settings.nats, name=settings.service_name)
+        bus = NatsMessageBus(settings.nats, name=settings.service_name, tls=settings.tls)
         boot.connect("NATS", bus.connect, close=bus.close)
     if metadata is None:
         token = settings.client_token()
