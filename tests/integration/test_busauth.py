@@ -20,11 +20,19 @@ import nats.errors
 import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
+from aiohttp import web
 from pydantic import SecretStr
 
+from app_services.main import create_app as create_app_service
+from app_services.settings import AppServiceSettings
 from core_command.main import create_app as create_command_app
 from core_command.settings import CoreCommandSettings
 from core_metadata.main import create_app as create_metadata_app
+from device_modbus.main import RES_DIR as MODBUS_RES
+from device_modbus.main import create_app as create_modbus_app
+from device_modbus.settings import DeviceModbusSettings
+from device_modbus.sim.config import load_config
+from device_modbus.sim.server import ModbusSimulator
 from device_virtual.main import create_app as create_virtual_app
 from device_virtual.settings import DeviceVirtualSettings
 from edgeplane.secure import busauth
@@ -34,9 +42,15 @@ from edgeplane_common.bus.nats import NatsMessageBus, PermissionDenied
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
 from edgeplane_common.redis import create_redis
 from edgeplane_common.settings import NatsSettings, RedisSettings
+from rules_engine.main import create_app as create_rules_app
+from rules_engine.settings import RulesEngineSettings
 from tests.support.core_data import core_data_settings, running
+from tests.support.export_targets import running_app
 from tests.support.metadata import metadata_settings
 from tests.support.stack import serve, wait_until
+
+MODBUS_PROFILE = MODBUS_RES / "profiles" / "edgeplane-demo-plc.profile.yaml"
+MODBUS_SIM = MODBUS_RES / "sim" / "demo-plc.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -324,5 +338,119 @@ async def test_services_work_with_their_generated_credentials(
             return got.status_code == 200 and any(e["id"] == event_id for e in got.json()["events"])
 
         await wait_until(stored, timeout=30)
+    refused = [r.getMessage() for r in caplog.records if "permissions violation" in r.getMessage().lower()]
+    assert refused == []
+
+
+EXPORT_PIPELINE = """
+Writable:
+  Pipeline:
+    ExecutionOrder: "Transform, HTTPExport"
+    Functions:
+      Transform: {Parameters: {Type: json}}
+      HTTPExport: {Parameters: {Url: "URL"}}
+  StoreAndForward: {RetryInterval: 50ms, MaxRetryInterval: 200ms}
+"""
+
+HOT_RULE = {
+    "id": "hot-pump",
+    "sql": "SELECT TankTemperature AS t FROM events WHERE deviceName = 'plc1' AND TankTemperature > 30",
+    "actions": [{"command": {"deviceName": "plc1", "commandName": "PumpRun", "values": {"PumpRun": "true"}}}],
+}
+
+
+async def test_modbus_rules_and_an_app_service_work_with_their_generated_credentials(
+    env: dict[str, dict[str, str]],
+    secure_nats: EmbeddedNats,
+    secure_redis: EmbeddedRedis,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    """device-modbus polling a simulator, the rules engine (rules in Redis) commanding the PLC when a value
+    crosses its threshold, and app-http-export (its own durable on the events stream and its JetStream buffer)
+    exporting the events; each as its own NATS and Redis user, nothing refused on the way."""
+    caplog.set_level(logging.WARNING, logger="edgeplane_common.bus.nats")
+    nats_url, redis_url = secure_nats.url, secure_redis.url
+    received: list[bytes] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.Response(status=200)
+
+    def nats_of(name: str) -> dict[str, object]:
+        return nats_settings(env, name, nats_url).model_dump()
+
+    def redis_of(name: str) -> dict[str, object]:
+        return redis_settings(env, name, redis_url).model_dump()
+
+    async with AsyncExitStack() as es:
+        web_app = web.Application()
+        web_app.router.add_post("/ingest", receive)
+        runner = web.AppRunner(web_app)
+        await runner.setup()
+        es.push_async_callback(runner.cleanup)
+        receiver_port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", receiver_port).start()
+
+        sim = await es.enter_async_context(ModbusSimulator(load_config(MODBUS_SIM), "127.0.0.1", 0, autotick=False))
+        await sim.set(1, "tank_temp_x10", 200)
+        md = metadata_settings(nats_url, redis_url, nats=nats_of("core-metadata"), redis=redis_of("core-metadata"))
+        md_url = await es.enter_async_context(serve(create_metadata_app(md)))
+        metadata = await es.enter_async_context(httpx.AsyncClient(base_url=md_url + "/api/v3", timeout=10))
+        with MODBUS_PROFILE.open("rb") as fh:
+            assert (await metadata.post("/deviceprofile/uploadfile", files={"file": fh})).status_code == 201
+        ds_port = free_port()
+        ds = DeviceModbusSettings.model_validate(
+            {
+                "nats": nats_of("device-modbus"),
+                "metadata_url": md_url,
+                "provision": False,
+                "http": {"host": "127.0.0.1", "port": ds_port},
+            }
+        )
+        await es.enter_async_context(serve(create_modbus_app(ds), ds_port))
+        protocol = {"Address": "127.0.0.1", "Port": str(sim.port), "UnitID": "1", "Timeout": "1", "IdleTimeout": "0"}
+        device = {
+            "name": "plc1",
+            "serviceName": "device-modbus",
+            "profileName": "Edgeplane-Demo-PLC",
+            "adminState": "UNLOCKED",
+            "operatingState": "UP",
+            "protocols": {"modbus-tcp": protocol},
+            "autoEvents": [{"interval": "100ms", "sourceName": "TankTemperature"}],
+        }
+        added = await metadata.post("/device", json=[{"apiVersion": "v3", "device": device}])
+        assert added.json()[0]["statusCode"] == 201, added.text
+
+        rules_port = free_port()
+        rules_settings = RulesEngineSettings.model_validate(
+            {
+                "nats": nats_of("rules-engine"),
+                "redis": redis_of("rules-engine"),
+                "metadata_url": md_url,
+                "rules_dir": "",
+                "http": {"host": "127.0.0.1", "port": rules_port},
+            }
+        )
+        rules_url = await es.enter_async_context(serve(create_rules_app(rules_settings), rules_port))
+        rules = await es.enter_async_context(httpx.AsyncClient(base_url=rules_url + "/api/v3", timeout=10))
+
+        pipeline = tmp_path / "app-http-export.yaml"
+        pipeline.write_text(EXPORT_PIPELINE.replace("URL", f"http://127.0.0.1:{receiver_port}/ingest"))
+        app_settings = AppServiceSettings.model_validate(
+            {"service_name": "app-http-export", "pipeline_file": str(pipeline), "nats": nats_of("app-http-export")}
+        )
+        app = create_app_service(app_settings, environ={})
+        await es.enter_async_context(running_app(app))
+
+        assert (await rules.post("/rule", json=HOT_RULE)).status_code == 201
+        await wait_until(lambda: received, timeout=30)
+        await sim.set(1, "tank_temp_x10", 315)
+
+        async def pump_running() -> bool:
+            return (await sim.read_bits(1, "coils", 0, 1))[0]
+
+        await wait_until(pump_running, timeout=30)
+    assert b"TankTemperature" in received[0]
     refused = [r.getMessage() for r in caplog.records if "permissions violation" in r.getMessage().lower()]
     assert refused == []
