@@ -8,7 +8,10 @@ from the servers (permissions violation, NOPERM, authentication errors); our cod
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import logging
+import ssl
 import stat
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -21,6 +24,10 @@ import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 
 from app_services.main import create_app as create_app_service
@@ -41,7 +48,7 @@ from edgeplane_common.bus import MessageEnvelope, Topics
 from edgeplane_common.bus.nats import NatsMessageBus, PermissionDenied
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
 from edgeplane_common.redis import create_redis
-from edgeplane_common.settings import NatsSettings, RedisSettings
+from edgeplane_common.settings import NatsSettings, RedisSettings, TlsSettings
 from rules_engine.main import create_app as create_rules_app
 from rules_engine.settings import RulesEngineSettings
 from tests.support.core_data import core_data_settings, running
@@ -161,8 +168,7 @@ async def test_device_service_cannot_publish_another_services_events(
         other = Topics.events("device-modbus", "p", "plc", "pressure")
         await virtual.publish(other, env)
         await virtual.publish(other, env)
-        assert virtual._nc is not None
-        await virtual._nc.flush()  # the server's -ERR comes before its PONG
+        await virtual.flush()  # the server's -ERR comes before its PONG
     refused = [r for r in caplog.records if "permissions violation" in r.getMessage()]
     assert len(refused) == 1, [r.getMessage() for r in caplog.records]
     assert other.lower() in refused[0].getMessage()
@@ -252,7 +258,7 @@ async def test_each_service_reads_only_its_own_keys(
                 await client.get(f"secrets:{neighbour}:token")
             for command in (("FLUSHALL",), ("KEYS", "*"), ("CONFIG", "GET", "*"), ("ACL", "LIST")):
                 with pytest.raises(redis.exceptions.NoPermissionError):
-                    await client.execute_command(*command)
+                    await client.execute_command(*command)  # type: ignore[no-untyped-call]
     finally:
         for client in clients.values():
             await client.aclose()
@@ -444,13 +450,133 @@ async def test_modbus_rules_and_an_app_service_work_with_their_generated_credent
         await es.enter_async_context(running_app(app))
 
         assert (await rules.post("/rule", json=HOT_RULE)).status_code == 201
-        await wait_until(lambda: received, timeout=30)
+        # The stream may also hold earlier tests' events: wait for one of this PLC's.
+        await wait_until(lambda: any(b"TankTemperature" in body for body in received), timeout=30)
         await sim.set(1, "tank_temp_x10", 315)
 
         async def pump_running() -> bool:
             return (await sim.read_bits(1, "coils", 0, 1))[0]
 
         await wait_until(pump_running, timeout=30)
-    assert b"TankTemperature" in received[0]
     refused = [r.getMessage() for r in caplog.records if "permissions violation" in r.getMessage().lower()]
     assert refused == []
+
+
+# -- TLS -----------------------------------------------------------------------------------------------
+
+
+def _write_certs(secure_dir: Path) -> None:
+    """A CA and a certificate for NATS on 127.0.0.1/localhost, where part `tls` puts them (test-only keys)."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("edgeplane test CA"))
+        .issuer_name(name("edgeplane test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("nats"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("nats"), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (secure_dir / "certs").mkdir(parents=True, exist_ok=True)
+    (secure_dir / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (secure_dir / "certs" / "nats.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (secure_dir / "certs" / "nats.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("secure-tls")
+    _write_certs(path)
+    busauth.init(path, SERVICES, hosts=[])
+    return path
+
+
+@pytest.fixture(scope="module")
+def tls_nats(tls_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+    data = tmp_path_factory.mktemp("tls-nats")
+    with EmbeddedNats(data_dir=data, config_file=tls_dir / busauth.NATS_CONF) as server:
+        yield server
+
+
+async def test_nats_over_tls_verifies_the_server_and_keeps_the_permissions(
+    tls_dir: Path, tls_nats: EmbeddedNats
+) -> None:
+    assert "tls {" in (tls_dir / busauth.NATS_CONF).read_text()
+    env = busauth.init(tls_dir, SERVICES, hosts=[])
+    trusted = TlsSettings(ca_file=str(tls_dir / "ca.pem"))
+    host_port = f"127.0.0.1:{tls_nats.port}"
+
+    async def answer(envelope: MessageEnvelope) -> MessageEnvelope:
+        return envelope.reply({"over": "tls"})
+
+    # tls:// starts with the TLS handshake; nats:// upgrades when the server asks: both verify our CA.
+    device = NatsMessageBus(
+        nats_settings(env, "device-modbus", f"tls://{host_port}"), name="device-modbus", tls=trusted
+    )
+    command = NatsMessageBus(
+        nats_settings(env, "core-command", f"nats://{host_port}"), name="core-command", tls=trusted
+    )
+    virtual = NatsMessageBus(
+        nats_settings(env, "device-virtual", f"tls://{host_port}", request_timeout=30),
+        name="device-virtual",
+        tls=trusted,
+    )
+    async with asyncio.timeout(10):
+        for bus in (device, command, virtual):
+            await bus.connect()
+    try:
+        for bus in (device, command, virtual):
+            assert bus._nc is not None
+            assert bus._nc._transport is not None
+            assert bus._nc._transport._io_writer.get_extra_info("ssl_object") is not None  # type: ignore[attr-defined]
+        sub = await device.subscribe(Topics.command_request_all("device-modbus"), answer)
+        subject = Topics.command_request("device-modbus", "plc", "temp", "get")
+        assert (await command.request(subject, MessageEnvelope(payload={}))).payload == {"over": "tls"}
+        with pytest.raises(PermissionDenied):
+            await virtual.request(subject, MessageEnvelope(payload={}))
+        await sub.unsubscribe()
+    finally:
+        for bus in (device, command, virtual):
+            await bus.close()
+
+
+async def test_a_client_that_does_not_trust_the_ca_cannot_connect(tls_dir: Path, tls_nats: EmbeddedNats) -> None:
+    env = busauth.init(tls_dir, SERVICES, hosts=[])
+    creds = {"user": "core-command", "password": env["core-command"]["CORE_COMMAND_NATS__PASSWORD"]}
+    for url, context in (
+        (f"tls://127.0.0.1:{tls_nats.port}", ssl.create_default_context()),  # the system's CAs only
+        (f"nats://127.0.0.1:{tls_nats.port}", None),
+    ):
+        options: dict[str, object] = {"allow_reconnect": False, "max_reconnect_attempts": 0, "connect_timeout": 5}
+        if context is not None:
+            options |= {"tls": context, "tls_handshake_first": True}
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await nats.connect(url, **creds, **options)  # type: ignore[arg-type]

@@ -190,6 +190,14 @@ def _refusal(topic: str, err: BaseException) -> BaseException | None:
     return None
 
 
+async def round_trip(nc: Client) -> None:
+    """Return once the server has processed everything sent so far (and answered: a refusal's -ERR has
+    been handled). nats-py's `flush()` alone does not promise it: it writes its PING straight to the socket
+    while earlier commands may still wait for the flusher task, so the PONG can overtake them."""
+    await nc._flush_pending(force_flush=True)  # the flusher has written what was pending
+    await nc.flush()
+
+
 def _same_stream(existing: StreamConfig, wanted: StreamConfig) -> bool:
     """True when the stream already has what `wanted` asks for (nothing to update)."""
     if set(existing.subjects or ()) != set(wanted.subjects or ()) or existing.storage != wanted.storage:
@@ -613,10 +621,11 @@ class NatsMessageBus:
     def _was_denied(self, subject: str) -> bool:
         return subject.lower() in self._denied
 
-    async def _unless_refused(self, subject: str, call: Awaitable[_T]) -> _T:
+    async def _unless_refused(self, subject: str, call: Awaitable[_T], *, cancel: bool = True) -> _T:
         """Await `call`, or raise PermissionDenied as soon as the server refuses a publish or subscription on
         `subject` or below it: a refused request would otherwise wait for a reply that never comes, and a
-        refused subscription would silently receive nothing."""
+        refused subscription would silently receive nothing. With `cancel=False` the call is let finish
+        first (nats-py's flush must not be cancelled: its PONG bookkeeping would go wrong)."""
         key = subject.lower()
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._denied_waiters.setdefault(key, set()).add(waiter)
@@ -626,9 +635,11 @@ class NatsMessageBus:
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             # The refusal first: a subscription's flush can complete right after the server refused it.
             if waiter.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+                if cancel:
+                    task.cancel()
+                await asyncio.wait({task})  # its outcome no longer matters (and is not raised here)
+                if not task.cancelled():
+                    task.exception()
                 waiter.result()  # raises PermissionDenied
             return task.result()
         finally:
@@ -717,6 +728,11 @@ class NatsMessageBus:
         check_size(topic, len(data), check_headers(headers), nc.max_payload)
         return nc
 
+    async def flush(self) -> None:
+        """Return once the server has processed everything this bus sent so far (a refused publish has been
+        logged by then)."""
+        await round_trip(self._client())
+
     async def close(self) -> None:
         """Stop consumers, then drain: in-flight handlers finish, pipelined publishes get their acks (or time
         out) and buffered publishes are flushed."""
@@ -782,11 +798,11 @@ class NatsMessageBus:
             made.append(sub)
             # Round trip so the server has registered the interest when we return (other connections may
             # publish right after), or has refused it.
-            await nc.flush()
+            await round_trip(nc)
             return sub
 
         try:
-            sub: NatsSubscription = await self._unless_refused(topic, subscribe())
+            sub: NatsSubscription = await self._unless_refused(topic, subscribe(), cancel=False)
         except PermissionDenied:
             # nats-py keeps the refused subscription on its side: drop it.
             for sub in made:
