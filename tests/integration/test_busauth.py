@@ -8,6 +8,7 @@ from the servers (permissions violation, NOPERM, authentication errors); our cod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import logging
@@ -216,7 +217,7 @@ async def test_a_device_service_cannot_listen_to_anothers_commands_or_replies(
 
 
 async def test_wrong_password_and_another_services_name_are_refused(
-    env: dict[str, dict[str, str]], secure_nats: EmbeddedNats
+    env: dict[str, dict[str, str]], secure_nats: EmbeddedNats, caplog: pytest.LogCaptureFixture
 ) -> None:
     modbus_password = env["device-modbus"]["DEVICE_MODBUS_NATS__PASSWORD"]
     for user, password in (("core-command", modbus_password), ("device-modbus", "wrong"), (None, None)):
@@ -224,6 +225,18 @@ async def test_wrong_password_and_another_services_name_are_refused(
             await nats.connect(
                 secure_nats.url, user=user, password=password, allow_reconnect=False, max_reconnect_attempts=0
             )
+    # A service with a wrong password says so (and keeps retrying: the server may be reconfigured).
+    caplog.set_level(logging.ERROR, logger="edgeplane_common.bus.nats")
+    settings = NatsSettings(url=secure_nats.url, user="core-data", password=SecretStr(modbus_password))
+    bus = NatsMessageBus(settings, name="core-data")
+    connecting = asyncio.create_task(bus.connect())
+    await wait_until(
+        lambda: any("refused the credentials of user 'core-data'" in r.getMessage() for r in caplog.records)
+    )
+    connecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await connecting
+    await bus.close()
 
 
 # -- Redis -------------------------------------------------------------------------------------------

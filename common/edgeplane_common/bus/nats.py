@@ -590,6 +590,15 @@ class NatsMessageBus:
             logger.debug("NATS at %s still unreachable: %s", self._where, err)
             return
         self._outage = True
+        if "authorization violation" in str(err).lower() or isinstance(err, nats.errors.AuthorizationError):
+            # Wrong or missing credentials: say so, not "unreachable" (retried: the server may be reconfigured).
+            logger.error(
+                "NATS at %s refused the credentials of user %r (authorization violation); retrying every %ss",
+                self._where,
+                self._settings.user or "(none)",
+                RECONNECT_WAIT_S,
+            )
+            return
         logger.warning(
             "NATS at %s unreachable (%s); retrying every %ss",
             self._where,
