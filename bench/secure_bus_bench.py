@@ -63,6 +63,18 @@ class Round:
     published_s: float
     consumed_s: float
     events: int
+    cpu_s: float
+    """CPU seconds of this process and nats-server together, from the first publish to the last event consumed."""
+    server_cpu_s: float
+    """nats-server's share of `cpu_s`."""
+
+
+def cpu_seconds(*procs: psutil.Process) -> float:
+    total = 0.0
+    for proc in procs:
+        t = proc.cpu_times()
+        total += t.user + t.system
+    return total
 
 
 def event(i: int) -> dict[str, object]:
@@ -138,14 +150,19 @@ async def one_round(secure_dir: Path | None, data: Path, events: list[bytes]) ->
             devices = [f"Virtual-Float-Device-{i}" for i in range(20)]
             topics = [Topics.events(PUBLISHER, "Virtual-Float", d, "Float64") for d in devices]
             envelopes = [MessageEnvelope.decode(e) for e in events]
+            assert srv.pid is not None
+            me, nats_server = psutil.Process(), psutil.Process(srv.pid)
+            cpu_start, server_start = cpu_seconds(me, nats_server), cpu_seconds(nats_server)
             start = time.perf_counter()
             acks = [await publisher.publish_durable_pipelined(topics[i % 20], env) for i, env in enumerate(envelopes)]
             await asyncio.gather(*acks)
             published = time.perf_counter() - start
             await done.wait()
             consumed = time.perf_counter() - start
+            cpu = cpu_seconds(me, nats_server) - cpu_start
+            server_cpu = cpu_seconds(nats_server) - server_start
             await member.unsubscribe()
-            return Round(published, consumed, got)
+            return Round(published, consumed, got, cpu, server_cpu)
         finally:
             await publisher.close()
             await consumer.close()
@@ -174,24 +191,39 @@ async def main(args: argparse.Namespace) -> None:
                 results[name].append(r)
                 print(
                     f"    round {n + 1} {name:>6}: published {args.events / r.published_s:>8.0f} ev/s,"
-                    f" published+consumed {args.events / r.consumed_s:>8.0f} ev/s, {r.events}/{args.events} received"
+                    f" published+consumed {args.events / r.consumed_s:>8.0f} ev/s,"
+                    f" CPU {1e6 * r.cpu_s / args.events:>4.0f} us/event ({1e6 * r.server_cpu_s / args.events:.0f} in"
+                    f" nats-server), {r.events}/{args.events} received"
                 )
     print()
-    print(f"  {'setup':>8} | {'publish (acked) ev/s':>21} | {'publish + JetStream consume ev/s':>33} | received")
-    medians: dict[str, tuple[float, float]] = {}
+    print(
+        f"  {'setup':>8} | {'publish (acked) ev/s':>21} | {'publish + JetStream consume ev/s':>33} |"
+        f" {'CPU us/event':>12} | received"
+    )
+    medians: dict[str, tuple[float, float, float]] = {}
     for name, rounds in results.items():
         pub = statistics.median(args.events / r.published_s for r in rounds)
         end = statistics.median(args.events / r.consumed_s for r in rounds)
-        medians[name] = (pub, end)
+        cpu = statistics.median(1e6 * r.cpu_s / args.events for r in rounds)
+        medians[name] = (pub, end, cpu)
         lost = sum(args.events - r.events for r in rounds if r.events < args.events)
         print(
-            f"  {name:>8} | {pub:>21.0f} | {end:>33.0f} | {sum(r.events for r in rounds)}/"
+            f"  {name:>8} | {pub:>21.0f} | {end:>33.0f} | {cpu:>12.0f} | {sum(r.events for r in rounds)}/"
             f"{args.events * len(rounds)} ({lost} lost)"
         )
+    # Paired by round (the two setups ran back to back), which cancels most of the drift of a shared machine.
+    paired = statistics.median(
+        1 - o.consumed_s / s.consumed_s for o, s in zip(results["open"], results["secure"], strict=True)
+    )
+    cpu_loss = 1 - medians["open"][2] / medians["secure"][2]
+    print()
+    print("  loss ratio (1 - secure/open):")
     pub_loss = 1 - medians["secure"][0] / medians["open"][0]
     end_loss = 1 - medians["secure"][1] / medians["open"][1]
-    print()
-    print(f"  loss ratio (1 - secure/open): publish {100 * pub_loss:.1f}%, publish + consume {100 * end_loss:.1f}%")
+    print(f"    publish (acked), medians:                  {100 * pub_loss:5.1f}%")
+    print(f"    publish + consume, medians:                {100 * end_loss:5.1f}%")
+    print(f"    publish + consume, median of round pairs:  {100 * paired:5.1f}%")
+    print(f"    CPU-bound throughput (CPU per event):      {100 * cpu_loss:5.1f}%")
     print("  Target (issue 15): <= 15% throughput loss.")
     print(f"  load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min)")
 
