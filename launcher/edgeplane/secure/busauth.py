@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeplane.services import Service
+from edgeplane_common.bus.nats import inbox_prefix  # the clients' reply subjects: the same function
 from edgeplane_common.bus.topics import Topics, escape
 
 NATS_CONF = Path("nats/nats.conf")
@@ -54,11 +55,6 @@ class NatsPermissions:
     subscribe: tuple[str, ...]
     responds: bool = False
     """May answer requests it received (NATS's `allow_responses`: one reply per request, to its reply subject)."""
-
-
-def inbox_prefix(name: str) -> str:
-    """The service's own reply subjects (nats-py's `inbox_prefix`): no service can read another's replies."""
-    return f"_INBOX.{escape(name)}"
 
 
 def _stream(name: str, *, update: bool = True) -> list[str]:
@@ -91,6 +87,9 @@ def _events_consumer(durable: str) -> list[str]:
 _DEADLETTER_STREAM = _stream(Topics.DEADLETTER_STREAM)
 _SYSTEM_EVENTS_METADATA = (f"{_SYSTEM_EVENTS}.device.>", f"{_SYSTEM_EVENTS}.deviceprofile.>")
 _EVENTS_READ = (Topics.EVENTS_ALL, "edgex.events.core.>")
+
+
+_CORE = ("core-metadata", "core-data", "core-command", "rules-engine", "console")
 
 
 def kind_of(service: Service) -> str:
@@ -168,8 +167,6 @@ def nats_permissions(service: Service) -> NatsPermissions:
     # A service this module does not know: its replies only, until someone states what it needs.
     return NatsPermissions(publish=(), subscribe=(inbox,))
 
-
-_CORE = ("core-metadata", "core-data", "core-command", "rules-engine", "console")
 
 _REDIS_KEYS: dict[str, tuple[str, ...]] = {
     "core-metadata": ("md:*", "auth:*"),  # metadata store; users (item 1)
