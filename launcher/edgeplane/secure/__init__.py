@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeplane.secure import secretstore, tls, tokens
+from edgeplane.secure import busauth, secretstore, tls, tokens
 from edgeplane.services import SERVICES, Service
 
 Env = dict[str, dict[str, str]]
@@ -29,7 +29,7 @@ BUNDLE_ENV = "service.env"
 
 def default_parts() -> tuple[Part, ...]:
     """Every part after `tokens`, in the order their files depend on each other."""
-    return (tls.init, secretstore.init)
+    return (tls.init, busauth.init, secretstore.init)
 
 
 @dataclass(frozen=True)
