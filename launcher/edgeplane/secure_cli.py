@@ -44,6 +44,9 @@ def secure_init(
     mount: Annotated[
         str, typer.Option("--mount", help="Where a service sees its bundle folder (with --bundles).")
     ] = "/run/edgeplane",
+    bundle_owner: Annotated[
+        int | None, typer.Option("--bundle-owner", help="uid the services' bundles belong to (their user).")
+    ] = None,
 ) -> None:
     """Create (or complete) the secure configuration; existing keys are kept unless --force."""
     config = secure.init(
@@ -52,7 +55,9 @@ def secure_init(
     out.print(f"secure configuration in {config.root} (per-service settings: {config.root / secure.ENV_DIR}/)")
     if bundles is not None:
         for name in config.env:
-            secure.bundle(config, name, bundles / name, mount)
+            secure.bundle(config, name, bundles / name, mount, owner=bundle_owner)
+        for server in secure.SERVER_FILES:
+            secure.server_bundle(config, server, bundles / server, mount)
         out.print(f"per-service bundles in {bundles}/ (seen by each service at {mount})")
     if config.admin_password:
         out.print(

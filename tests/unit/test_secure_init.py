@@ -165,3 +165,27 @@ def test_init_runs_every_part_by_default(tmp_path: Path) -> None:
     assert key_file.is_file()
     assert key_file.is_relative_to(tmp_path)
     assert "CORE_DATA_SECURITY__SECRET_KEY_FILE" not in config.env["core-command"]
+
+
+def test_server_bundles_hold_their_configuration_with_paths_seen_from_the_mount(tmp_path: Path) -> None:
+    config = secure.init(tmp_path / "s")
+    secure.server_bundle(config, "nats", tmp_path / "nats", "/run/edgeplane")
+    conf = (tmp_path / "nats" / "nats" / "nats.conf").read_text()
+    assert 'cert_file: "/run/edgeplane/certs/nats.pem"' in conf
+    assert str(tmp_path) not in conf
+    assert (tmp_path / "nats" / "certs" / "nats.key").read_bytes() == (
+        tmp_path / "s" / "certs" / "nats.key"
+    ).read_bytes()
+    secure.server_bundle(config, "redis", tmp_path / "redis", "/run/edgeplane")
+    acl = (tmp_path / "redis" / "redis" / "users.acl").read_text()
+    assert "user core-data on" in acl
+    assert _mode(tmp_path / "redis" / "redis" / "users.acl") == 0o644
+
+
+def test_a_service_bundle_can_belong_to_the_service_user(tmp_path: Path) -> None:
+    config = secure.init(tmp_path / "s")
+    uid = os.getuid()  # chown to another uid needs root; the owner is passed through either way
+    env_file = secure.bundle(config, "device-opcua", tmp_path / "b", "/run/edgeplane", owner=uid)
+    assert env_file.stat().st_uid == uid
+    assert (tmp_path / "b" / "secrets" / "device-opcua.key").stat().st_uid == uid
+    assert "DEVICE_OPCUA_NATS__PASSWORD=" in env_file.read_text()

@@ -94,23 +94,52 @@ def write_env_file(path: Path, variables: Mapping[str, str]) -> None:
     os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
 
 
-def bundle(config: SecureConfig, service: str, dest: Path, mount: str) -> Path:
+def bundle(config: SecureConfig, service: str, dest: Path, mount: str, *, owner: int | None = None) -> Path:
     """Copy `service`'s variables, and every file under the secure directory they name, into `dest`, with
-    those paths rewritten to `mount` (where `dest` will be seen by the service, e.g. a container's volume).
-    Returns the bundle's env file."""
-    dest.mkdir(parents=True, exist_ok=True)
+    those paths rewritten to `mount` (where `dest` will be seen by the service, e.g. a container's volume),
+    owned by `owner` (a uid) when given. Returns the bundle's env file."""
     root = config.root.resolve()
     variables: dict[str, str] = {}
     for key, value in config.env[service].items():
         path = Path(value)
         if path.is_absolute() and path.is_file() and path.resolve().is_relative_to(root):
             relative = path.resolve().relative_to(root)  # kept: certs/x.key and secrets/x.key both exist
-            target = dest / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-            os.chmod(target, 0o600)
+            _copy(root / relative, dest / relative, 0o600, owner)
             value = f"{mount.rstrip('/')}/{relative.as_posix()}"
         variables[key] = value
     env_file = dest / BUNDLE_ENV
     write_env_file(env_file, variables)
+    if owner is not None:
+        os.chown(env_file, owner, -1)
     return env_file
+
+
+SERVER_FILES: dict[str, tuple[Path, ...]] = {
+    "nats": (busauth.NATS_CONF, busauth.NATS_CERT, busauth.NATS_KEY, busauth.CA_CERT),
+    "redis": (busauth.REDIS_ACL, busauth.REDIS_CERT, busauth.REDIS_KEY, busauth.CA_CERT),
+}
+"""What the NATS and Redis containers are given: their configuration, certificate and the CA."""
+
+
+def server_bundle(config: SecureConfig, server: str, dest: Path, mount: str) -> None:
+    """Copy `server`'s files into `dest`, with paths under the secure directory inside them rewritten to
+    `mount`. Readable by every user of that container (0644): the server runs as its image's own user, and
+    only that container mounts the bundle."""
+    root = config.root.resolve()
+    for relative in SERVER_FILES[server]:
+        source = root / relative
+        if source.is_file():
+            text = source.read_text().replace(f"{root}/", f"{mount.rstrip('/')}/")
+            target = dest / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            os.chmod(target, 0o644)
+
+
+def _copy(source: Path, target: Path, mode: int, owner: int | None) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    os.chmod(target, mode)
+    if owner is not None:
+        os.chown(target, owner, -1)
+        os.chown(target.parent, owner, -1)
