@@ -329,7 +329,7 @@ def open_secret_store(settings: ServiceSettings) -> SecretStore:
             f"service name {service!r} cannot prefix its secret-store keys: use letters, digits, '.', '_', '-'"
         )
     cipher = SecretCipher(load_key(Path(key_file)), service)
-    client = create_redis(settings.redis.model_copy(update={"max_connections": SECRET_REDIS_CONNECTIONS}))
+    client = create_redis(settings.redis.model_copy(update={"max_connections": SECRET_REDIS_CONNECTIONS}), settings.tls)
     return SecretStore(backend=RedisSecretBackend(client, service), cipher=cipher)
 
 
