@@ -8,6 +8,7 @@ command line. Answers are the services' JSON as it came (the CLI prints it with 
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +78,8 @@ class GatewayClient:
     ca_file: str | None = None
     """The CA `https://` services are verified with (default: the default trust store)."""
     http: httpx.AsyncClient = field(init=False)
+    _auth: dict[str, str] | None = field(default=None, init=False, repr=False)
+    """Set on a view made by `as_user`: the Authorization sent instead of the client's own."""
 
     def __post_init__(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -91,6 +94,25 @@ class GatewayClient:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+    def as_user(self, token: str) -> GatewayClient:
+        """A view of this client that sends `token` (a person's, from `login`) instead of its own, over the
+        same connections: the services then apply that person's role. Close the client, not its views."""
+        view = copy.copy(self)
+        view.token = token
+        view._auth = {"Authorization": f"Bearer {token}"}
+        return view
+
+    async def login(self, username: str, password: str) -> str:
+        """core-metadata's `POST /api/v3/auth/login` (secure mode): the user's token. A wrong name or password
+        is a RemoteError with status 401 (429 after too many failures)."""
+        body = await self._call(
+            "core-metadata", "POST", "/auth/login", json={"username": username, "password": password}
+        )
+        token = body.get("token")
+        if not isinstance(token, str) or not token:
+            raise RemoteError("core-metadata answered the login without a token", 502)
+        return token
 
     async def __aenter__(self) -> GatewayClient:
         return self
@@ -109,7 +131,7 @@ class GatewayClient:
     async def metrics_text(self, base_url: str, *, timeout: float | None = None) -> str:
         """The Prometheus text of a service at `base_url` (app services, which have no fixed name)."""
         try:
-            r = await self.http.get(base_url + "/metrics", timeout=timeout or self.timeout)
+            r = await self.http.get(base_url + "/metrics", timeout=timeout or self.timeout, headers=self._auth)
         except httpx.HTTPError as err:
             raise ServiceUnavailable(f"{base_url} is unreachable: {err or type(err).__name__}") from err
         if r.status_code != 200:
@@ -277,7 +299,7 @@ class GatewayClient:
     ) -> dict[str, Any]:
         url = base_url + API + path
         try:
-            r = await self.http.request(method, url, timeout=timeout or self.timeout, **kw)
+            r = await self.http.request(method, url, timeout=timeout or self.timeout, headers=self._auth, **kw)
         except httpx.HTTPError as err:
             why = str(err) or type(err).__name__
             raise ServiceUnavailable(f"{who} at {base_url} is unreachable: {why}") from err

@@ -107,12 +107,14 @@ def create_service_app(
     collectors: Sequence[Collector] = (),
     verifier: TokenVerifier | None = None,
     revoked: Revoked | None = None,
+    self_guarded: Callable[[str], bool] | None = None,
 ) -> FastAPI:
     """The service's app; `bootstrap` is its lifecycle (its readiness is `app.state.readiness`, served by
     `/api/v3/health`). With `bus`, readiness probes the bus ("NATS") and `/metrics` shows its counters.
     `version` is the service's own release (`serviceVersion` of /api/v3/version, whose `version` is the EdgeX
     release). In secure mode (`settings.security.enabled`) requests need a token `verifier` accepts (default:
-    one using the keys core-metadata publishes), with a role the route allows, and `revoked` has a last say.
+    one using the keys core-metadata publishes), with a role the route allows, and `revoked` has a last say;
+    paths for which `self_guarded` is true are the app's own to guard (the console's pages and login).
     The secret store (`app.state.secrets`) is the encrypted one when `security.secret_key_file` is set: it is
     then loaded as the first start step (a bootstrap is made when none is given)."""
     secrets = open_secret_store(settings)
@@ -158,6 +160,7 @@ def create_service_app(
         verifier=verifier if settings.security.enabled else None,
         policy=policy,
         revoked=revoked,
+        self_guarded=self_guarded,
     )
 
     @app.exception_handler(EdgeError)

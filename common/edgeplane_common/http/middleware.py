@@ -97,13 +97,17 @@ class ServiceMiddleware:
         verifier: TokenVerifier | None = None,
         policy: RoutePolicy | None = None,
         revoked: Revoked | None = None,
+        self_guarded: Callable[[str], bool] | None = None,
     ) -> None:
-        """`verifier` switches secure mode on: signed tokens and roles (`policy`) instead of `token`."""
+        """`verifier` switches secure mode on: signed tokens and roles (`policy`) instead of `token`.
+        `self_guarded` names the paths the app guards itself in secure mode (the console's pages, behind its
+        own login), which then pass without a bearer token."""
         self.app = app
         self.token = f"Bearer {token}".encode() if token else None
         self.verifier = verifier
         self.policy = policy or RoutePolicy()
         self.revoked = revoked
+        self.self_guarded = self_guarded
         self.max_body = max_body
         self.metrics = metrics
 
@@ -163,7 +167,7 @@ class ServiceMiddleware:
         the request. The verified principal is left in `request.state.principal`."""
         assert self.verifier is not None
         path = scope["path"]
-        if path in SECURE_OPEN_PATHS:
+        if path in SECURE_OPEN_PATHS or (self.self_guarded is not None and self.self_guarded(path)):
             return None
         given = headers.get(b"authorization", b"")
         if not given:
