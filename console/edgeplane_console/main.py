@@ -3,9 +3,12 @@ the NiceGUI pages mounted on the service app (which keeps /api/v3/ping, health, 
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import FastAPI
 from nicegui import ui
 
+from edgeplane_common.auth import JwksKeys, TokenVerifier
 from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
@@ -17,6 +20,11 @@ from edgeplane_console.application.state import ConsoleState
 from edgeplane_console.messaging.events import LiveFeed
 from edgeplane_console.settings import SHOWN_SERVICES, ConsoleSettings
 from edgeplane_console.ui import devices, overview, profiles, registry, rules
+from edgeplane_console.ui.auth import ConsoleAuth
+
+
+def _api_path(path: str) -> bool:
+    return path.startswith("/api/") or path == "/metrics"
 
 
 def create_app(
@@ -53,13 +61,36 @@ def create_app(
     boot.step("live values", feed.start, stop=feed.stop)
     boot.task("status poller", state.run)
 
+    verifier = None
+    if settings.security.enabled:
+        verifier = TokenVerifier(JwksKeys(settings.security.jwks_url or f"{settings.metadata_url}/api/v3/key"))
     app = create_service_app(
-        settings, version=__version__, title="edgeplane console", routers=[], bootstrap=boot, bus=bus
+        settings,
+        version=__version__,
+        title="edgeplane console",
+        routers=[],
+        bootstrap=boot,
+        bus=bus,
+        verifier=verifier,
+        # The pages are behind the console's own login (ui/auth.py); its API keeps the token check.
+        self_guarded=lambda path: not _api_path(path),
     )
     app.state.console = state
+    auth = ConsoleAuth(state, verifier=verifier)
+    app.state.console_auth = auth
+    auth.register()
     for pages in (overview, devices, profiles, registry, rules):
-        pages.register(state)
-    ui.run_with(app, title="edgeplane", favicon="⚙", show_welcome_message=False, reconnect_timeout=10.0)
+        pages.register(state, auth)
+    secret = settings.session_secret.get_secret_value() if settings.session_secret else secrets.token_urlsafe(32)
+    ui.run_with(
+        app,
+        title="edgeplane",
+        favicon="⚙",
+        show_welcome_message=False,
+        reconnect_timeout=10.0,
+        # Secure mode: the signed session cookie that names a browser's login (kept server-side).
+        storage_secret=secret if auth.enabled else None,
+    )
     return app
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from edgeplane_common.clients.gateway import APP_SERVICE_PORTS, DEFAULT_PORTS
 from edgeplane_common.settings import HttpSettings, ServiceSettings
@@ -47,6 +47,17 @@ class ConsoleSettings(ServiceSettings):
     )
     chart_points: int = Field(600, gt=10, description="Points a live chart keeps per resource.")
     history_limit: int = Field(2000, gt=0, description="Readings one history query asks core-data for at most.")
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Secure mode: key that signs the browser's session cookie (default: a random one per start, "
+        "so a restart logs everyone out, as the logins are kept in memory anyway).",
+    )
+
+    @property
+    def metadata_url(self) -> str:
+        """core-metadata's base URL: where users log in and, in secure mode, where the token keys are
+        published (`/api/v3/key`) unless `SECURITY__JWKS_URL` says otherwise."""
+        return self.service_url_map()["core-metadata"]
 
     def _port(self, name: str) -> int:
         variable = f"EDGEPLANE_{name.upper().replace('-', '_')}_PORT"

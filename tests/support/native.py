@@ -127,11 +127,14 @@ class NativeStack:
 
 
 @contextmanager
-def edgeplane_up(root: Path, *args: str) -> Iterator[NativeStack]:
-    """`python -m edgeplane up` on free ports with its data under `root`; killed at the end if still running
-    (call `stack.stop()` to check a clean stop)."""
+def edgeplane_up(
+    root: Path, *args: str, offset: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[NativeStack]:
+    """`python -m edgeplane up` on free ports (or `offset`, from `free_offset()`) with its data under `root`
+    and `env` added to the environment; killed at the end if still running (call `stack.stop()` to check a
+    clean stop)."""
     data, output = root / "data", root / "up.out"
-    offset = free_offset()
+    offset = free_offset() if offset is None else offset
     argv = [
         sys.executable, "-m", "edgeplane", "up", "--data-dir", str(data), f"--port-offset={offset}",
         "--health-timeout", str(READY_TIMEOUT_S), *args,
@@ -141,7 +144,7 @@ def edgeplane_up(root: Path, *args: str) -> Iterator[NativeStack]:
     if "--redis-url" not in args:
         argv += ["--redis-port", str(free_port())]
     with output.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=root, env=launcher_env())
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=root, env=launcher_env() | (env or {}))
     stack = NativeStack(proc, output, data, offset, time.monotonic())
     try:
         yield stack

@@ -11,6 +11,7 @@ import yaml
 from nicegui import ui
 
 from edgeplane_common.errors import EdgeError
+from edgeplane_console.ui.auth import ConsoleAuth, Viewer
 
 NAV = (
     ("Overview", "/"),
@@ -29,14 +30,19 @@ CSS = """
 """
 
 
-def frame(title: str) -> None:
-    """Header with the navigation, and the page title."""
+def frame(title: str, auth: ConsoleAuth, viewer: Viewer) -> None:
+    """Header with the navigation (and in secure mode who is logged in, and logout), and the page title."""
     ui.add_css(CSS)
     ui.page_title(f"{title} - edgeplane")
     with ui.header().classes("items-center gap-4 bg-slate-800"):
         ui.label("edgeplane").classes("text-lg font-bold")
         for label, path in NAV:
             ui.link(label, path).classes("text-white no-underline")
+        if viewer.secure:
+            ui.space()
+            testid(ui.label(f"{viewer.username} ({viewer.role})"), "whoami")
+            testid(ui.button("Log out", on_click=lambda: auth.logout(viewer)).props("flat color=white"), "logout")
+    auth.watch(viewer)
     ui.label(title).classes("text-2xl").props('data-testid="page-title"')
 
 
@@ -44,9 +50,19 @@ def testid(element: Any, name: str) -> Any:
     return element.props(f'data-testid="{name}"')
 
 
+def in_words(err: EdgeError) -> str:
+    """An API's error as the user's problem: its message, and for a refused login or role what it means."""
+    if err.status_code == 401:
+        return f"not logged in, or the login has expired (log in again): {err.message}"
+    if err.status_code == 403:
+        return f"your role does not allow this: {err.message}"
+    return err.message
+
+
 def fail(err: EdgeError, what: str = "") -> None:
     """An API's error as the user's problem: its message, never a trace."""
-    ui.notify(f"{what}: {err.message}" if what else err.message, type="negative", multi_line=True, timeout=8000)
+    text = in_words(err)
+    ui.notify(f"{what}: {text}" if what else text, type="negative", multi_line=True, timeout=8000)
 
 
 async def attempt(call: Awaitable[object], done: str = "", what: str = "") -> bool:

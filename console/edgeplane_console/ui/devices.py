@@ -6,13 +6,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from edgeplane_common.clients.gateway import check_write
+from edgeplane_common.clients.gateway import GatewayClient, check_write
 from edgeplane_common.errors import EdgeError
 from edgeplane_console.application.live import as_number
 from edgeplane_console.application.state import ConsoleState
-from edgeplane_console.ui.common import attempt, down_banner, fail, frame, parse_document, testid, to_yaml, when
+from edgeplane_console.ui.auth import ConsoleAuth, Viewer
+from edgeplane_console.ui.common import (
+    attempt,
+    down_banner,
+    fail,
+    frame,
+    in_words,
+    parse_document,
+    testid,
+    to_yaml,
+    when,
+)
 
 RANGES = {"5 minutes": 5, "15 minutes": 15, "1 hour": 60, "6 hours": 360, "24 hours": 1440}
 DEFAULT_CHARTS = 5
@@ -33,12 +45,14 @@ def chart_options(title: str, units: str, points: list[list[float]]) -> dict[str
     }
 
 
-def register(state: ConsoleState) -> None:
-    client = state.client
-
+def register(state: ConsoleState, auth: ConsoleAuth) -> None:
     @ui.page("/devices")
-    async def devices_page() -> None:
-        frame("Devices")
+    async def devices_page() -> RedirectResponse | None:
+        me = await auth.viewer()
+        if not isinstance(me, Viewer):
+            return me
+        frame("Devices", auth, me)
+        client = me.client
         table_box = ui.column().classes("w-full")
 
         async def load() -> None:
@@ -47,7 +61,7 @@ def register(state: ConsoleState) -> None:
                 try:
                     devices = await client.devices()
                 except EdgeError as err:
-                    down_banner(f"devices cannot be listed: {err.message}")
+                    down_banner(f"devices cannot be listed: {in_words(err)}")
                     return
                 rows = [
                     {
@@ -71,10 +85,12 @@ def register(state: ConsoleState) -> None:
                     ui.label("no devices yet").classes("ep-muted")
 
         await load()
-        ui.button("Add device", on_click=lambda: add_dialog(load)).props('data-testid="add-device"')
+        if me.can("device.add"):
+            ui.button("Add device", on_click=lambda: add_dialog(client, load)).props('data-testid="add-device"')
         ui.timer(5.0, load)
+        return None
 
-    async def add_dialog(reload: Any) -> None:
+    async def add_dialog(client: GatewayClient, reload: Any) -> None:
         try:
             services = [s["name"] for s in await client.device_services()]
             profiles = [p["name"] for p in await client.profiles()]
@@ -111,7 +127,7 @@ def register(state: ConsoleState) -> None:
                 try:
                     await client.add_device(body)
                 except EdgeError as err:
-                    error.text = err.message
+                    error.text = in_words(err)
                     return
                 ui.notify(f"device {name.value} added", type="positive")
                 dialog.close()
@@ -124,14 +140,18 @@ def register(state: ConsoleState) -> None:
         dialog.open()
 
     @ui.page("/devices/{name}")
-    async def device_page(name: str, charts: str | None = None) -> None:
+    async def device_page(name: str, charts: str | None = None) -> RedirectResponse | None:
         """`?charts=A,B` picks the live charts (a link to share); default: the first resources with live values."""
-        frame(f"Device {name}")
+        me = await auth.viewer()
+        if not isinstance(me, Viewer):
+            return me
+        frame(f"Device {name}", auth, me)
+        client, can = me.client, me.can
         try:
             device = await client.device(name)
         except EdgeError as err:
-            down_banner(err.message)
-            return
+            down_banner(in_words(err))
+            return None
         try:
             profile: dict[str, Any] | None = await client.profile(device["profileName"])
         except EdgeError as err:
@@ -148,9 +168,11 @@ def register(state: ConsoleState) -> None:
                 ui.label(f"service: {device.get('serviceName')}")
                 ui.label(f"profile: {device.get('profileName')}")
                 locked = device.get("adminState") == "LOCKED"
-                testid(ui.button("Unlock" if locked else "Lock", on_click=lambda: set_lock(not locked)), "lock")
-                ui.button("Edit", on_click=edit).props("outline")
-                ui.button("Delete", on_click=delete).props("outline color=negative")
+                if can("device.edit"):
+                    testid(ui.button("Unlock" if locked else "Lock", on_click=lambda: set_lock(not locked)), "lock")
+                    ui.button("Edit", on_click=edit).props("outline")
+                if can("device.delete"):
+                    ui.button("Delete", on_click=delete).props("outline color=negative")
 
         async def set_lock(lock: bool) -> None:
             state_name = "LOCKED" if lock else "UNLOCKED"
@@ -181,7 +203,7 @@ def register(state: ConsoleState) -> None:
                         await client.update_device({**patch, "name": name})
                         device.update(await client.device(name))
                     except EdgeError as err:
-                        error.text = err.message
+                        error.text = in_words(err)
                         return
                     ui.notify("saved", type="positive")
                     dialog.close()
@@ -287,7 +309,7 @@ def register(state: ConsoleState) -> None:
             try:
                 readings = await client.readings(name, resource=resource, start=start, limit=state.history_limit)
             except EdgeError as err:
-                history_note.text = f"history not available: {err.message}"
+                history_note.text = f"history not available: {in_words(err)}"
                 return
             points = [
                 [r["origin"] // 1_000_000, n]
@@ -307,16 +329,18 @@ def register(state: ConsoleState) -> None:
         try:
             commands = await client.device_commands(name)
         except EdgeError as err:
-            down_banner(f"commands not available: {err.message}")
+            down_banner(f"commands not available: {in_words(err)}")
             commands = []
         result = testid(ui.label().classes("whitespace-pre-wrap"), "command-result")
+        if commands and not (can("command.read") or can("command.write")):
+            ui.label(f"your role ({me.role}) may not send commands to the device").classes("ep-muted")
         for command in commands:
             cmd_name = command["name"]
             with ui.card().classes("w-full"), ui.row().classes("items-center gap-4"):
                 ui.label(cmd_name).classes("font-bold w-48")
-                if command.get("get"):
+                if command.get("get") and can("command.read"):
                     testid(ui.button("Read", on_click=lambda c=cmd_name: read(c)).props("outline"), f"read-{cmd_name}")
-                if command.get("set"):
+                if command.get("set") and can("command.write"):
                     inputs = {}
                     for param in command.get("parameters") or []:
                         resource = param["resourceName"]
@@ -331,7 +355,7 @@ def register(state: ConsoleState) -> None:
                 event = await client.read(name, command)
             except EdgeError as err:
                 fail(err, f"read {command}")
-                result.text = err.message
+                result.text = in_words(err)
                 return
             lines = [f"{r['resourceName']} = {r.get('value', '(binary)')}" for r in event.get("readings") or []]
             result.text = f"{command}: " + ("; ".join(lines) or "no readings")
@@ -347,6 +371,8 @@ def register(state: ConsoleState) -> None:
                     return
             if await attempt(client.write(name, command, values), f"{command} written"):
                 result.text = f"{command}: written " + ", ".join(f"{k}={v}" for k, v in values.items())
+
+        return None
 
 
 def _units(resource: dict[str, Any] | None) -> str:

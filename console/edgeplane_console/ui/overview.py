@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from edgeplane_console.application.state import ConsoleState
+from edgeplane_console.ui.auth import ConsoleAuth, Viewer
 from edgeplane_console.ui.common import frame, testid
 
 
@@ -28,10 +30,13 @@ def rate_chart_options(state: ConsoleState) -> dict[str, Any]:
     }
 
 
-def register(state: ConsoleState) -> None:
+def register(state: ConsoleState, auth: ConsoleAuth) -> None:
     @ui.page("/")
-    def overview() -> None:
-        frame("Overview")
+    async def overview() -> RedirectResponse | None:
+        me = await auth.viewer()
+        if not isinstance(me, Viewer):
+            return me
+        frame("Overview", auth, me)
 
         @ui.refreshable
         def summary() -> None:
@@ -83,3 +88,4 @@ def register(state: ConsoleState) -> None:
             chart.update()
 
         ui.timer(max(state.refresh_interval, 1.0), tick)
+        return None

@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from fastapi.responses import RedirectResponse
 from nicegui import events, ui
 
 from edgeplane_common.errors import EdgeError
 from edgeplane_console.application.positions import locate
 from edgeplane_console.application.state import ConsoleState
-from edgeplane_console.ui.common import attempt, down_banner, fail, frame, testid, to_yaml
+from edgeplane_console.ui.auth import ConsoleAuth, Viewer
+from edgeplane_console.ui.common import attempt, down_banner, fail, frame, in_words, testid, to_yaml
 
 # Fields core-metadata adds to a stored profile: not part of what a person edits.
 _STORED_ONLY = ("id", "created", "modified", "apiVersion", "linkedDeviceCount")
@@ -21,11 +23,13 @@ def profile_yaml(profile: dict[str, Any]) -> str:
     return to_yaml({k: v for k, v in profile.items() if k not in _STORED_ONLY})
 
 
-def register(state: ConsoleState) -> None:
-    client = state.client
-
-    async def page(selected: str | None) -> None:
-        frame("Profiles")
+def register(state: ConsoleState, auth: ConsoleAuth) -> None:
+    async def page(selected: str | None) -> RedirectResponse | None:
+        me = await auth.viewer()
+        if not isinstance(me, Viewer):
+            return me
+        frame("Profiles", auth, me)
+        client, can = me.client, me.can
         table_box = ui.column().classes("w-full")
         known: set[str] = set()
 
@@ -35,7 +39,7 @@ def register(state: ConsoleState) -> None:
                 try:
                     profiles = await client.profiles()
                 except EdgeError as err:
-                    down_banner(f"profiles cannot be listed: {err.message}")
+                    down_banner(f"profiles cannot be listed: {in_words(err)}")
                     return
                 known.clear()
                 known.update(p["name"] for p in profiles)
@@ -44,11 +48,14 @@ def register(state: ConsoleState) -> None:
                         ui.label(p["name"]).classes("font-bold w-72")
                         ui.label(f"{p.get('manufacturer', '')} {p.get('model', '')}").classes("w-48")
                         ui.label(f"{len(p.get('deviceResources') or [])} resources").classes("w-32")
-                        ui.button("Edit", on_click=lambda n=p["name"]: open_profile(n)).props("outline dense")
+                        ui.button(
+                            "Edit" if can("profile.replace") else "View", on_click=lambda n=p["name"]: open_profile(n)
+                        ).props("outline dense")
                         ui.button("Download", on_click=lambda n=p["name"]: download(n)).props("outline dense")
-                        ui.button("Delete", on_click=lambda n=p["name"]: delete(n)).props(
-                            "outline dense color=negative"
-                        )
+                        if can("profile.delete"):
+                            ui.button("Delete", on_click=lambda n=p["name"]: delete(n)).props(
+                                "outline dense color=negative"
+                            )
 
         async def open_profile(name: str) -> None:
             try:
@@ -72,8 +79,6 @@ def register(state: ConsoleState) -> None:
 
         await load()
 
-        ui.label("Upload a profile (YAML)").classes("text-xl")
-
         async def on_upload(e: events.UploadEventArguments) -> None:
             content = await e.file.read()
             text = content.decode("utf-8", errors="replace")
@@ -87,10 +92,12 @@ def register(state: ConsoleState) -> None:
             clear_error()
             await load()
 
-        testid(
-            ui.upload(on_upload=on_upload, auto_upload=True, label="profile YAML").props("accept=.yaml,.yml,.json"),
-            "upload",
-        )
+        if can("profile.upload"):
+            ui.label("Upload a profile (YAML)").classes("text-xl")
+            testid(
+                ui.upload(on_upload=on_upload, auto_upload=True, label="profile YAML").props("accept=.yaml,.yml,.json"),
+                "upload",
+            )
 
         ui.label("Editor").classes("text-xl")
         editing = testid(ui.label("new profile").classes("ep-muted"), "editing")
@@ -135,17 +142,19 @@ def register(state: ConsoleState) -> None:
             editing.text = f"editing {name}"
             await load()
 
-        with ui.row():
-            testid(ui.button("Save", on_click=save), "save-profile")
-            ui.button("New", on_click=lambda: show("", None)).props("flat")
+        if can("profile.upload") or can("profile.replace"):
+            with ui.row():
+                testid(ui.button("Save", on_click=save), "save-profile")
+                ui.button("New", on_click=lambda: show("", None)).props("flat")
 
         if selected:
             await open_profile(selected)
+        return None
 
     @ui.page("/profiles")
-    async def profiles_page() -> None:
-        await page(None)
+    async def profiles_page() -> RedirectResponse | None:
+        return await page(None)
 
     @ui.page("/profiles/{name}")
-    async def profile_page(name: str) -> None:
-        await page(name)
+    async def profile_page(name: str) -> RedirectResponse | None:
+        return await page(name)

@@ -5,22 +5,36 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from edgeplane_common.clients.gateway import error_position
 from edgeplane_common.errors import EdgeError
 from edgeplane_console.application.state import ConsoleState
-from edgeplane_console.ui.common import attempt, down_banner, frame, parse_document, testid, to_yaml, when, when_ns
+from edgeplane_console.ui.auth import ConsoleAuth, Viewer
+from edgeplane_console.ui.common import (
+    attempt,
+    down_banner,
+    frame,
+    in_words,
+    parse_document,
+    testid,
+    to_yaml,
+    when,
+    when_ns,
+)
 
 NEW_RULE_ACTIONS: list[dict[str, Any]] = [{"log": {}}]
 
 
-def register(state: ConsoleState) -> None:
-    client = state.client
-
+def register(state: ConsoleState, auth: ConsoleAuth) -> None:
     @ui.page("/rules")
-    async def rules_page() -> None:
-        frame("Rules")
+    async def rules_page() -> RedirectResponse | None:
+        me = await auth.viewer()
+        if not isinstance(me, Viewer):
+            return me
+        frame("Rules", auth, me)
+        client, can = me.client, me.can
         box = ui.column().classes("w-full")
 
         async def load() -> None:
@@ -30,7 +44,7 @@ def register(state: ConsoleState) -> None:
             except EdgeError as err:
                 box.clear()
                 with box:
-                    down_banner(f"the rules engine cannot be asked: {err.message}")
+                    down_banner(f"the rules engine cannot be asked: {in_words(err)}")
                 return
             box.clear()
             with box:
@@ -51,24 +65,26 @@ def register(state: ConsoleState) -> None:
                                 f" | last fired {when_ns(s.get('lastFired'))}"
                             )
                         with ui.row().classes("items-center gap-2"):
-                            if running:
+                            if running and can("rule.stop"):
                                 testid(
                                     ui.button(
                                         "Stop", on_click=lambda r=rule_id: act(client.stop_rule(r), f"{r} stopped")
                                     ).props("outline dense"),
                                     f"stop-{rule_id}",
                                 )
-                            else:
+                            elif not running and can("rule.start"):
                                 testid(
                                     ui.button(
                                         "Start", on_click=lambda r=rule_id: act(client.start_rule(r), f"{r} started")
                                     ).props("dense"),
                                     f"start-{rule_id}",
                                 )
-                            ui.button("Edit", on_click=lambda r=rule: editor(r)).props("outline dense")
-                            ui.button(
-                                "Delete", on_click=lambda r=rule_id: act(client.delete_rule(r), f"{r} deleted")
-                            ).props("outline dense color=negative")
+                            if can("rule.edit"):
+                                ui.button("Edit", on_click=lambda r=rule: editor(r)).props("outline dense")
+                            if can("rule.delete"):
+                                ui.button(
+                                    "Delete", on_click=lambda r=rule_id: act(client.delete_rule(r), f"{r} deleted")
+                                ).props("outline dense color=negative")
                         ui.label(rule.get("sql", "")).classes("font-mono text-sm")
                         if s.get("lastError"):
                             ui.label(f"last error: {s['lastError']}").classes("ep-error")
@@ -123,7 +139,7 @@ def register(state: ConsoleState) -> None:
                         else:
                             await client.create_rule(body)
                     except EdgeError as err:
-                        error.text = err.message
+                        error.text = in_words(err)
                         position = error_position(err.message)
                         if position is not None and "sql" in err.message.lower():
                             sql.decorations = [{"kind": "line", "line": position[0], "class": "ep-error-line"}]
@@ -139,13 +155,18 @@ def register(state: ConsoleState) -> None:
                     ui.button("Cancel", on_click=dialog.close).props("flat")
             dialog.open()
 
-        testid(ui.button("New rule", on_click=lambda: editor(None)), "new-rule")
+        if can("rule.create"):
+            testid(ui.button("New rule", on_click=lambda: editor(None)), "new-rule")
         await load()
         ui.timer(max(state.refresh_interval, 2.0), load)
+        return None
 
     @ui.page("/exports")
-    def exports_page() -> None:
-        frame("Exports")
+    async def exports_page() -> RedirectResponse | None:
+        me = await auth.viewer()
+        if not isinstance(me, Viewer):
+            return me
+        frame("Exports", auth, me)
 
         @ui.refreshable
         def body() -> None:
@@ -170,3 +191,4 @@ def register(state: ConsoleState) -> None:
 
         body()
         ui.timer(max(state.refresh_interval, 1.0), body.refresh)
+        return None

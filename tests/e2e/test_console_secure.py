@@ -1,0 +1,169 @@
+"""The web console in secure mode, in a real browser (Debian's Chromium through Playwright), against the real
+stack (`edgeplane up` on free ports with every service in secure mode): the login page, a wrong password's
+error, a viewer who sees no control that changes anything, an operator who writes a setpoint, logout.
+
+Screenshots: `login.png`, `device-viewer.png`, `device-operator.png` under the console artifacts folder."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from edgeplane_common.auth import TokenIssuer, load_or_create_signing_key
+from edgeplane_common.clients.gateway import DEFAULT_PORTS
+from tests.e2e.test_console_and_cli import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, WAIT_S, by_id, field
+from tests.support.native import DEVICE, NativeStack, edgeplane_up, free_offset
+
+ADMIN_PASSWORD = "console-admin-pw"
+USERS = {"vic": ("viewer", "vic-pw-1234"), "olga": ("operator", "olga-pw-1234")}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
+    root = tmp_path_factory.mktemp("console-secure")
+    key = root / "token-signing.pem"
+    # The key exists before the start so that the services' token can be made first (as `secure init` does).
+    service_token = TokenIssuer(load_or_create_signing_key(key)).issue(
+        "edgeplane-test", "service", ttl=3600, kind="service"
+    )
+    offset = free_offset()
+    env = {
+        "EDGEPLANE_SECURITY__ENABLED": "true",
+        "EDGEPLANE_SECURITY__SERVICE_TOKEN": service_token,
+        "EDGEPLANE_SECURITY__JWKS_URL": f"http://127.0.0.1:{DEFAULT_PORTS['core-metadata'] + offset}/api/v3/key",
+        "CORE_METADATA_SECURITY__SIGNING_KEY_FILE": str(key),
+        "CORE_METADATA_SECURITY__ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "CORE_METADATA_SECURITY__LOGIN_FAILURE_DELAY": "0.05",
+    }
+    with edgeplane_up(root, offset=offset, env=env) as stack:
+        stack.wait_ready()
+        admin = {"Authorization": f"Bearer {login(stack, 'admin', ADMIN_PASSWORD)}"}
+        for name, (role, password) in USERS.items():
+            r = httpx.post(
+                f"{stack.url('core-metadata')}/api/v3/user",
+                json={"username": name, "role": role, "password": password},
+                headers=admin,
+                timeout=10,
+                trust_env=False,
+            )
+            assert r.status_code == 201, r.text
+        wait_for_device_up(stack, admin)
+        yield stack
+
+
+def login(stack: NativeStack, user: str, password: str) -> str:
+    r = httpx.post(
+        f"{stack.url('core-metadata')}/api/v3/auth/login",
+        json={"username": user, "password": password},
+        timeout=10,
+        trust_env=False,
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
+
+
+def wait_for_device_up(stack: NativeStack, headers: dict[str, str]) -> None:
+    url = f"{stack.url('core-metadata')}/api/v3/device/name/{DEVICE}"
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        r = httpx.get(url, timeout=5, trust_env=False, headers=headers)
+        if r.status_code == 200 and r.json()["device"]["operatingState"] == "UP":
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{DEVICE} is not UP\n{stack.log()}")
+
+
+@pytest.fixture(scope="module")
+def browser(stack: NativeStack) -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, stack: NativeStack) -> Iterator[Any]:
+    """A fresh browser context (no session cookie): every test starts logged out."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=stack.url("console"))
+    context.set_default_timeout(WAIT_S * 1000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def log_in(page: Any, user: str, password: str) -> None:
+    field(page, "login-username").fill(user)
+    field(page, "login-password").fill(password)
+    by_id(page, "login-submit").click()
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(Path(ARTIFACTS) / f"{name}.png"), full_page=True)
+
+
+def test_pages_ask_for_a_login_and_a_wrong_password_is_said_in_words(page: Any) -> None:
+    page.goto(f"/devices/{DEVICE}")
+    page.wait_for_url("**/login?**")
+    log_in(page, "vic", "not-the-password")
+    by_id(page, "login-error").get_by_text("wrong user name or password").wait_for()
+    assert "/login" in page.url
+    shot(page, "login")
+    log_in(page, "vic", USERS["vic"][1])
+    # Back where the user wanted to go.
+    by_id(page, "operating-state").get_by_text("state: UP").wait_for()
+    assert page.url.endswith(f"/devices/{DEVICE}")
+    assert "token" not in page.url
+
+
+def test_a_viewer_sees_no_control_that_changes_anything(page: Any) -> None:
+    page.goto("/login")
+    log_in(page, "vic", USERS["vic"][1])
+    by_id(page, "whoami").get_by_text("vic (viewer)").wait_for()
+    page.goto(f"/devices/{DEVICE}")
+    by_id(page, "operating-state").get_by_text("state: UP").wait_for()
+    by_id(page, "command-result").wait_for(state="attached")
+    page.get_by_text("SpeedSetpoint", exact=True).first.wait_for()
+    for control in ("write-SpeedSetpoint", "read-SpeedSetpoint", "input-SpeedSetpoint-SpeedSetpoint", "lock"):
+        assert by_id(page, control).count() == 0, control
+    assert page.get_by_role("button", name="Delete").count() == 0
+    assert page.get_by_role("button", name="Edit").count() == 0
+    shot(page, "device-viewer")
+    page.goto("/devices")
+    by_id(page, "devices").get_by_role("link", name=DEVICE).wait_for()
+    assert by_id(page, "add-device").count() == 0
+    page.goto("/rules")
+    by_id(page, "page-title").wait_for()
+    assert by_id(page, "new-rule").count() == 0
+    page.goto("/profiles")
+    by_id(page, "editing").wait_for()
+    assert by_id(page, "upload").count() == 0
+    assert by_id(page, "save-profile").count() == 0
+
+
+def test_an_operator_writes_a_setpoint_but_edits_nothing_and_logs_out(page: Any, stack: NativeStack) -> None:
+    page.goto("/login")
+    log_in(page, "olga", USERS["olga"][1])
+    by_id(page, "whoami").get_by_text("olga (operator)").wait_for()
+    page.goto(f"/devices/{DEVICE}")
+    by_id(page, "operating-state").get_by_text("state: UP").wait_for()
+    assert by_id(page, "lock").count() == 0
+    assert page.get_by_role("button", name="Delete").count() == 0
+    field(page, "input-SpeedSetpoint-SpeedSetpoint").fill("1717")
+    by_id(page, "write-SpeedSetpoint").click()
+    by_id(page, "command-result").get_by_text("written SpeedSetpoint=1717").wait_for()
+    by_id(page, "read-SpeedSetpoint").click()
+    by_id(page, "command-result").get_by_text("SpeedSetpoint = 1717").wait_for()
+    shot(page, "device-operator")
+    by_id(page, "logout").click()
+    by_id(page, "login-reason").get_by_text("You are logged out.").wait_for()
+    page.goto(f"/devices/{DEVICE}")
+    page.wait_for_url("**/login?**")
