@@ -2,16 +2,19 @@
 readings, live events, rules and the services' health.
 
 Tables for people, `--json` for scripts; `--url`/`EDGEPLANE_URL` (and `--port-offset`) for a remote
-gateway. Exit codes a script can test:
+gateway. In secure mode `edgeplane login` stores a token that every command then sends to that gateway.
+Exit codes a script can test:
 
     0  done            3  not found (404)
-    1  failed          4  a service cannot be reached (or answered 503)
+    1  failed (also: not logged in, login expired (401), role too weak (403))
     2  bad input: refused before sending (checked against the profile) or by the service (400)
+    4  a service cannot be reached (or answered 503)
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import sys
 import time
@@ -27,6 +30,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from edgeplane import login as logins
 from edgeplane_common.clients.gateway import Endpoints, GatewayClient, check_write
 from edgeplane_common.durations import parse_duration
 from edgeplane_common.errors import ContractInvalid, EdgeError, ServiceUnavailable
@@ -49,7 +53,12 @@ Offset = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
 Token = Annotated[
-    str | None, typer.Option("--token", envvar="EDGEPLANE_HTTP__AUTH_TOKEN", help="Bearer token of the services.")
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="EDGEPLANE_HTTP__AUTH_TOKEN",
+        help="Bearer token of the services (default: the one `edgeplane login` stored for this gateway).",
+    ),
 ]
 DEFAULT_URL = "http://127.0.0.1"
 
@@ -65,8 +74,27 @@ def exit_code(error: EdgeError) -> int:
     return EXIT_FAILED
 
 
-def run(url: str, offset: int, token: str | None, call: Callable[[GatewayClient], Awaitable[T]]) -> T:
-    """Run one API conversation; an error is printed as the service's message and becomes the exit code."""
+def stored_token(url: str, offset: int) -> str | None:
+    """The token `edgeplane login` stored for this gateway, if any; an expired one ends the command."""
+    try:
+        return logins.token_for(Endpoints.on_host(url, offset=offset).url("core-metadata"))
+    except logins.LoginExpired as expired:
+        err.print(f"error: {expired}")
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def run(
+    url: str,
+    offset: int,
+    token: str | None,
+    call: Callable[[GatewayClient], Awaitable[T]],
+    *,
+    stored: bool = True,
+) -> T:
+    """Run one API conversation; an error is printed as the service's message and becomes the exit code.
+    Without `token`, the one `edgeplane login` stored for this gateway is sent (unless `stored` is off)."""
+    if token is None and stored:
+        token = stored_token(url, offset)
 
     async def main() -> T:
         # `--url https://gw`: the services are verified with EDGEPLANE_TLS__CA_FILE when set.
@@ -80,7 +108,12 @@ def run(url: str, offset: int, token: str | None, call: Callable[[GatewayClient]
         err.print(f"error: {error}", markup=False, highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except EdgeError as error:
-        err.print(f"[red]error:[/] {error.message}", markup=True, highlight=False)
+        message = error.message
+        if error.status_code == 401 and stored:
+            message += " (secure mode: log in with `edgeplane login`)"
+        elif error.status_code == 403:
+            message += " (your role does not allow this)"
+        err.print(f"[red]error:[/] {message}", markup=True, highlight=False)
         raise typer.Exit(exit_code(error)) from None
 
 
@@ -562,8 +595,52 @@ def service_list(url: Url = DEFAULT_URL, port_offset: Offset = 0, token: Token =
         raise typer.Exit(EXIT_UNAVAILABLE)
 
 
+# ------------------------------------------------------------------------------------------- login/logout
+
+
+def login(
+    url: Url = DEFAULT_URL,
+    port_offset: Offset = 0,
+    username: Annotated[
+        str | None, typer.Option("--username", "-u", envvar="EDGEPLANE_USERNAME", help="Default: prompted.")
+    ] = None,
+    json: Json = False,
+) -> None:
+    """Log in to a gateway in secure mode (password from EDGEPLANE_PASSWORD or a prompt); the token is stored,
+    readable by you only, and sent by the other commands to that gateway until it expires or `edgeplane logout`."""
+    if not username:
+        username = str(typer.prompt("user name"))
+    password = os.environ.get("EDGEPLANE_PASSWORD") or getpass.getpass(f"password of {username}: ")
+    user = username
+    token = run(url, port_offset, None, lambda c: c.login(user, password), stored=False)
+    metadata_url = Endpoints.on_host(url, offset=port_offset).url("core-metadata")
+    try:
+        stored = logins.save(metadata_url, url, port_offset, token)
+    except (OSError, ValueError) as error:
+        err.print(f"error: cannot store the token in {logins.token_path()}: {error}")
+        raise typer.Exit(EXIT_FAILED) from None
+    until = time.strftime("%H:%M:%S", time.localtime(stored.expires))
+    if json:
+        print_json({"username": stored.username, "role": stored.role, "expires": stored.expires, "url": url})
+    else:
+        out.print(f"logged in to {stored.describe()} as {stored.username} ({stored.role}) until {until}")
+
+
+def logout(json: Json = False) -> None:
+    """Forget the token `edgeplane login` stored."""
+    removed = logins.remove()
+    if json:
+        print_json({"loggedOut": removed is not None})
+    elif removed is None:
+        out.print("not logged in")
+    else:
+        out.print(f"logged out of {removed.describe()} ({removed.username})")
+
+
 def install(app: typer.Typer) -> None:
     """Add the API commands to the `edgeplane` command line."""
+    app.command("login")(login)
+    app.command("logout")(logout)
     app.add_typer(profile_app, name="profile")
     app.add_typer(device_app, name="device")
     app.add_typer(events_app, name="events")

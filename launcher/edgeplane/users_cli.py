@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgeplane import login as logins
 from edgeplane_common.auth import TokenIssuer, load_or_create_signing_key
 from edgeplane_common.auth.roles import USER_ROLES, Role
 from edgeplane_common.tls import CA_FILE_ENV, TlsConfigError, client_verify
@@ -33,7 +34,10 @@ MetadataUrl = Annotated[
 Token = Annotated[
     str | None,
     typer.Option(
-        "--token", envvar="EDGEPLANE_TOKEN", help="An admin's token (else log in with --as).", show_default=False
+        "--token",
+        envvar="EDGEPLANE_TOKEN",
+        help="An admin's token (else log in with --as, else the one `edgeplane login` stored).",
+        show_default=False,
     ),
 ]
 As = Annotated[
@@ -76,7 +80,12 @@ def _headers(metadata_url: str, token: str | None, as_user: str | None) -> dict[
         password = os.environ.get("EDGEPLANE_PASSWORD") or getpass.getpass(f"password of {as_user}: ")
         token = login(metadata_url, as_user, password)
     if token is None:
-        raise _fail("give an admin's token (--token or EDGEPLANE_TOKEN) or log in with --as ADMIN")
+        try:
+            token = logins.token_for(metadata_url)
+        except logins.LoginExpired as expired:
+            raise _fail(str(expired)) from None
+    if token is None:
+        raise _fail("give an admin's token (--token or EDGEPLANE_TOKEN), log in with --as ADMIN or `edgeplane login`")
     return {"Authorization": f"Bearer {token}"}
 
 
