@@ -140,6 +140,20 @@ def test_export_counters_and_buffer_depth_from_metrics() -> None:
     status = summarize_metrics("app-influx", "http://x:59700", METRICS)
     assert status.counters == {"edgeplane_app_messages_received": 120.0, "edgeplane_app_messages_exported": 90.0}
     assert status.buffered == 30.0
+    assert status.buffered_bytes is None
+
+
+def test_buffer_depth_is_messages_and_bytes_apart_never_their_sum() -> None:
+    # What an app service of ours exports (app_services/metrics.py): depth and bytes as two gauges.
+    text = (
+        '# TYPE edgeplane_app_buffer_depth gauge\nedgeplane_app_buffer_depth{service="app-http-export"} 3.0\n'
+        '# TYPE edgeplane_app_buffer_bytes gauge\nedgeplane_app_buffer_bytes{service="app-http-export"} 4096.0\n'
+        'edgeplane_app_buffered_total{service="app-http-export"} 7.0\n'
+    )
+    status = summarize_metrics("app-http-export", "http://x:59702", text)
+    assert status.buffered == 3.0
+    assert status.buffered_bytes == 4096.0
+    assert status.counters["edgeplane_app_buffered"] == 7.0
 
 
 def test_locate_yaml_syntax_error_by_its_line() -> None:

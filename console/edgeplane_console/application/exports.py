@@ -3,7 +3,8 @@ Prometheus `/metrics`.
 
 The metric names are matched by meaning rather than one exact spelling, so instances built before or after
 this console (EdgeX's app-functions-sdk names, ours) show what they export: counters (`*_total`) summed over
-their labels, and the buffer depth from any gauge whose name says buffer, queue, pending or stored.
+their labels, and the buffer depth from any gauge whose name says buffer, queue, pending or stored: in
+messages, and apart from it in bytes (a gauge whose name ends in `_bytes`), never the two added together.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class ExportStatus:
     url: str
     counters: dict[str, float] = field(default_factory=dict)
     buffered: float = 0.0
+    """Messages waiting in the buffer."""
+    buffered_bytes: float | None = None
+    """Their size, when the instance says it (None: it does not)."""
     error: str = ""
 
 
@@ -42,7 +46,10 @@ def summarize_metrics(name: str, url: str, text: str) -> ExportStatus:
         if metric.startswith(_GENERIC_PREFIXES) or metric.endswith(("_created", "_bucket", "_sum", "_count")):
             continue
         if any(word in metric for word in _BUFFER_WORDS) and not metric.endswith("_total"):
-            status.buffered += value
+            if metric.endswith("_bytes"):
+                status.buffered_bytes = (status.buffered_bytes or 0.0) + value
+            else:
+                status.buffered += value
         elif metric.endswith("_total"):
             short = metric.removesuffix("_total")
             status.counters[short] = status.counters.get(short, 0.0) + value

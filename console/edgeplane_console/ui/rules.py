@@ -185,7 +185,8 @@ def register(state: ConsoleState, auth: ConsoleAuth) -> None:
                     ui.label(f"{export.name} ({export.url})").classes("font-bold")
                     if export.error:
                         ui.label(export.error).classes("ep-error")
-                    ui.label(f"buffer depth: {export.buffered:g}")
+                    size = f", {export.buffered_bytes:g} bytes" if export.buffered_bytes is not None else ""
+                    testid(ui.label(f"buffer depth: {export.buffered:g} messages{size}"), f"buffer-{export.name}")
                     for counter, value in sorted(export.counters.items()):
                         ui.label(f"{counter}: {value:g}").classes("text-sm")
 
