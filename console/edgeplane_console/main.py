@@ -88,8 +88,10 @@ def create_app(
         favicon="⚙",
         show_welcome_message=False,
         reconnect_timeout=10.0,
-        # Secure mode: the signed session cookie that names a browser's login (kept server-side).
+        # Secure mode: the signed session cookie that names a browser's login (kept server-side); sent over
+        # HTTPS only when the console serves HTTPS.
         storage_secret=secret if auth.enabled else None,
+        session_middleware_kwargs={"https_only": bool(settings.tls.cert_file and settings.tls.key_file)},
     )
     return app
 
