@@ -1,3 +1,17 @@
-from edgeplane_console.main import run
+"""`python -m edgeplane_console`: the console's process."""
+
+import sys
+
+# Libraries this process never uses, marked absent before NiceGUI is imported: python-socketio's package
+# imports its Redis/Valkey managers and its clients (aiohttp, requests) whenever those are installed, and
+# each one it finds is kept in memory (~20 MiB RSS here, a fifth of the console). The console talks to the
+# services over REST and NATS only, never to a store, and is a socket.io server, not a client; socketio and
+# engineio treat the ImportError as "not installed". Only in the console's own process: a test that imports
+# the console next to the services keeps them.
+UNUSED = ("redis", "valkey", "aiohttp", "requests")
+for _name in UNUSED:
+    sys.modules.setdefault(_name, None)  # type: ignore[arg-type]
+
+from edgeplane_console.main import run  # noqa: E402
 
 run()
