@@ -8,7 +8,6 @@ import secrets
 from fastapi import FastAPI
 from nicegui import ui
 
-from edgeplane_common.auth import JwksKeys, TokenVerifier
 from edgeplane_common.bootstrap import ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
@@ -63,6 +62,8 @@ def create_app(
 
     verifier = None
     if settings.security.enabled:
+        from edgeplane_common.auth import JwksKeys, TokenVerifier  # secure mode only: PyJWT and cryptography
+
         verifier = TokenVerifier(JwksKeys(settings.security.jwks_url or f"{settings.metadata_url}/api/v3/key"))
     app = create_service_app(
         settings,

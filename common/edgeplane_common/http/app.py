@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from edgeplane_common import API_VERSION, EDGEX_VERSION
-from edgeplane_common.auth import JwksKeys, RoutePolicy, TokenVerifier
+from edgeplane_common.auth.roles import RoutePolicy
 from edgeplane_common.bootstrap import Readiness, ServiceBootstrap
 from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.metrics import BusCollector
@@ -32,6 +32,9 @@ from edgeplane_common.redis import REDIS_RETRYABLE, START_WAIT_S
 from edgeplane_common.secrets import SecretStore, open_secret_store
 from edgeplane_common.settings import ServiceSettings, TlsSettings
 from edgeplane_common.tls import TlsConfigError, check_server_files, client_verify, serves_https
+
+if TYPE_CHECKING:  # loaded in secure mode only (PyJWT, cryptography)
+    from edgeplane_common.auth import TokenVerifier
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v3"
@@ -151,7 +154,9 @@ def create_service_app(
     token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
     policy = RoutePolicy()
     if settings.security.enabled and verifier is None:
-        verifier = TokenVerifier(JwksKeys(_jwks_url(settings), verify=client_verify(settings.tls.ca_file)))
+        from edgeplane_common.auth import keys, tokens  # secure mode only: PyJWT and cryptography
+
+        verifier = tokens.TokenVerifier(keys.JwksKeys(_jwks_url(settings), verify=client_verify(settings.tls.ca_file)))
     app.add_middleware(
         ServiceMiddleware,
         token=token,

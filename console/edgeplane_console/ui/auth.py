@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
-from edgeplane_common.auth import TokenVerifier
 from edgeplane_common.clients.gateway import GatewayClient
 from edgeplane_common.errors import EdgeError, ServiceUnavailable
 from edgeplane_console.application.access import Access, Capabilities
 from edgeplane_console.application.state import ConsoleState
+
+if TYPE_CHECKING:
+    from edgeplane_common.auth import TokenVerifier
 
 LOGIN_PATH = "/login"
 REASONS = {
