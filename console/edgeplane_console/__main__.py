@@ -4,11 +4,12 @@ import sys
 
 # Libraries this process never uses, marked absent before NiceGUI is imported: python-socketio's package
 # imports its Redis/Valkey managers and its clients (aiohttp, requests) whenever those are installed, and
-# each one it finds is kept in memory (~20 MiB RSS here, a fifth of the console). The console talks to the
-# services over REST and NATS only, never to a store, and is a socket.io server, not a client; socketio and
-# engineio treat the ImportError as "not installed". Only in the console's own process: a test that imports
-# the console next to the services keeps them.
-UNUSED = ("redis", "valkey", "aiohttp", "requests")
+# httpx its command-line client (rich) when rich is there (it is in the workspace, for the launcher); each
+# one found stays in memory (~22 MiB RSS here, a fifth of the console). The console talks to the services
+# over REST and NATS only, never to a store, is a socket.io server, not a client, and has no httpx command
+# line; socketio, engineio and httpx treat the ImportError as "not installed". Only in the console's own
+# process: a test that imports the console next to the services keeps them.
+UNUSED = ("redis", "valkey", "aiohttp", "requests", "rich")
 for _name in UNUSED:
     sys.modules.setdefault(_name, None)  # type: ignore[arg-type]
 
