@@ -24,17 +24,15 @@ import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
-import redis.asyncio as aioredis
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from redis.exceptions import RedisError
 
 from edgeplane_common.errors import LimitExceeded, NotFound, ServiceUnavailable
-from edgeplane_common.redis import create_redis, redis_address
 from edgeplane_common.settings import ServiceSettings
+
+if TYPE_CHECKING:  # redis is imported when a service uses the encrypted store, not in open mode (RSS)
+    import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +96,9 @@ class SecretCipher:
     def __init__(self, key: bytes, service: str) -> None:
         if len(key) != KEY_BYTES:
             raise SecretKeyError(f"the secret key must be {KEY_BYTES} bytes")
+        # Imported here: a service with no key file (open mode) never loads cryptography (~RSS).
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._aead = AESGCM(key)
         self.service = service
 
@@ -112,6 +113,8 @@ class SecretCipher:
     def open(self, name: str, blob: bytes) -> dict[str, str]:
         if len(blob) < 1 + NONCE_BYTES + 16 or blob[:1] != FORMAT:
             raise SecretUnreadable(name)
+        from cryptography.exceptions import InvalidTag
+
         nonce, sealed = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
         try:
             data = orjson.loads(self._aead.decrypt(nonce, sealed, self._aad(name)))
@@ -147,6 +150,8 @@ class RedisSecretBackend:
     """One Redis hash per service (`secrets:<service>:store`): HGETALL at start, HSET per write."""
 
     def __init__(self, client: aioredis.Redis, service: str) -> None:
+        from edgeplane_common.redis import redis_address
+
         self._client = client
         self.key = redis_key(service)
         self.where = f"Redis at {redis_address(client)}, key {self.key}"
@@ -157,6 +162,8 @@ class RedisSecretBackend:
         return {_text(name): _bytes(blob) for name, blob in raw.items()}
 
     async def write(self, name: str, blob: bytes) -> None:
+        from redis.exceptions import RedisError
+
         try:
             await self._client.hset(self.key, name, blob)  # type: ignore[misc]
         except RedisError as err:
@@ -328,6 +335,8 @@ def open_secret_store(settings: ServiceSettings) -> SecretStore:
         raise SecretKeyError(
             f"service name {service!r} cannot prefix its secret-store keys: use letters, digits, '.', '_', '-'"
         )
+    from edgeplane_common.redis import create_redis
+
     cipher = SecretCipher(load_key(Path(key_file)), service)
     client = create_redis(settings.redis.model_copy(update={"max_connections": SECRET_REDIS_CONNECTIONS}), settings.tls)
     return SecretStore(backend=RedisSecretBackend(client, service), cipher=cipher)

@@ -11,9 +11,6 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from edgeplane_common.settings import TlsSettings
 
 CA_FILE_ENV = "EDGEPLANE_TLS__CA_FILE"
@@ -54,6 +51,10 @@ def check_server_files(tls: TlsSettings) -> None:
     if not tls.cert_file or not tls.key_file:
         given, missing = ("TLS__CERT_FILE", "TLS__KEY_FILE") if tls.cert_file else ("TLS__KEY_FILE", "TLS__CERT_FILE")
         raise TlsConfigError(f"{given} is set but {missing} is not: HTTPS needs both")
+    # Imported here: a service without a certificate never loads cryptography (~RSS).
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     cert = _read(tls.cert_file, "certificate", "TLS__CERT_FILE")
     try:
         x509.load_pem_x509_certificates(cert)

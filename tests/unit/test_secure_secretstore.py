@@ -15,9 +15,10 @@ from edgeplane_common.secrets import load_key, open_secret_store
 
 def test_each_service_gets_its_own_private_key_and_the_variable_naming_it(tmp_path: Path) -> None:
     env = secretstore.init(tmp_path, SERVICES, hosts=["gateway.local"])
-    holders = {s.name for s in SERVICES if s.settings is not None}
+    holders = {s.name for s in SERVICES if s.settings is not None} - {"console"}
     assert set(env) == holders
     assert "modbus-sim" not in env  # simulators serve no secrets
+    assert "console" not in env  # reads none: no store, no Redis client in its process
     keys = set()
     for name, variables in env.items():
         service = by_name(name)

@@ -28,7 +28,6 @@ from edgeplane_common.http.openapi import error_responses
 from edgeplane_common.http.responses import EdgeJSONResponse, error_body, error_response, json_response
 from edgeplane_common.logging import configure_logging
 from edgeplane_common.models.base import BaseRequest, BaseResponse, ContractModel
-from edgeplane_common.redis import REDIS_RETRYABLE, START_WAIT_S
 from edgeplane_common.secrets import SecretStore, open_secret_store
 from edgeplane_common.settings import ServiceSettings, TlsSettings
 from edgeplane_common.tls import TlsConfigError, check_server_files, client_verify, serves_https
@@ -122,6 +121,8 @@ def create_service_app(
     then loaded as the first start step (a bootstrap is made when none is given)."""
     secrets = open_secret_store(settings)
     if secrets.encrypted:
+        from edgeplane_common.redis import REDIS_RETRYABLE, START_WAIT_S  # only then: open mode needs no redis
+
         bootstrap = bootstrap or ServiceBootstrap(settings.service_name)
         assert secrets.backend is not None
         where = f"secret store ({secrets.backend.where})"

@@ -17,9 +17,15 @@ def key_path(secure_dir: Path, service: Service) -> Path:
     return secure_dir / SECRETS_DIR / f"{service.name}.key"
 
 
+NO_STORE = frozenset({"console"})
+"""Services that read no secret, so get no store: the console talks to the REST APIs and NATS only (no
+Redis client is even loaded in its process); a secret posted to it stays in its memory."""
+
+
 def holders(services: Sequence[Service]) -> list[Service]:
-    """The services that serve `POST /api/v3/secret` (every edgeplane service; not the simulators)."""
-    return [s for s in services if s.settings is not None]
+    """The services that keep their `POST /api/v3/secret` secrets encrypted: every edgeplane service that
+    reads secrets (not the simulators, not the console)."""
+    return [s for s in services if s.settings is not None and s.name not in NO_STORE]
 
 
 def _write_key(path: Path) -> None:
