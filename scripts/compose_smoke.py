@@ -10,6 +10,9 @@
    memory limits of the compose file.
 4. Readings from the Modbus simulator appear in core-data's API.
 5. A PUT through core-command changes the simulator's holding register (read back over Modbus TCP).
+   The stack is in secure mode: every call goes over HTTPS trusted through the CA secure-init wrote to
+   ./.secure, with the first admin's token (its password from ./.secure/admin-password); without a token
+   the API answers 401.
 6. Figures: time to healthy, image sizes, RSS of each container and of the whole stack.
 7. `compose-down -v` leaves no container, pod, volume or network of the project behind.
 
@@ -26,6 +29,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -47,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PROJECT = "edgeplane-smoke"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+SECURE_DIR = ROOT / ".secure"  # secure-init's bind mount: the CA and the first admin's password
 ENV_FILE = ROOT / ".env"
 PODMAN_RUNC = Path("/opt/podman-runc/bin")  # podman wrapper using runc (crun refuses hybrid cgroups here)
 HEALTHY_TIMEOUT_S = 120.0
@@ -86,6 +91,31 @@ def compose_doc() -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load(expand(COMPOSE_FILE.read_text(), tunables()))
     doc["services"] = {name: svc for name, svc in doc["services"].items() if not svc.get("profiles")}
     return doc
+
+
+def published(doc: dict[str, Any]) -> list[str]:
+    """The services that publish a port (all but the one-shot secure-init)."""
+    return [name for name, svc in doc["services"].items() if svc.get("ports")]
+
+
+def tls() -> ssl.SSLContext:
+    """Trust only the stack's own CA (secure-init writes it at the first `up`)."""
+    return ssl.create_default_context(cafile=str(SECURE_DIR / "ca.pem"))
+
+
+_TOKEN: list[str] = []
+
+
+def admin_headers(doc: dict[str, Any]) -> dict[str, str]:
+    """The first admin's token (logged in once)."""
+    if not _TOKEN:
+        password = (SECURE_DIR / "admin-password").read_text().strip()
+        url = f"https://127.0.0.1:{published_port(doc, 'core-metadata')}/api/v3/auth/login"
+        response = httpx.post(url, json={"username": "admin", "password": password}, verify=tls(), timeout=10)
+        if response.status_code != 200:
+            raise SmokeError(f"admin login: {response.status_code} {response.text}")
+        _TOKEN.append(response.json()["token"])
+    return {"Authorization": f"Bearer {_TOKEN[0]}"}
 
 
 def published_port(doc: dict[str, Any], service: str) -> int:
@@ -195,11 +225,13 @@ def not_ready(name: str, port: int) -> str | None:
     """None when the service on `port` is ready: its readiness (`/api/v3/health`) answers 200, or, for a
     service without that route, its ping (liveness) does; and the answer names `name` (not another process
     on the port). Otherwise why not, with each check its health reports down."""
-    base = f"http://127.0.0.1:{port}"
+    base = f"https://127.0.0.1:{port}"
+    if not (SECURE_DIR / "ca.pem").is_file():
+        return f"no CA in {SECURE_DIR} yet (secure-init has not run)"
     try:
-        response = httpx.get(base + HEALTH_PATH, timeout=HEALTH_TIMEOUT_S, trust_env=False)
+        response = httpx.get(base + HEALTH_PATH, timeout=HEALTH_TIMEOUT_S, trust_env=False, verify=tls())
         if response.status_code == 404:
-            response = httpx.get(base + PING_PATH, timeout=2, trust_env=False)
+            response = httpx.get(base + PING_PATH, timeout=2, trust_env=False, verify=tls())
     except httpx.HTTPError as err:
         return f"not answering ({type(err).__name__})"
     if response.status_code != 200:
@@ -212,9 +244,9 @@ def probes(doc: dict[str, Any]) -> dict[str, tuple[str, int]]:
     """service -> ("http" or "tcp", published port): services whose healthcheck asks over HTTP are asked
     from the host too; the others (NATS, Redis, the simulator) must accept connections."""
     out: dict[str, tuple[str, int]] = {}
-    for name, svc in doc["services"].items():
-        test = [str(a) for a in svc.get("healthcheck", {}).get("test", [])]
-        http = any(a.startswith("http://") and a.endswith((HEALTH_PATH, PING_PATH)) for a in test)
+    for name in published(doc):
+        test = [str(a) for a in doc["services"][name].get("healthcheck", {}).get("test", [])]
+        http = any(a.startswith("https://") and a.endswith((HEALTH_PATH, PING_PATH)) for a in test)
         out[name] = ("http" if http else "tcp", published_port(doc, name))
     return out
 
@@ -242,16 +274,18 @@ def wait_all_ready(doc: dict[str, Any], started: float) -> dict[str, float]:
 
 
 def wait_readings(doc: dict[str, Any]) -> int:
-    base = f"http://127.0.0.1:{published_port(doc, 'core-data')}/api/v3"
+    base = f"https://127.0.0.1:{published_port(doc, 'core-data')}/api/v3"
+    anonymous = httpx.get(f"{base}/event/count", timeout=5, trust_env=False, verify=tls())
+    if anonymous.status_code != 401:
+        raise SmokeError(f"GET {base}/event/count without a token answered {anonymous.status_code}, not 401")
     deadline = time.monotonic() + DATA_TIMEOUT_S
     last = ""
+    client = httpx.Client(headers=admin_headers(doc), verify=tls(), timeout=5, trust_env=False)
     while time.monotonic() < deadline:
         try:
-            response = httpx.get(f"{base}/reading/count/device/name/{DEVICE}", timeout=5, trust_env=False)
+            response = client.get(f"{base}/reading/count/device/name/{DEVICE}")
             if response.status_code == 200 and response.json()["count"] > 0:
-                events = httpx.get(
-                    f"{base}/event/device/name/{DEVICE}", params={"limit": 1}, timeout=5, trust_env=False
-                ).json()["events"]
+                events = client.get(f"{base}/event/device/name/{DEVICE}", params={"limit": 1}).json()["events"]
                 if not events or not events[0]["readings"]:
                     raise SmokeError(f"core-data counts readings of {DEVICE} but returns no event with readings")
                 count: int = response.json()["count"]
@@ -278,11 +312,12 @@ def holding_register(port: int) -> int:
 
 
 def command_write(doc: dict[str, Any]) -> tuple[int, int]:
-    url = f"http://127.0.0.1:{published_port(doc, 'core-command')}/api/v3/device/name/{DEVICE}/{WRITABLE}"
+    url = f"https://127.0.0.1:{published_port(doc, 'core-command')}/api/v3/device/name/{DEVICE}/{WRITABLE}"
     sim_port = published_port(doc, "modbus-sim")
     deadline = time.monotonic() + DATA_TIMEOUT_S
+    client = httpx.Client(headers=admin_headers(doc), verify=tls(), timeout=10, trust_env=False)
     while True:  # the device may still be provisioning
-        read = httpx.get(url, timeout=10, trust_env=False)
+        read = client.get(url)
         if read.status_code == 200:
             break
         if time.monotonic() > deadline:
@@ -290,7 +325,7 @@ def command_write(doc: dict[str, Any]) -> tuple[int, int]:
         time.sleep(1)
     before = holding_register(sim_port)
     target = (before + 111) % 3000
-    write = httpx.put(url, json={WRITABLE: str(target)}, timeout=10, trust_env=False)
+    write = client.put(url, json={WRITABLE: str(target)})
     if write.status_code != 200:
         raise SmokeError(f"PUT {url}: {write.status_code} {write.text}")
     after = holding_register(sim_port)
@@ -304,6 +339,12 @@ def check_healthchecks(engine: Engine, containers: dict[str, dict[str, Any]]) ->
     results: dict[str, str] = {}
     for name, info in sorted(containers.items()):
         test = (info["Config"].get("Healthcheck") or {}).get("Test") or []
+        if name == "secure-init":
+            code = info["State"].get("ExitCode")
+            if code != 0:
+                raise SmokeError(f"secure-init exited {code}")
+            results[name] = "done (exit 0)"
+            continue
         if name == "nats":
             has_wget = engine.run("podman", "exec", info["Id"], "sh", "-c", "command -v wget", check=False)
             if has_wget.returncode != 0:
@@ -328,6 +369,8 @@ def check_limits(doc: dict[str, Any], containers: dict[str, dict[str, Any]]) -> 
 def container_rss(containers: dict[str, dict[str, Any]]) -> dict[str, int]:
     rss: dict[str, int] = {}
     for name, info in containers.items():
+        if not info["State"]["Pid"]:  # secure-init has done its work and exited
+            continue
         process = psutil.Process(info["State"]["Pid"])
         rss[name] = sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
     return rss
@@ -385,11 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"error: {err}")
         return 2
     doc = compose_doc()
-    busy = [
-        f"{name} {published_port(doc, name)}"
-        for name, svc in doc["services"].items()
-        if svc.get("ports") and tcp_open(published_port(doc, name))
-    ]
+    busy = [f"{name} {published_port(doc, name)}" for name in published(doc) if tcp_open(published_port(doc, name))]
     if busy:
         log(f"error: host ports in use: {', '.join(busy)} (stop what holds them, or set HOST_PORT_* to move them)")
         return 2

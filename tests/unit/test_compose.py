@@ -43,12 +43,18 @@ from edgeplane.services import (
     by_name,
 )
 from edgeplane_common.healthcheck import HEALTH_PATH, expand
+from edgeplane_common.settings import ENV_FILE_VAR
+from edgeplane_common.tls import CA_FILE_ENV
 from tests.support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_FILE = ROOT / ".env"
 INFRA_SERVICES = {NATS.name, REDIS.name}
+INIT_SERVICE = "secure-init"
+"""Secure mode's one-shot init (`edgeplane secure init`), run before everything else."""
+SERVICE_UID = 10001  # the Dockerfile's user: each service's bundle belongs to it
+BUNDLE_MOUNT = "/run/edgeplane"
 BASE_IMAGE = "python:3.11-slim"
 HEALTHCHECK_MODULE = "edgeplane_common.healthcheck"
 
@@ -105,7 +111,11 @@ def _services() -> dict[str, dict[str, Any]]:
 
 
 def _edgeplane_services() -> dict[str, dict[str, Any]]:
-    return {name: svc for name, svc in _services().items() if name not in INFRA_SERVICES}
+    return {name: svc for name, svc in _services().items() if name not in INFRA_SERVICES | {INIT_SERVICE}}
+
+
+def _long_running() -> dict[str, dict[str, Any]]:
+    return {name: svc for name, svc in _services().items() if name != INIT_SERVICE}
 
 
 def _compose_schema() -> dict[str, Any]:
@@ -172,7 +182,7 @@ def test_every_variable_the_compose_file_substitutes_has_a_default_and_is_in_dot
 
 
 def test_compose_services_are_the_launcher_services_plus_nats_and_redis() -> None:
-    assert set(_services()) >= INFRA_SERVICES
+    assert set(_services()) >= INFRA_SERVICES | {INIT_SERVICE}
     assert set(_edgeplane_services()) == {s.name for s in SERVICES}, (
         "docker-compose.yml and launcher/edgeplane/services.py must list the same services"
     )
@@ -183,6 +193,9 @@ def test_nats_runs_jetstream_on_a_volume() -> None:
     assert nats["image"].startswith("nats:2.10")
     command = nats["command"]
     assert "-js" in command
+    # Secure mode: the users, permissions and TLS of the generated configuration, in its own bundle.
+    assert command[command.index("-c") + 1] == f"{BUNDLE_MOUNT}/nats/nats.conf"
+    assert f"secure-nats:{BUNDLE_MOUNT}:ro" in nats["volumes"]
     store = command[command.index("-sd") + 1]
     assert any(v.split(":")[1] == store and v.split(":")[0] in _compose()["volumes"] for v in nats["volumes"])
     assert nats["ports"] == [f"${{HOST_BIND_ADDRESS:-127.0.0.1}}:${{HOST_PORT_NATS:-4222}}:{NATS.default_port}"]
@@ -193,11 +206,16 @@ def test_redis_runs_with_aof_on_a_volume() -> None:
     assert redis["image"].startswith("redis:7")
     command = [str(a) for a in redis["command"]]
     assert command[command.index("--appendonly") + 1] == "yes"
+    # Secure mode: ACL users from the generated file, and TLS only (no plain port).
+    assert command[command.index("--aclfile") + 1] == f"{BUNDLE_MOUNT}/redis/users.acl"
+    assert command[command.index("--port") + 1] == "0"
+    assert command[command.index("--tls-port") + 1] == str(REDIS.default_port)
+    assert f"secure-redis:{BUNDLE_MOUNT}:ro" in redis["volumes"]
     assert any(v.split(":")[1] == "/data" and v.split(":")[0] in _compose()["volumes"] for v in redis["volumes"])
     assert redis["ports"] == [f"${{HOST_BIND_ADDRESS:-127.0.0.1}}:${{HOST_PORT_REDIS:-6379}}:{REDIS.default_port}"]
 
 
-@pytest.mark.parametrize("name", sorted(_services()))
+@pytest.mark.parametrize("name", sorted(_long_running()))
 def test_every_service_restarts_and_has_healthcheck_and_limits(name: str) -> None:
     svc = _services()[name]
     assert svc.get("restart") == "unless-stopped"
@@ -215,7 +233,8 @@ def test_every_service_restarts_and_has_healthcheck_and_limits(name: str) -> Non
 
 def test_the_whole_stack_fits_a_2_core_2_gib_gateway() -> None:
     # What `docker compose up` starts: every service outside an opt-in profile (the exports need targets).
-    default = [s for s in _services().values() if not s.get("profiles")]
+    # secure-init is left out: it has exited before the services it depends on start.
+    default = [s for s in _long_running().values() if not s.get("profiles")]
     total = sum(_memory_bytes(s["deploy"]["resources"]["limits"]["memory"]) for s in default)
     assert total <= STACK_MEMORY_BUDGET, f"memory limits add up to {total / 2**20:.0f} MiB"
 
@@ -228,8 +247,29 @@ def test_only_the_export_app_services_are_opt_in() -> None:
 
 def test_volumes_are_named_and_declared() -> None:
     declared = set(_compose().get("volumes", {}))
-    used = {v.split(":")[0] for s in _services().values() for v in s.get("volumes", [])}
+    used = {v.split(":")[0] for s in _long_running().values() for v in s.get("volumes", [])}
     assert used == declared, "every named volume is declared and used (no bind mounts of host folders)"
+
+
+def test_secure_init_gives_each_container_its_own_bundle_and_nothing_else() -> None:
+    init = _services()[INIT_SERVICE]
+    assert init["restart"] == "no"  # one shot; rerun by every `up`, keeping what exists
+    assert init["build"]["args"]["PROJECT"] == "launcher"
+    command = init["command"]
+    assert command[:5] == ["python", "-m", "edgeplane", "secure", "init"]
+    options = dict(a.split("=", 1) for a in command[5:])
+    assert options["--mount"] == BUNDLE_MOUNT
+    assert options["--bundle-owner"] == str(SERVICE_UID)
+    # The secure directory itself stays on the host (./.secure: the CA, the admin's password), never in git.
+    assert f"./.secure:{options['--dir']}" in init["volumes"]
+    assert ".secure/" in (ROOT / ".gitignore").read_text().split()
+    bundles = {v.split(":")[0]: v.split(":")[1] for v in init["volumes"] if v.startswith("secure-")}
+    for name in _long_running():
+        assert bundles[f"secure-{name}"] == f"{options['--bundles']}/{name}"
+        mounts = [v for v in _services()[name]["volumes"] if v.startswith("secure-")]
+        assert mounts == [f"secure-{name}:{BUNDLE_MOUNT}:ro"], f"{name} mounts its own bundle only"
+        if name not in INFRA_SERVICES:
+            assert _services()[name]["depends_on"][INIT_SERVICE] == {"condition": "service_completed_successfully"}
 
 
 # ---------------------------------------------------------------- each edgeplane service
@@ -260,11 +300,14 @@ def test_environment_uses_the_launchers_variable_names(service: Service) -> None
         )
     if service.health == "http":
         assert env[service.port_env] == str(service.port)
-    # What `edgeplane up` gives every service (Stack.service_env), pointed at the containers.
-    assert env[NATS.url_env] == f"nats://{NATS.name}:{NATS.default_port}"
-    assert env[REDIS.url_env] == f"redis://{REDIS.name}:{REDIS.default_port}/0"
+    # What `edgeplane up --secure` gives every service (Stack.service_env), pointed at the containers: TLS to
+    # NATS, Redis and core-metadata, and the service's own settings file from its bundle.
+    assert env[NATS.url_env] == f"tls://{NATS.name}:{NATS.default_port}"
+    assert env[REDIS.url_env] == f"rediss://{REDIS.name}:{REDIS.default_port}/0"
     metadata = by_name("core-metadata")
-    assert env[METADATA_URL_ENV] == metadata.url(host=metadata.name)
+    assert env[METADATA_URL_ENV] == metadata.url(host=metadata.name, scheme="https")
+    assert env[ENV_FILE_VAR] == f"{BUNDLE_MOUNT}/service.env"
+    assert env[CA_FILE_ENV] == f"{BUNDLE_MOUNT}/ca.pem"
     assert env[LOG_JSON_ENV] == "true"
     for other in SERVICES:
         assert env[other.shared_port_env] == str(other.port)
@@ -275,14 +318,15 @@ def test_healthcheck_asks_the_services_readiness_inside_its_container(service: S
     test = _edgeplane_services()[service.name]["healthcheck"]["test"]
     # Readiness (/api/v3/health: 503 while a dependency is down), not ping: a service cut off from the bus
     # still answers ping.
-    url = service.url() + HEALTH_PATH if service.health == "http" else service.ping_url()
+    url = service.url(scheme="https") + HEALTH_PATH if service.health == "http" else service.ping_url()
     assert test == ["CMD", "python", "-m", HEALTHCHECK_MODULE, url]
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
 def test_depends_on_what_it_talks_to_at_start_with_health_conditions(service: Service) -> None:
-    depends = _edgeplane_services()[service.name].get("depends_on", {})
+    depends = dict(_edgeplane_services()[service.name].get("depends_on", {}))
     assert isinstance(depends, dict), "depends_on as a map, with conditions"
+    assert depends.pop(INIT_SERVICE) == {"condition": "service_completed_successfully"}
     assert all(d.get("condition") == "service_healthy" for d in depends.values())
     expected = set()
     if service.needs_nats:
@@ -325,7 +369,7 @@ def test_python_services_are_hardened(service: Service) -> None:
 def _builds() -> dict[str, dict[str, str]]:
     """image name (without tag) -> its build args, for every service (each one builds)."""
     out: dict[str, dict[str, str]] = {}
-    for name, svc in _edgeplane_services().items():
+    for name, svc in _edgeplane_services().items():  # the init's image checks no readiness: its own test
         image = svc["image"].rsplit(":", 1)[0]
         args = _build_args(name)
         assert out.setdefault(image, args) == args, f"{image} is built with two sets of build args"
