@@ -139,3 +139,17 @@ async def test_the_first_admin_is_created_only_when_there_is_no_user() -> None:
     assert await h.users.ensure_admin("admin", "first-admin-pw")
     assert not await h.users.ensure_admin("admin2", "first-admin-pw")
     assert [u.name for u in await h.users.all()] == ["admin"]
+
+
+def test_argon2_uses_owasp_memory_and_still_verifies_hashes_made_with_other_parameters() -> None:
+    import argon2
+
+    from core_metadata.infrastructure.users import ARGON2_MEMORY_KIB, Argon2Hasher
+
+    hasher = Argon2Hasher()
+    made = hasher.hash("a-long-password")
+    assert f"m={ARGON2_MEMORY_KIB},t=2,p=1" in made  # fits core-metadata's memory limit on a gateway
+    assert hasher.verify(made, "a-long-password")
+    assert not hasher.verify(made, "another-password")
+    older = argon2.PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=2).hash("kept")
+    assert hasher.verify(older, "kept")
