@@ -115,6 +115,18 @@ def create_app(
     app.state.pipeline_config = config
     if pipeline is None:
         return app
+    if pipeline.exporter is None:  # it ends with SetResponseData: it runs within each request, no buffer
+        service.pipeline = pipeline
+        service.events = EventPipeline(pipeline, None, counters)
+        service.buffer_ready.set()
+        counters.state = "running"
+        log.info(
+            "%s: pipeline %s -> the HTTP trigger's response",
+            settings.service_name,
+            ", ".join(f.key for f in config.functions),
+        )
+        return app
+    exporter = pipeline.exporter
 
     saf = config.store_and_forward
     if outbox is None:
@@ -138,7 +150,7 @@ def create_app(
         store_and_forward=saf.enabled,
         report_every=settings.report_interval,
     )
-    boot.close("export", pipeline.exporter.close)
+    boot.close("export", exporter.close)
     boot.task("export buffer and forwarder", service.run_forwarder)
     boot.task("buffer depth", service.watch_depth)
     boot.readiness.probe("export buffer", service.buffer_problem)
@@ -171,7 +183,7 @@ def create_app(
         "%s: pipeline %s -> %s (store-and-forward %s)",
         settings.service_name,
         ", ".join(f.key for f in config.functions),
-        pipeline.exporter.target,
+        exporter.target,
         "on" if saf.enabled else "off",
     )
     return app

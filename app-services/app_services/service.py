@@ -49,6 +49,7 @@ class AppService:
     async def run_forwarder(self) -> None:
         assert self.forwarder is not None
         assert self.pipeline is not None
+        assert self.pipeline.exporter is not None
         await self.start_buffer()
         await self.pipeline.exporter.start()
         await self.forwarder.run()
@@ -69,7 +70,7 @@ class AppService:
             "serviceName": self.name,
             "state": "disabled" if self.disabled else c.state,
             "disabledReason": self.disabled,
-            "target": pipeline.exporter.target if pipeline else None,
+            "target": pipeline.exporter.target if pipeline and pipeline.exporter else None,
             "trigger": self.config.trigger.type if self.config else None,
             "received": c.received,
             "filtered": c.filtered,

@@ -5,8 +5,10 @@ disabled instance."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -290,3 +292,76 @@ async def test_mqtt_export_qos1_through_a_broker_outage(bus: NatsMessageBus, nat
         broker.stop()
     assert {t for t, _ in got} == {"edgex/export/Pump/pump 1"}
     assert [e["readings"][0]["value"] for _, e in got] == [str(i) for i in range(30)]
+
+
+async def test_set_response_data_answers_the_http_trigger_as_edgex_does(nats_url: str, tmp_path: Path) -> None:
+    """EdgeX's trigger tests (edgex-taf POST-positive): FilterByDeviceName, Transform, SetResponseData, with
+    no export: a filtered event gets an empty 200, a kept one its XML (application/xml) or compressed JSON."""
+    from xml.etree import ElementTree
+
+    def pipeline(transform: str, extra: str = "") -> str:
+        order = f"FilterByDeviceName, Transform, {extra + ', ' if extra else ''}SetResponseData"
+        return f"""Trigger: {{Type: http}}
+Writable:
+  Pipeline:
+    ExecutionOrder: "{order}"
+    Functions:
+      FilterByDeviceName: {{Parameters: {{DeviceNames: keep}}}}
+      Transform: {{Parameters: {{Type: {transform}}}}}
+      Compress: {{Parameters: {{Algorithm: zlib}}}}
+      SetResponseData: {{Parameters: {{}}}}
+"""
+
+    kept = event("keep", [reading("Level", "a<b & 'c'", "String")])
+    xml_app = create_app(settings("app-it-response-xml", write_pipeline(tmp_path, pipeline("xml"), "x.yaml"), nats_url))
+    async with running_app(xml_app) as client:
+        filtered = await client.post("/api/v3/trigger", json=event("other"))
+        assert (filtered.status_code, filtered.content) == (200, b"")
+        response = await client.post("/api/v3/trigger", json={"apiVersion": "v3", "event": kept})
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/xml"
+        root = ElementTree.fromstring(response.content)
+        assert (root.tag, root.findtext("DeviceName"), root.findtext("Readings/Value")) == (
+            "Event",
+            "keep",
+            "a<b & 'c'",
+        )
+        assert b"<Value>a&lt;b &amp; &#39;c&#39;</Value>" in response.content
+        s = await status(client)
+        assert (s["state"], s["target"], s["received"], s["filtered"], s["buffered"]) == ("running", None, 2, 1, 0)
+
+    zlib_path = write_pipeline(tmp_path, pipeline("json", "Compress"), "z.yaml")
+    async with running_app(create_app(settings("app-it-response-zlib", zlib_path, nats_url))) as client:
+        response = await client.post("/api/v3/trigger", json=kept)
+        assert (response.status_code, response.headers["content-type"]) == (200, "text/plain; charset=utf-8")
+        assert orjson.loads(zlib.decompress(base64.b64decode(response.content)))["deviceName"] == "keep"
+
+
+async def test_set_response_data_before_an_export_answers_once_buffered(
+    bus: NatsMessageBus, nats_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    url = f"http://127.0.0.1:{receiver.port}/in"
+    text = f"""Trigger: {{Type: http}}
+Writable:
+  Pipeline:
+    ExecutionOrder: "Transform, SetResponseData, HTTPExport"
+    Functions:
+      Transform: {{Parameters: {{Type: xml}}}}
+      SetResponseData: {{Parameters: {{ResponseContentType: text/xml}}}}
+      HTTPExport: {{Parameters: {{Url: "{url}"}}}}
+"""
+    app = create_app(
+        settings(f"app-it-respond-{uuid.uuid4().hex[:6]}", write_pipeline(tmp_path, text), nats_url), bus=bus
+    )
+    async with running_app(app) as client:
+        await wait_until(lambda: app.state.app_service.buffer_ready.is_set(), timeout=20)
+        response = await client.post("/api/v3/trigger", json=event("pump-9"))
+        assert (response.status_code, response.headers["content-type"]) == (200, "text/xml; charset=utf-8")
+        assert response.content.startswith(b"<Event><ApiVersion>v3</ApiVersion>")
+
+        async def sent() -> bool:
+            return (await status(client))["exported"] == 1
+
+        await wait_until(sent, timeout=20)
+    path, headers, body = receiver.requests[0]
+    assert (path, headers["Content-Type"], body) == ("/in", "application/xml", response.content)

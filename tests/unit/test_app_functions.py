@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import gzip
 import math
+import re
 import zlib
 from typing import Any
+from xml.etree import ElementTree
 
 import orjson
 import pytest
@@ -302,3 +304,136 @@ def test_params_unknown_names_and_bad_values() -> None:
         p.check_unknown()
     with pytest.raises(PipelineError, match="true or false"):
         P("X", FilterOut="maybe").flag("FilterOut", False)
+
+
+# -- Transform Type xml (EdgeX's Event.ToXML: Go's encoding/xml on the Event DTO) ---------------------------
+
+# EdgeX's own expectation for this event (edgex-taf, TAF/testData/app-service/trigger_response_content.py).
+TAF_EVENT = {
+    "apiVersion": "v3",
+    "id": "92eb2e26-0f24-48aa-1111-de9dac3fb903",
+    "deviceName": "Random-Integer-Device",
+    "profileName": "Random-Integer-Device",
+    "sourceName": "Int32",
+    "origin": 1540855006469,
+    "readings": [
+        {
+            "id": "82eb2e26-0f24-48aa-ae4c-de9dac3fb920",
+            "origin": 1540855006469,
+            "deviceName": "Random-Integer-Device",
+            "resourceName": "Int32",
+            "profileName": "Random-Integer-Device",
+            "valueType": "Int32",
+            "value": "123",
+        }
+    ],
+}
+TAF_XML = (
+    "<Event><ApiVersion>v3</ApiVersion><Id>92eb2e26-0f24-48aa-1111-de9dac3fb903</Id>"
+    "<DeviceName>Random-Integer-Device</DeviceName><ProfileName>Random-Integer-Device</ProfileName>"
+    "<SourceName>Int32</SourceName><Origin>1540855006469</Origin><Readings><Id>82eb2e26-0f24-48aa-ae4c-de9dac3fb920</Id>"
+    "<Origin>1540855006469</Origin><DeviceName>Random-Integer-Device</DeviceName><ResourceName>Int32</ResourceName>"
+    "<ProfileName>Random-Integer-Device</ProfileName><ValueType>Int32</ValueType><Units></Units><BinaryValue></BinaryValue>"
+    "<MediaType></MediaType><Value>123</Value></Readings></Event>"
+)
+
+
+async def test_transform_xml_is_edgex_event_xml() -> None:
+    from edgeplane_common.edgex.events import validate_event
+
+    ev = validate_event(TAF_EVENT).doc
+    ctx = ctx_of(ev)
+    out = await transforms.transform(P("Transform", Type="XML"))(ctx, ev)
+    assert out.decode() == TAF_XML
+    assert ctx.kind == "xml"
+    root = ElementTree.fromstring(out)
+    assert [child.tag for child in root] == [
+        "ApiVersion", "Id", "DeviceName", "ProfileName", "SourceName", "Origin", "Readings",
+    ]  # fmt: skip
+
+
+async def test_transform_xml_tags_units_and_edgex_element_order() -> None:
+    ev = event(
+        readings=[reading("Flow", "2", "Int64", units="l/min", tags={"line": "A"})],
+        tags={"GatewayID": "Houston-0001", "Latitude": "29.630771"},
+    )
+    out = (await transforms.to_xml(ctx_of(ev), ev)).decode()
+    root = ElementTree.fromstring(out)
+    assert [c.tag for c in root.find("Readings")] == [  # type: ignore[union-attr]
+        "Id", "Origin", "DeviceName", "ResourceName", "ProfileName", "ValueType", "Units", "Tags",
+        "BinaryValue", "MediaType", "Value",
+    ]  # fmt: skip
+    assert "<Units>l/min</Units><Tags><line>A</line></Tags>" in out
+    assert out.endswith(
+        "</Readings><Tags><GatewayID>Houston-0001</GatewayID><Latitude>29.630771</Latitude></Tags></Event>"
+    )
+
+
+async def test_transform_xml_escapes_special_characters_as_go_and_round_trips() -> None:
+    nasty = "a<b>&c \"quoted\" 'single'\ttab\nline\rcr ünï €"
+    ev = event(
+        readings=[reading("Text", nasty + "\x01", "String")],
+        tags={"note": nasty, "1st": "digit", "a b": "space", "ns:x": "colon", "_x0031_": "looks escaped"},
+    )
+    out = (await transforms.to_xml(ctx_of(ev), ev)).decode()
+    # Go's encoding/xml escapes (and a character XML cannot hold becomes U+FFFD)
+    assert (
+        "<Value>a&lt;b&gt;&amp;c &#34;quoted&#34; &#39;single&#39;&#x9;tab&#xA;line&#xD;cr ünï €\ufffd</Value>" in out
+    )
+    root = ElementTree.fromstring(out.encode())  # a standard XML parser takes it
+    assert root.findtext("Readings/Value") == nasty + "\ufffd"
+    tags = root.find("Tags")
+    assert tags is not None
+    decoded = {re.sub(r"_x([0-9A-F]{4})_", lambda m: chr(int(m.group(1), 16)), c.tag): c.text for c in tags}
+    assert decoded == {"note": nasty, "1st": "digit", "a b": "space", "ns:x": "colon", "_x0031_": "looks escaped"}
+    assert "<_x0031_st>digit</_x0031_st>" in out
+
+
+async def test_transform_xml_binary_object_and_null_readings() -> None:
+    ev = event(
+        readings=[
+            reading("Img", None, "Binary", binaryValue=base64.b64encode(b"hi<&>").decode(), mediaType="text/plain"),
+            reading("Obj", None, "Object", objectValue={"speed": 1e6, "ok": True, "list": [1, 2.5], "n": None}),
+            reading("Nothing", None, "Float64"),
+        ]
+    )
+    for r in ev["readings"]:
+        if r["value"] is None:
+            del r["value"]
+    out = (await transforms.to_xml(ctx_of(ev), ev)).decode()
+    root = ElementTree.fromstring(out)
+    img, obj, nothing = root.findall("Readings")
+    assert (img.findtext("BinaryValue"), img.findtext("MediaType")) == ("hi<&>", "text/plain")
+    assert "<BinaryValue>hi&lt;&amp;&gt;</BinaryValue>" in out  # the bytes as text, as Go writes a []byte
+    assert "<ObjectValue><speed>1e+06</speed><ok>true</ok><list>1</list><list>2.5</list><n></n></ObjectValue>" in out
+    assert obj.find("ObjectValue/speed") is not None
+    assert (nothing.findtext("Value"), nothing.find("ObjectValue")) == ("", None)
+
+
+def test_go_float_formatting() -> None:
+    from app_services.application.functions.event_xml import go_float
+
+    cases = {1e6: "1e+06", 123456.0: "123456", 5.0: "5", 0.0001: "0.0001", 2.5e-05: "2.5e-05", -3.25: "-3.25"}
+    cases |= {1234567.5: "1.2345675e+06", 0.1: "0.1", 1e21: "1e+21", 0.0: "0"}
+    assert {v: go_float(v) for v in cases} == cases
+    assert (go_float(math.nan), go_float(math.inf), go_float(-math.inf)) == ("NaN", "+Inf", "-Inf")
+
+
+def test_transform_type_lists_xml() -> None:
+    with pytest.raises(PipelineError, match="must be one of json, xml, lineprotocol"):
+        transforms.transform(P("Transform", Type="yaml"))
+
+
+# -- SetResponseData ------------------------------------------------------------------------------------------
+
+
+async def test_set_response_data_keeps_the_data_and_its_content_type() -> None:
+    ev = event()
+    ctx = ctx_of(ev)
+    assert await transforms.set_response_data(P("SetResponseData"))(ctx, ev) is ev
+    assert (orjson.loads(ctx.response or b""), ctx.response_type) == (ev, "application/json")
+    xml = await transforms.to_xml(ctx, ev)
+    assert await transforms.set_response_data(P("SetResponseData"))(ctx, xml) is xml
+    assert (ctx.response, ctx.response_type) == (xml, "application/xml")
+    await transforms.set_response_data(P("SetResponseData", ResponseContentType="text/xml"))(ctx, xml)
+    assert ctx.response_type == "text/xml"

@@ -5,7 +5,9 @@ buffer bounds and policies. The buffer here is the in-memory one; the JetStream 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -423,3 +425,76 @@ def test_item_context_placeholders() -> None:
     with pytest.raises(PipelineError, match="unknown placeholder"):
         compile_placeholders("{nope}", "Url")
     assert Item(b"", "json", ctx).kind == "json"
+
+
+# -- SetResponseData and Transform xml in pipelines ---------------------------------------------------------
+
+HTTP_HEADER = HEADER.replace("Type: edgex-messagebus", "Type: http")
+RESPONSE_FUNCTIONS = (
+    "      Transform:\n        Parameters: {Type: xml}\n"
+    "      Compress:\n        Parameters: {Algorithm: zlib}\n"
+    "      Batch:\n        Parameters: {Mode: bycount, BatchThreshold: 2}\n"
+)
+
+
+def http_config(order: str) -> str:
+    return config(order, RESPONSE_FUNCTIONS).replace(HEADER, HTTP_HEADER)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (config("Transform, SetResponseData", RESPONSE_FUNCTIONS), "set Trigger Type http"),
+        (http_config("Transform, Compress, SetResponseData, RecordingExport"), "must end the pipeline"),
+        (http_config("Transform, Batch, SetResponseData, RecordingExport"), "after Batch is not supported"),
+        (http_config("Transform, Batch, Compress, SetResponseData"), "after Batch is not supported"),
+        (http_config("Transform"), "or SetResponseData, with Trigger Type http"),
+    ],
+)
+def test_set_response_data_order_rules(text: str, problem: str) -> None:
+    with pytest.raises(PipelineFileError, match=problem):
+        build(text)
+
+
+async def test_pipeline_without_export_runs_within_the_request() -> None:
+    pipeline = build(http_config("FilterByDeviceName, Transform, Compress, SetResponseData").replace(
+        "    Functions:\n", "    Functions:\n      FilterByDeviceName:\n        Parameters: {DeviceNames: keep}\n"
+    ))  # fmt: skip
+    assert (pipeline.exporter, pipeline.responds) == (None, True)
+    counters = Counters()
+    events = EventPipeline(pipeline, None, counters)
+    kept, other = event("keep"), event("other")
+    ctx, ctx_other = ctx_of(kept), ctx_of(other)
+    assert await events.accept([(ctx, kept), (ctx_other, other)]) == 1
+    assert ctx_other.response is None  # filtered out: no response (EdgeX's: 200, empty body)
+    assert ctx.response is not None
+    assert ctx.response_type == "text/plain"  # Compress's (base64 text), as EdgeX's
+    assert zlib.decompress(base64.b64decode(ctx.response)).startswith(b"<Event><ApiVersion>v3</ApiVersion>")
+    assert (counters.received, counters.filtered, counters.buffered) == (2, 1, 0)
+
+
+async def test_set_response_data_before_an_export_and_xml_batches() -> None:
+    exporter = RecordingExporter(max_batch=10)
+    pipeline = build(http_config("Transform, SetResponseData, RecordingExport"), exporter)
+    outbox, counters = MemoryOutbox(), Counters()
+    evs = numbered(3)
+    ctxs = [ctx_of(e) for e in evs]
+    await EventPipeline(pipeline, outbox, counters).accept(list(zip(ctxs, evs, strict=True)))
+    assert all(c.response is not None and c.response.startswith(b"<Event>") for c in ctxs)
+    assert ctxs[0].response_type == "application/xml"
+    await drain(Forwarder(pipeline, outbox, counters), lambda: counters.exported >= 3)
+    payload, count, ctx = exporter.payloads[0]
+    assert (count, ctx.kind) == (3, "xml")
+    assert payload.split(b"\n") == [c.response for c in ctxs]  # a batch of XML items: one event per line
+
+
+def test_set_response_data_with_the_message_bus_trigger_is_ignored_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    pipeline = build(config("Transform, SetResponseData, RecordingExport", RESPONSE_FUNCTIONS))
+    assert pipeline.responds
+    assert [r.getMessage() for r in caplog.records if "SetResponseData" in r.getMessage()] == [
+        "SetResponseData: the message-bus trigger has no response, so its data is ignored (EdgeX publishes it "
+        "to the trigger's PublishTopic, which edgeplane does not have: use MQTTExport)"
+    ]

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from app_services.messaging.trigger import context_of, event_from_body
 from app_services.service import AppService
-from edgeplane_common.errors import ContractInvalid, ServiceUnavailable
+from edgeplane_common.errors import ContractInvalid, EdgeError, ServerError, ServiceUnavailable
 from edgeplane_common.http import API_PREFIX, error_responses, json_response
 
 router = APIRouter(prefix=API_PREFIX, tags=["app service"])
@@ -22,11 +22,12 @@ def _service(request: Request) -> AppService:
     return service
 
 
-@router.post("/trigger", responses=error_responses(400, 503))
+@router.post("/trigger", responses=error_responses(400, 500, 503))
 async def trigger(request: Request) -> Response:
-    """Run the pipeline on one event (an EdgeX Event or AddEventRequest body). 200 with an empty body once
-    its output is in the durable buffer (or it was filtered out); 400 for an invalid event; 503 when the
-    instance is disabled or its buffer is not ready."""
+    """Run the pipeline on one event (an EdgeX Event or AddEventRequest body). 200 once its output is in the
+    durable buffer (or it was filtered out), with the data SetResponseData set as the body (empty without it, or
+    when filtered out); 400 for an invalid event; 503 when the instance is disabled or its buffer is not ready;
+    500 when a pipeline without export fails within the request."""
     service = _service(request)
     if service.disabled:
         raise ServiceUnavailable(f"{service.name} is disabled: {service.disabled}")
@@ -43,8 +44,18 @@ async def trigger(request: Request) -> Response:
     except ContractInvalid:
         service.counters.invalid += 1
         raise
-    await service.events.accept([(context_of(event, "http"), event)])
-    return Response(status_code=200)
+    ctx = context_of(event, "http")
+    try:
+        await service.events.accept([(ctx, event)])
+    except EdgeError:
+        raise
+    except Exception as err:
+        if service.events.outbox is not None:
+            raise
+        raise ServerError(f"the pipeline failed: {type(err).__name__}: {err}") from err
+    if ctx.response is None:
+        return Response(status_code=200)
+    return Response(content=ctx.response, status_code=200, media_type=ctx.response_type)
 
 
 @router.get("/status")

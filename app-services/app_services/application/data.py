@@ -7,13 +7,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["event", "json", "lp", "bytes"]
-"""What an item's bytes are: an EdgeX event as JSON, other JSON (a transform's output), InfluxDB line protocol,
-or opaque bytes. Decides how a batch is joined (JSON array, lines) and what an export may take."""
+Kind = Literal["event", "json", "xml", "lp", "bytes"]
+"""What an item's bytes are: an EdgeX event as JSON, other JSON (a transform's output), an event as EdgeX's
+XML, InfluxDB line protocol, or opaque bytes. Decides how a batch is joined (JSON array, lines) and what an
+export may take."""
 
 CONTENT_TYPES: dict[str, str] = {
     "event": "application/json",
     "json": "application/json",
+    "xml": "application/xml",
     "lp": "text/plain; charset=utf-8",
     "bytes": "application/octet-stream",
 }
@@ -33,6 +35,9 @@ class Context:
     kind: Kind = "event"
     content_type: str = ""
     variables: dict[str, str] = field(default_factory=dict)
+    response: bytes | None = None
+    """What SetResponseData set: the HTTP trigger's response body (the message-bus trigger has no response)."""
+    response_type: str = ""
 
     def lookup(self, name: str) -> str | None:
         """A placeholder's value, by EdgeX's names in any casing (`{deviceName}`, `{devicename}`)."""

@@ -82,9 +82,11 @@ def join(items: list[Item]) -> bytes:
 class EventPipeline:
     """The per-event half: events in, items into the buffer."""
 
-    def __init__(self, pipeline: Pipeline, outbox: Outbox, counters: Counters) -> None:
+    def __init__(self, pipeline: Pipeline, outbox: Outbox | None, counters: Counters) -> None:
         self.functions = pipeline.event_functions
+        self.pipeline = pipeline
         self.outbox = outbox
+        """None for a pipeline without export (it ends with SetResponseData): it runs whole in `accept`."""
         self.counters = counters
 
     async def run_one(self, ctx: Context, event: dict[str, Any]) -> Item | None:
@@ -108,12 +110,23 @@ class EventPipeline:
                 items.append(item)
         if not items:
             return 0
+        if self.outbox is None:
+            return await self._run_tail(items)
         refused = await self.outbox.put(items)
         if refused:
             self.counters.dropped_newest += refused
             log.warning("the export buffer is full: %d new item(s) dropped (policy drop-newest)", refused)
         self.counters.buffered += len(items) - refused
         return len(items) - refused
+
+    async def _run_tail(self, items: list[Item]) -> int:
+        """A pipeline without export: the functions after the per-event ones (Compress, Encrypt, and the
+        SetResponseData that ends it) run here, within the request."""
+        for item in items:
+            data = item.data
+            for function in self.pipeline.byte_functions:
+                data = await function(item.ctx, data)
+        return len(items)
 
 
 @dataclass
@@ -138,6 +151,8 @@ class Forwarder:
         report_every: float = REPORT_EVERY_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        if pipeline.exporter is None:
+            raise ValueError("a pipeline without export has no forwarder")
         self.pipeline = pipeline
         self.exporter = pipeline.exporter
         self.outbox = outbox

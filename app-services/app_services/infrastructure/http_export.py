@@ -20,7 +20,7 @@ from edgeplane_common.settings import redact_url
 
 class HttpExporter:
     name = "HTTPExport"
-    accepts = frozenset({"json", "event", "lp", "bytes"})
+    accepts = frozenset({"json", "event", "xml", "lp", "bytes"})
     max_batch = 1
 
     def __init__(self, p: Params, secrets: SecretSource) -> None:

@@ -24,7 +24,7 @@ TLS_SCHEMES = ("ssl", "tls", "mqtts")
 
 class MqttExporter:
     name = "MQTTExport"
-    accepts = frozenset({"json", "event", "lp", "bytes"})
+    accepts = frozenset({"json", "event", "xml", "lp", "bytes"})
     max_batch = 1
 
     def __init__(self, p: Params, secrets: SecretSource) -> None:

@@ -1,4 +1,4 @@
-"""Transforms of events: EdgeX's `Transform` (Type json; here also lineprotocol) and `AddTags`, and a field
+"""Transforms of events: EdgeX's `Transform` (Type json or xml; here also lineprotocol) and `AddTags`, and a field
 mapping (`MapFields`) that renames or drops readings by resource name."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 
-from app_services.application.data import AppFunction, Context
+from app_services.application.data import CONTENT_TYPES, AppFunction, Context
+from app_services.application.functions.event_xml import event_to_xml
 from app_services.application.lineprotocol import LineProtocol
 from app_services.application.params import Params
 
@@ -40,11 +41,36 @@ async def to_json(ctx: Context, event: dict[str, Any]) -> bytes:
     return orjson.dumps(event)
 
 
+async def to_xml(ctx: Context, event: dict[str, Any]) -> bytes:
+    """EdgeX's TransformToXML: the event as Go's encoding/xml writes EdgeX's Event DTO (see event_xml)."""
+    ctx.kind = "xml"
+    return event_to_xml(event).encode()
+
+
+TRANSFORM_TYPES = ("json", "xml", "lineprotocol")
+
+
 def transform(p: Params) -> AppFunction:
-    kind = p.choice("Type", ("json", "lineprotocol"), "json")
+    kind = p.choice("Type", TRANSFORM_TYPES, "json")
     if kind == "json":
         return to_json
+    if kind == "xml":
+        return to_xml
     return to_line_protocol(line_protocol_options(p))
+
+
+def set_response_data(p: Params) -> AppFunction:
+    """EdgeX's SetResponseData: the data as it is here becomes the response of the HTTP trigger (an event not
+    yet transformed as JSON, as EdgeX coerces it); the data goes on unchanged. `ResponseContentType` sets the
+    response's Content-Type, else the one the data has (Transform's, Compress's; JSON for an event)."""
+    content_type = p.text("ResponseContentType", "") or ""
+
+    async def run(ctx: Context, data: Any) -> Any:
+        ctx.response = data if isinstance(data, bytes) else orjson.dumps(data)
+        ctx.response_type = content_type or ctx.content_type or CONTENT_TYPES[ctx.kind]
+        return data
+
+    return run
 
 
 def add_tags(p: Params) -> AppFunction:
@@ -83,4 +109,14 @@ def map_fields(p: Params) -> AppFunction:
     return run
 
 
-__all__ = ["add_tags", "line_protocol_options", "map_fields", "to_json", "to_line_protocol", "transform"]
+__all__ = [
+    "TRANSFORM_TYPES",
+    "add_tags",
+    "line_protocol_options",
+    "map_fields",
+    "set_response_data",
+    "to_json",
+    "to_line_protocol",
+    "to_xml",
+    "transform",
+]
