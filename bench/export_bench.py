@@ -12,6 +12,9 @@ In one run, against one VictoriaMetrics (the InfluxDB v2 write API; Debian's `vi
   (d) an outage: `python -m app_services` (a subprocess with its JetStream buffer) while the target is down,
       fed 1,000 readings/s for --outage seconds (default 60; the issue's figure is for 600): its RSS over
       time, then the time to drain once the target is back, and the points counted in the target.
+  (e) a burst: the shipped app-influx-export (its own res/ pipeline, a subprocess) with the target up, sent
+      --burst events (default 10,000) at once, --bursts times; its RSS sampled every 5 ms (the peak is what a
+      compose memory limit must hold).
 
 Figures and ratios are printed; nothing is asserted about time.
 """
@@ -105,7 +108,8 @@ class Victoria:
         return total
 
 
-def events(n: int, measurement: str, origin: int) -> list[dict[str, Any]]:
+def events(n: int, measurement: str, origin: int, readings: int = 1) -> list[dict[str, Any]]:
+    """`n` events of `readings` readings each (resources Flow, Flow1, Flow2, ...)."""
     return [
         {
             "id": str(uuid.uuid4()),
@@ -115,11 +119,12 @@ def events(n: int, measurement: str, origin: int) -> list[dict[str, Any]]:
             "origin": origin + i * 1_000_000,
             "readings": [
                 {
-                    "resourceName": "Flow",
+                    "resourceName": f"Flow{r}" if r else "Flow",
                     "value": f"{i % 1000}.25",
                     "valueType": "Float64",
                     "origin": origin + i * 1_000_000,
                 }
+                for r in range(readings)
             ],
         }
         for i in range(n)
@@ -282,10 +287,134 @@ async def bench_outage(tmp: Path, nats_url: str, seconds: int, rate: int = 1000)
         vm.stop()
 
 
+def rss_anon(pid: int) -> tuple[float, float]:
+    """(RSS, its anonymous part) in MB: anonymous memory is what a memory limit cannot reclaim (the rest is the
+    files mapped: libraries, which the kernel drops and reads again under pressure)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["RssAnon"].split()[0]) / 1024
+
+
+class RssSampler:
+    """The peak RSS (and anonymous RSS) of a process, sampled every `every` seconds in a thread (a burst
+    lasts about a second)."""
+
+    def __init__(self, pid: int, every: float = 0.005) -> None:
+        import threading
+
+        self.pid = pid
+        self.every = every
+        self.peak = 0.0
+        self.peak_anon = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        rss, anon = rss_anon(self.pid)
+        self.peak = max(self.peak, rss)
+        self.peak_anon = max(self.peak_anon, anon)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with __import__("contextlib").suppress(OSError, ValueError, KeyError):
+                self.sample()
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssSampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def bench_burst(
+    tmp: Path, nats_url: str, points: int, bursts: int, pipeline: str = "", readings: int = 1, down: bool = False
+) -> None:
+    """With `down`, each burst lands while the target is away and is exported once it is back: the forwarder
+    then finds its whole batch size waiting (the largest groups it makes)."""
+    n = max(1, points // readings)
+    import subprocess
+
+    vm = Victoria(tmp / "vm-burst")
+    vm.start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "APP_INFLUX_EXPORT_HTTP__PORT": str(port),
+        "APP_INFLUX_EXPORT_NATS__URL": nats_url,
+        "APP_INFLUX_EXPORT_LOG_JSON": "false",
+        "APP_INFLUX_EXPORT_URL": vm.url,
+    }
+    if pipeline:
+        env["APP_INFLUX_EXPORT_PIPELINE_FILE"] = pipeline
+    log = (tmp / "burst.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app_services", "--instance", "app-influx-export"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    status_url = f"http://127.0.0.1:{port}/api/v3/status"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(status_url, timeout=1).json()["state"] == "running":
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        bus = NatsMessageBus(NatsSettings(url=nats_url), name="bench-burst")
+        await bus.connect()
+        idle = rss_anon(proc.pid)
+        peaks = []
+        origin = (time.time_ns() // 1_000_000 - 1000 * n * bursts) * 1_000_000
+        for b in range(bursts):
+            with RssSampler(proc.pid) as sampler:
+                if down:
+                    vm.stop()
+                futures = []
+                for ev in events(n, "benchBurst", origin + b * n * 1_000_000, readings):
+                    topic = Topics.events("burst", "benchBurst", ev["deviceName"], "Flow")
+                    futures.append(await bus.publish_durable_pipelined(topic, MessageEnvelope(payload=ev)))
+                await asyncio.gather(*futures)
+                if down:
+                    while httpx.get(status_url, timeout=5).json()["buffered"] < n * (b + 1):
+                        await asyncio.sleep(0.05)
+                    vm.start()
+                while httpx.get(status_url, timeout=5).json()["exported"] < n * (b + 1):
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(1)
+            peaks.append((sampler.peak, sampler.peak_anon))
+        after = rss_anon(proc.pid)
+        got = await vm.count("benchBurst_Flow", n * bursts)
+        print(
+            f"(e) burst of {n * readings:,} points ({n:,} events of {readings} reading{'s' if readings > 1 else ''}) "
+            f"into app-influx-export ({pipeline or 'shipped pipeline'}, "
+            f"{'target down, then up' if down else 'target up'}), x{bursts}: "
+            f"RSS idle {idle[0]:.0f} MB, peak {' / '.join(f'{p:.0f}' for p, _ in peaks)} MB, after {after[0]:.0f} MB "
+            f"(anonymous: idle {idle[1]:.0f}, peak {' / '.join(f'{a:.0f}' for _, a in peaks)}, after {after[1]:.0f}); "
+            f"{got:,}/{n * bursts:,} Flow points in the target"
+        )
+        await bus.close()
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        vm.stop()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--outage", type=int, default=60, help="seconds of outage at 1,000 readings/s (0: skip)")
+    parser.add_argument("--burst", type=int, default=10_000, help="(e): points in a burst (0: skip)")
+    parser.add_argument("--readings", type=int, default=1, help="(e): readings per event")
+    parser.add_argument("--burst-down", action="store_true", help="(e): each burst while the target is down")
+    parser.add_argument("--bursts", type=int, default=3, help="bursts in a row")
+    parser.add_argument("--only-burst", action="store_true", help="run (e) alone")
+    parser.add_argument("--pipeline", default="", help="(e) with this pipeline file instead of the shipped one")
     args = parser.parse_args()
     if shutil.which("victoria-metrics") is None:
         print("victoria-metrics is not installed (Debian package victoria-metrics): skipping the export bench")
@@ -293,6 +422,12 @@ async def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="export-bench-") as d:
         tmp = Path(d)
+        if args.only_burst:
+            with EmbeddedNats(data_dir=tmp / "nats") as server:
+                await bench_burst(
+                    tmp, server.url, args.burst, args.bursts, args.pipeline, args.readings, args.burst_down
+                )
+            return
         vm = Victoria(tmp / "vm")
         vm.start()
         try:
@@ -303,6 +438,9 @@ async def main() -> None:
         if args.outage > 0:
             with EmbeddedNats(data_dir=tmp / "nats") as server:
                 await bench_outage(tmp, server.url, args.outage)
+        if args.burst > 0:
+            with EmbeddedNats(data_dir=tmp / "nats-burst") as server:
+                await bench_burst(tmp, server.url, args.burst, args.bursts, readings=args.readings)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from app_services.application.runtime import Counters, EventPipeline, Forwarder
 from app_services.messaging.trigger import EventTrigger
 from edgeplane_common.bootstrap import connect_with_retry
 from edgeplane_common.errors import EdgeError
+from edgeplane_common.memory import release_free_heap
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class AppService:
         assert self.pipeline.exporter is not None
         await self.start_buffer()
         await self.pipeline.exporter.start()
+        release_free_heap()  # what starting up freed (compiling modules, building the app) goes back to the OS
         await self.forwarder.run()
 
     def buffer_problem(self) -> str | None:

@@ -498,3 +498,35 @@ def test_set_response_data_with_the_message_bus_trigger_is_ignored_with_one_warn
         "SetResponseData: the message-bus trigger has no response, so its data is ignored (EdgeX publishes it "
         "to the trigger's PublishTopic, which edgeplane does not have: use MQTTExport)"
     ]
+
+
+# -- export groups bounded by bytes -------------------------------------------------------------------------
+
+
+async def test_export_groups_are_bounded_by_bytes_as_well_as_by_count() -> None:
+    from app_services.application.runtime import ENTRY_OVERHEAD
+
+    exporter = RecordingExporter(max_batch=1000)
+    pipeline = build(config("Transform, RecordingExport"), exporter)
+    outbox, counters = MemoryOutbox(), Counters()
+    big = [event(readings=[reading(f"R{r}", str(i)) for r in range(40)]) for i in range(30)]
+    await feed(pipeline, outbox, counters, big)
+    item_bytes = len(orjson.dumps(big[0]))
+    cap = 5 * (item_bytes + ENTRY_OVERHEAD) + 10
+    forwarder = Forwarder(pipeline, outbox, counters, max_group_bytes=cap)
+    await drain(forwarder, lambda: counters.exported >= 30)
+    counts = [c for _, c, _ in exporter.payloads]
+    assert sum(counts) == 30
+    assert max(counts) <= 5  # not 30 in one export although the export takes 1000 items
+    assert all(len(p) <= cap for p, _, _ in exporter.payloads)
+    order = [e["readings"][0]["value"] for p, _, _ in exporter.payloads for e in orjson.loads(p)]
+    assert order == [str(i) for i in range(30)]  # still in order
+
+
+async def test_one_item_larger_than_the_byte_bound_goes_alone() -> None:
+    exporter = RecordingExporter(max_batch=1000)
+    pipeline = build(config("Transform, RecordingExport"), exporter)
+    outbox, counters = MemoryOutbox(), Counters()
+    await feed(pipeline, outbox, counters, numbered(3))
+    await drain(Forwarder(pipeline, outbox, counters, max_group_bytes=10), lambda: counters.exported >= 3)
+    assert [c for _, c, _ in exporter.payloads] == [1, 1, 1]

@@ -36,6 +36,16 @@ log = logging.getLogger(__name__)
 
 FETCH_MAX = 256
 """Most entries fetched from the buffer at once (held unacknowledged until exported)."""
+FETCH_CHUNK = FETCH_MAX * 4
+"""Most entries one fetch asks for when filling an export group (what a group may overshoot its bytes by)."""
+MAX_GROUP_BYTES = 4 * 2**20
+"""Most memory one export group holds without a Batch function: its items' bytes plus ENTRY_OVERHEAD each.
+The export's own batch size counts items, and an item may be an event of many readings, while a held buffer
+entry (the NATS message, its headers, the item) costs about 2 KiB whatever its size: so the group is bounded
+by bytes as well, whatever the events look like. A single larger item still goes out alone."""
+ENTRY_OVERHEAD = 2048
+"""Bytes a fetched buffer entry holds beyond its data (measured with tracemalloc: 9.7 MiB for 5,000 entries of
+57 bytes)."""
 IDLE_WAIT_S = 1.0
 KEEP_EVERY_S = 10.0
 """How often held entries are reported as still in progress (well under the buffer's redelivery timeout)."""
@@ -150,6 +160,7 @@ class Forwarder:
         store_and_forward: bool = True,
         report_every: float = REPORT_EVERY_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_group_bytes: int = MAX_GROUP_BYTES,
     ) -> None:
         if pipeline.exporter is None:
             raise ValueError("a pipeline without export has no forwarder")
@@ -162,6 +173,7 @@ class Forwarder:
         self.report_every = report_every
         self._sleep = sleep
         """How the retry loop waits (a test gives its own clock)."""
+        self.max_group_bytes = max_group_bytes
         batch = pipeline.batch
         if batch is not None:
             self.group = batch.threshold or FETCH_MAX * 64
@@ -174,10 +186,45 @@ class Forwarder:
         self._stopping = False
         self._wake = asyncio.Event()
 
+    async def _collect_group(self) -> list[Entry]:
+        """Entries for the export's own batches: up to its batch size and about `max_group_bytes`, fetched in
+        chunks sized to the room left (the first waits for data, the next ones only take what is there)."""
+        asked = min(self.group, FETCH_CHUNK)
+        entries = await self.outbox.fetch(asked, IDLE_WAIT_S)
+        size = sum(len(e.item.data) + ENTRY_OVERHEAD for e in entries)
+        last = len(entries)
+        while last == asked and len(entries) < self.group and size < self.max_group_bytes and not self._stopping:
+            room = (self.max_group_bytes - size) * len(entries) // size  # entries of the average cost so far
+            asked = max(1, min(self.group - len(entries), FETCH_CHUNK, room))
+            got = await self.outbox.fetch(asked, 0.01)
+            entries.extend(got)
+            size += sum(len(e.item.data) + ENTRY_OVERHEAD for e in got)
+            last = len(got)
+        return entries
+
+    def _groups(self, entries: list[Entry]) -> list[list[Entry]]:
+        """The entries cut into export groups: at most `group` items each and, without a Batch function, about
+        `max_group_bytes` (a group closes at the item that reaches it; one larger item goes alone)."""
+        if self.pipeline.batch is not None:
+            return [entries[i : i + self.group] for i in range(0, len(entries), self.group)]
+        groups: list[list[Entry]] = []
+        current: list[Entry] = []
+        size = 0
+        for entry in entries:
+            cost = len(entry.item.data) + ENTRY_OVERHEAD
+            if current and (len(current) >= self.group or size + cost > self.max_group_bytes):
+                groups.append(current)
+                current, size = [], 0
+            current.append(entry)
+            size += cost
+        if current:
+            groups.append(current)
+        return groups
+
     async def _collect(self) -> list[Entry]:
         batch = self.pipeline.batch
         if batch is None:
-            return await self.outbox.fetch(min(self.group, FETCH_MAX * 64), IDLE_WAIT_S)
+            return await self._collect_group()
         entries: list[Entry] = []
         deadline: float | None = None
         kept_at = time.monotonic()
@@ -209,8 +256,8 @@ class Forwarder:
                 self._report_failure(f"cannot read the export buffer: {err}", permanent=False)
                 await asyncio.sleep(IDLE_WAIT_S)
                 continue
-            for start in range(0, len(entries), self.group):
-                await self.deliver(entries[start : start + self.group])
+            for group in self._groups(entries):
+                await self.deliver(group)
 
     def stop(self) -> None:
         self._stopping = True
