@@ -51,6 +51,9 @@ from edgeplane_common.embedded import EmbeddedNats, free_port
 from edgeplane_common.settings import NatsSettings
 
 BATCH = 5000
+FEEDER_ACK_TIMEOUT_S = 60.0
+"""How long the load generator waits for JetStream's ack of an event (the default 5 s stalls out on a loaded shared
+machine, and a 10-minute run is lost to one slow ack)."""
 
 
 class Victoria:
@@ -242,7 +245,7 @@ async def bench_outage(tmp: Path, nats_url: str, seconds: int, rate: int = 1000)
                 pass
             await asyncio.sleep(0.1)
         await asyncio.sleep(1)
-        bus = NatsMessageBus(NatsSettings(url=nats_url), name="bench")
+        bus = NatsMessageBus(NatsSettings(url=nats_url, request_timeout=FEEDER_ACK_TIMEOUT_S), name="bench")
         await bus.connect()
         ps = psutil.Process(proc.pid)
         rss: list[float] = []
@@ -366,7 +369,7 @@ async def bench_burst(
                 pass
             await asyncio.sleep(0.1)
         await asyncio.sleep(1)
-        bus = NatsMessageBus(NatsSettings(url=nats_url), name="bench-burst")
+        bus = NatsMessageBus(NatsSettings(url=nats_url, request_timeout=FEEDER_ACK_TIMEOUT_S), name="bench-burst")
         await bus.connect()
         idle = rss_anon(proc.pid)
         peaks = []
