@@ -47,11 +47,12 @@ class Procs:
         args: list[str],
         env: dict[str, str] | None = None,
         preexec: Callable[[], None] | None = None,
+        python: str | None = None,
     ) -> Proc:
         log = self.tmp / f"{name}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(
-                [sys.executable, *args],
+                [python or sys.executable, *args],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

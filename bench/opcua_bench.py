@@ -18,6 +18,16 @@ The processes load their modules from bytecode, as the images do (pip compiles i
 does after its first run: a cache is warmed first under the bench's temporary folder. `--no-bytecode` runs them
 as the environment says (with PYTHONDONTWRITEBYTECODE and no __pycache__, every start compiles asyncua's 3 MB of
 generated source, which costs time and, until the SDK hands the freed heap back, memory).
+
+`--rss-only` runs (c) alone. `--python PATH` runs device-opcua with another interpreter, e.g. of a venv holding only
+what its image installs (the development venv also holds the console's and the test tools' packages, which
+device-opcua's libraries import when present: aiohttp by nats-py, rich and pygments by httpx), made as the
+Dockerfile makes it:
+
+    python -m venv /tmp/opcua-venv
+    /tmp/opcua-venv/bin/pip install -r <(python scripts/workspace.py requirements common device-services/sdk \
+        device-services/opcua)
+    /tmp/opcua-venv/bin/pip install --no-deps -e common -e device-services/sdk -e device-services/opcua
 """
 
 from __future__ import annotations
@@ -142,8 +152,17 @@ async def published(nats_url: str, warmup: float, window: float) -> float:
 
 
 async def service_run(
-    procs: Procs, tmp: Path, sim_url: str, n: int, interval: str, subscriptions: bool, warmup: float, window: float
-) -> tuple[float, float]:
+    procs: Procs,
+    tmp: Path,
+    sim_url: str,
+    n: int,
+    interval: str,
+    subscriptions: bool,
+    warmup: float,
+    window: float,
+    python: str | None = None,
+) -> tuple[float, float, float]:
+    """Readings/s published, and device-opcua's RSS and the part of it that is shared library pages (MB)."""
     nats_srv = EmbeddedNats(data_dir=tmp / f"nats-{subscriptions}").start()
     redis_srv = EmbeddedRedis(data_dir=tmp / f"redis-{subscriptions}").start()
     try:
@@ -178,11 +197,12 @@ async def service_run(
                 "DEVICE_OPCUA_SUBSCRIPTIONS": "true" if subscriptions else "false",
                 "DEVICE_OPCUA_DEVICE__MAX_CMD_OPS": str(n),
             },
+            python=python,
         )
         wait_http(service, f"http://127.0.0.1:{ds_port}/api/v3/ping")
         rate = await published(nats_srv.url, warmup, window)
-        rss = service.ps.memory_info().rss / 2**20
-        return rate, rss
+        mem = service.ps.memory_info()
+        return rate, mem.rss / 2**20, mem.shared / 2**20
     finally:
         procs.stop_all()
         nats_srv.stop()
@@ -196,6 +216,8 @@ async def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring window of each figure")
     parser.add_argument("--warmup", type=float, default=6.0)
     parser.add_argument("--no-bytecode", action="store_true", help="do not warm a bytecode cache (see above)")
+    parser.add_argument("--rss-only", action="store_true", help="run (c) alone: device-opcua's rate and RSS")
+    parser.add_argument("--python", help="the interpreter device-opcua runs with (default: this one; see above)")
     args = parser.parse_args()
     n = args.nodes
     with tempfile.TemporaryDirectory(prefix="opcua-bench-") as tmp_name:
@@ -205,6 +227,8 @@ async def main() -> int:
             os.environ["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
             modules = "import device_opcua.main, device_opcua.sim, core_metadata.main"
             await asyncio.to_thread(subprocess.run, [sys.executable, "-c", modules], check=True)
+            if args.python:
+                await asyncio.to_thread(subprocess.run, [args.python, "-c", "import device_opcua.main"], check=True)
         (tmp / "sim.yaml").write_text(yaml.safe_dump(sim_config(n, args.tick)))
         sim_procs = Procs(tmp)
         port = free_port()
@@ -218,30 +242,41 @@ async def main() -> int:
                 f"simulator: {n} Double variables changing every {args.tick} s ({n / args.tick:.0f} changes/s)",
                 flush=True,
             )
-            print("(a) raw asyncua subscription ...", flush=True)
-            raw_sub = await raw_subscription(url, n, args.tick, args.seconds)
-            print("(b) raw asyncua batched reads ...", flush=True)
-            raw_read = await raw_reads(url, n, args.seconds)
+            raw_sub = raw_read = poll_rate = poll_rss = None
+            if not args.rss_only:
+                print("(a) raw asyncua subscription ...", flush=True)
+                raw_sub = await raw_subscription(url, n, args.tick, args.seconds)
+                print("(b) raw asyncua batched reads ...", flush=True)
+                raw_read = await raw_reads(url, n, args.seconds)
             procs = Procs(tmp)
             print("(c) device-opcua, subscription ...", flush=True)
             ms = f"{int(args.tick * 1000)}ms"
-            sub_rate, sub_rss = await service_run(procs, tmp, url, n, ms, True, args.warmup, args.seconds)
-            print("(d) device-opcua, polled ...", flush=True)
-            poll_rate, poll_rss = await service_run(procs, tmp, url, n, "10ms", False, args.warmup, args.seconds)
+            sub_rate, sub_rss, sub_shared = await service_run(
+                procs, tmp, url, n, ms, True, args.warmup, args.seconds, args.python
+            )
+            if not args.rss_only:
+                print("(d) device-opcua, polled ...", flush=True)
+                poll_rate, poll_rss, _ = await service_run(
+                    procs, tmp, url, n, "10ms", False, args.warmup, args.seconds, args.python
+                )
         finally:
             sim_procs.stop_all()
     print()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} CPUs, load {load} (1/5/15 min), Python {sys.version.split()[0]}", end="")
     print(", modules from source" if args.no_bytecode else ", modules from bytecode")
-    print(f"(a) raw asyncua subscription      {raw_sub:10.0f} notifications/s")
+    print(f"device-opcua ran with {args.python or sys.executable}")
+    if raw_sub is not None:
+        print(f"(a) raw asyncua subscription      {raw_sub:10.0f} notifications/s")
     print(f"(c) device-opcua subscription     {sub_rate:10.0f} readings/s published", end="")
-    print(f"  ({sub_rate / raw_sub:.0%} of (a); target >= 80%)")
-    print(f"(b) raw asyncua batched reads     {raw_read:10.0f} values/s")
-    print(f"(d) device-opcua polled reads     {poll_rate:10.0f} readings/s published", end="")
-    print(f"  ({poll_rate / raw_read:.0%} of (b); target >= 80%)")
+    print(f"  ({sub_rate / raw_sub:.0%} of (a); target >= 80%)" if raw_sub else "")
+    if raw_read is not None and poll_rate is not None:
+        print(f"(b) raw asyncua batched reads     {raw_read:10.0f} values/s")
+        print(f"(d) device-opcua polled reads     {poll_rate:10.0f} readings/s published", end="")
+        print(f"  ({poll_rate / raw_read:.0%} of (b); target >= 80%)")
     print(f"RSS of device-opcua with {n} monitored items: {sub_rss:.0f} MB (target <= 90 MB)", end="")
-    print(f"; polled run: {poll_rss:.0f} MB")
+    print(f", of which {sub_shared:.0f} MB shared library pages", end="")
+    print(f"; polled run: {poll_rss:.0f} MB" if poll_rss is not None else "")
     print(f"(psutil {psutil.__version__})")
     return 0
 
