@@ -20,3 +20,20 @@ def release_free_heap() -> bool:
     trim.restype = ctypes.c_int
     trim(0)
     return True
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
+def map_large_blocks(threshold: int = 128 * 1024) -> bool:
+    """Serve every allocation of `threshold` bytes or more with its own mapping, returned to the OS when freed
+    (glibc's `mallopt(M_MMAP_THRESHOLD)`, which also stops glibc raising the threshold after such a free);
+    False where there is no glibc. For a service that allocates large short-lived blocks: each argon2 hash
+    takes 19 MiB, which glibc otherwise keeps in the heap afterwards (core-metadata: 121 -> 101 MB RSS)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, threshold))

@@ -153,3 +153,26 @@ def test_argon2_uses_owasp_memory_and_still_verifies_hashes_made_with_other_para
     assert not hasher.verify(made, "another-password")
     older = argon2.PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=2).hash("kept")
     assert hasher.verify(older, "kept")
+
+
+def test_large_blocks_are_mapped_so_a_hash_gives_its_memory_back() -> None:
+    import subprocess
+    import sys
+
+    # In a child: mallopt changes the whole process. The RSS after hashing stays near the RSS before it.
+    script = """
+import resource, sys
+from edgeplane_common.memory import map_large_blocks
+from core_metadata.infrastructure.users import Argon2Hasher
+assert map_large_blocks()
+h = Argon2Hasher()
+h.hash("warm-up")
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0])
+before = rss()
+for _ in range(3):
+    h.hash("a-long-password")
+print(rss() - before)
+"""
+    grown_kib = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    assert grown_kib < 8 * 1024  # a kept arena would be 19 MiB
