@@ -11,7 +11,7 @@ from edgeplane_common.errors import NotFound, ServiceUnavailable
 from edgeplane_console.application.exports import summarize_metrics
 from edgeplane_console.application.live import Firing, Firings, LiveHub, RateMeter, Reading, as_number
 from edgeplane_console.application.positions import locate
-from edgeplane_console.application.status import collect
+from edgeplane_console.application.status import Snapshot, collect
 from edgeplane_console.messaging.events import LiveFeed
 from edgeplane_console.settings import ConsoleSettings
 from tests.support.core_data import event
@@ -245,3 +245,14 @@ def test_settings_follow_the_launcher_ports(monkeypatch: Any) -> None:
     apps = settings.app_service_url_list()
     assert apps[0] == "http://127.0.0.1:60700"
     assert len(apps) == 10
+
+
+def test_a_rule_that_fired_again_after_its_last_error_is_no_longer_a_problem() -> None:
+    def snap(counters: dict[str, Any]) -> Snapshot:
+        return Snapshot(services=[], rules=[{"id": "r", "counters": counters}])
+
+    failing = {"lastError": "command timed out", "lastErrorAt": 2_000, "lastFired": 1_000}
+    assert [(p.kind, p.subject) for p in snap(failing).problems()] == [("rule", "r")]
+    recovered = {**failing, "lastFired": 3_000}
+    assert snap(recovered).problems() == []
+    assert [p.subject for p in snap({"lastError": "bad", "lastErrorAt": 5}).problems()] == ["r"]  # never fired

@@ -85,8 +85,9 @@ class Snapshot:
                     Problem("device", str(d.get("name")), "device is DOWN (its device service cannot reach it)")
                 )
         for rule in self.rules or []:
-            error = (rule.get("counters") or {}).get("lastError")
-            if error:
+            counters = rule.get("counters") or {}
+            error = counters.get("lastError")
+            if error and not _fired_since_error(counters):
                 found.append(Problem("rule", str(rule.get("id")), str(error)))
         for export in self.exports:
             if export.buffered:
@@ -96,6 +97,13 @@ class Snapshot:
             if export.error:
                 found.append(Problem("export", export.name, export.error))
         return found
+
+
+def _fired_since_error(counters: dict[str, Any]) -> bool:
+    """The rule has fired its action since its last error: the error is history (still in its status), not an
+    open problem. A rule whose one action once timed out on a busy gateway must not show as broken for ever."""
+    fired, failed = counters.get("lastFired"), counters.get("lastErrorAt")
+    return isinstance(fired, int) and isinstance(failed, int) and fired > failed
 
 
 def _health_message(body: dict[str, Any]) -> str:
