@@ -89,6 +89,8 @@ def create_app(
     listener = SystemEventListener(bus, RuleTargets(manager))
     boot.step("rules", load_rules)
     boot.step("system events", listener.start, stop=listener.stop)
+    # A device provisioned between loading the rules and subscribing was announced to nobody: ask once more.
+    boot.step("rules waiting for devices", manager.start_waiting)
     boot.step("events", source.start, stop=source.stop)
     boot.step("heap", freeze_heap)
     boot.task("window timer", source.run_timer)

@@ -191,6 +191,14 @@ def test_a_rule_acts(stack: NativeStack, admin: str) -> None:
 
         _eventually(f"rule {RULE} firing its action", fired, stack)
 
+        # Every demo rule runs, the ones commanding the PLC too (they may have been loaded before the PLC
+        # was provisioned: they start once core-metadata announces it).
+        def all_running() -> bool:
+            rules = client.get(f"{_url(stack, 'rules-engine')}/api/v3/rule/all").json()["rules"]
+            return bool(rules) and all(r["status"] == "running" for r in rules)
+
+        _eventually("every demo rule running", all_running, stack)
+
 
 def test_an_export_delivers(stack: NativeStack, receiver: tuple[str, list[bytes]]) -> None:
     _, bodies = receiver

@@ -433,3 +433,29 @@ async def test_command_targets_follow_core_metadatas_system_events() -> None:
     assert len(e.commands.sent) == 3
     await listener.stop()
     await bus.close()
+
+
+async def test_a_rule_loaded_before_its_device_exists_starts_when_core_metadata_announces_it() -> None:
+    # At a gateway's start the rules engine may load its rules before device-modbus provisions the PLC.
+    e = Engine()
+    late = {"command": {"deviceName": "late-plc", "commandName": "PumpRun", "values": {"PumpRun": "true"}}}
+    await e.add(id="waits", sql="SELECT * FROM events WHERE FlowRate > 1", actions=[late])
+    await e.add(id="stopped-by-hand", sql="SELECT * FROM events WHERE FlowRate > 1", actions=[late])
+    assert e.rules.status("waits").status == "stopped"
+    assert "device 'late-plc' does not exist" in (e.rules.status("waits").last_error or "")
+    await e.rules.stop("stopped-by-hand")  # a person's stop ends the wait
+    stored = await e.store.get("waits")
+    assert stored is not None
+    assert stored.running  # still meant to run after a restart
+
+    await e.rules.device_changed(e.directory.devices["plc1"])  # another device: still waiting
+    assert e.rules.status("waits").status == "stopped"
+
+    device = e.directory.devices["plc1"].model_copy(update={"name": "late-plc"})
+    e.directory.devices["late-plc"] = device
+    await e.rules.device_changed(device)
+    assert e.rules.status("waits").status == "running"
+    assert e.rules.status("waits").last_error is None
+    assert e.rules.status("stopped-by-hand").status == "stopped"
+    await e.send(FlowRate=5)
+    assert ("late-plc", "PumpRun", {"PumpRun": "true"}) in e.commands.sent

@@ -47,6 +47,10 @@ class _Entry:
     runtime: RuleRuntime | None = None
     prepared: PreparedRule | None = None
     start_error: str | None = None
+    waits_for_metadata: bool = False
+    """It was to run (loaded, created or updated running) but names a device or command core-metadata does not
+    have yet: started as soon as core-metadata announces a device or profile. At a gateway's start the rules
+    engine may load its rules before a device service has provisioned the devices they command."""
 
 
 class RuleManager:
@@ -123,6 +127,7 @@ class RuleManager:
         entry = self._entry(rule_id)
         status = self.status(rule_id)
         self._stop(entry)
+        entry.waits_for_metadata = False
         await self.store.put(rule_id, StoredRule(entry.definition.to_json_dict(), False))
         status.status = "stopped"
         return status
@@ -160,8 +165,11 @@ class RuleManager:
             prepared = await self.runner.prepare(rule)
         except EdgeError as err:
             entry.start_error = err.message
+            # Not when a person asked to start it: they get the error and decide.
+            entry.waits_for_metadata = not raise_errors and isinstance(err, NotFound)
             log.warning("rule %s not started: %s", rule.id, err.message)
-            await self.store.put(rule.id, StoredRule(rule.to_json_dict(), False))
+            # A waiting rule is still meant to run: after a restart it is tried (and waits) again.
+            await self.store.put(rule.id, StoredRule(rule.to_json_dict(), entry.waits_for_metadata))
             if raise_errors:
                 raise
             return
@@ -172,6 +180,7 @@ class RuleManager:
 
         entry.prepared = prepared
         entry.start_error = None
+        entry.waits_for_metadata = False
         entry.runtime = RuleRuntime(rule, entry.query, fire)
         self._reindex()
         await self.store.put(rule.id, StoredRule(rule.to_json_dict(), True))
@@ -229,13 +238,14 @@ class RuleManager:
     # -- metadata changes (core-metadata's system events) -----------------------------------------------
     async def device_changed(self, device: Device) -> None:
         """A device was added or updated: the command actions naming it are resolved again (a deleted device
-        that is back makes its rules act again)."""
+        that is back makes its rules act again), and the rules that were waiting for it start."""
         for runtime, prepared in self._prepared():
             for index, action, target in self.runner.targets(prepared):
                 if action.device_name == device.name or (
                     target.device is not None and target.device.name == device.name
                 ):
                     await self.runner.retarget(runtime, index, action, target, device=device)
+        await self.start_waiting()
 
     async def device_deleted(self, device: Device) -> None:
         """A device was deleted: the command actions naming it fail from now on, and their rules say why."""
@@ -254,6 +264,13 @@ class RuleManager:
             for index, action, target in self.runner.targets(prepared):
                 if target.device is not None and target.device.profile_name == profile.name:
                     await self.runner.retarget(runtime, index, action, target, profile=profile)
+        await self.start_waiting()
+
+    async def start_waiting(self) -> None:
+        """Start the rules waiting for a device or command that core-metadata may have by now."""
+        for entry in list(self._rules.values()):
+            if entry.waits_for_metadata and entry.runtime is None:
+                await self._start(entry, raise_errors=False)
 
     async def profile_deleted(self, profile: DeviceProfile) -> None:
         for runtime, prepared in self._prepared():
