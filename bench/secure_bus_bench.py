@@ -36,6 +36,7 @@ import psutil
 from pydantic import SecretStr
 
 from edgeplane.secure import busauth
+from edgeplane.secure.tls import ensure as ensure_certs
 from edgeplane.services import SERVICES, by_name
 from edgeplane_common.bus import MessageEnvelope, Topics
 from edgeplane_common.bus.nats import NatsMessageBus
@@ -43,7 +44,6 @@ from edgeplane_common.embedded import EmbeddedNats
 from edgeplane_common.settings import NatsSettings, TlsSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _certs import write_ca_and_server_cert
 
 PUBLISHER = "device-virtual"
 CONSUMER = "core-data"
@@ -181,7 +181,7 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="secure-bus-bench-") as tmp:
         root = Path(tmp)
         secure_dir = root / "secure"
-        write_ca_and_server_cert(secure_dir, "nats")
+        ensure_certs(secure_dir, [], hosts=[])  # the CA and the NATS and Redis certificates, as certs init
         busauth.init(secure_dir, SERVICES, hosts=[])  # writes nats.conf with the tls block
         for n in range(args.rounds):
             order = ("open", "secure") if n % 2 == 0 else ("secure", "open")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import ipaddress
 import logging
 import ssl
 import stat
@@ -25,10 +23,6 @@ import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 
 from app_services.main import create_app as create_app_service
@@ -43,7 +37,7 @@ from device_modbus.sim.config import load_config
 from device_modbus.sim.server import ModbusSimulator
 from device_virtual.main import create_app as create_virtual_app
 from device_virtual.settings import DeviceVirtualSettings
-from edgeplane.secure import busauth
+from edgeplane.secure import busauth, tls
 from edgeplane.services import SERVICES, by_name
 from edgeplane_common.bus import MessageEnvelope, Topics
 from edgeplane_common.bus.nats import NatsMessageBus, PermissionDenied
@@ -479,49 +473,8 @@ async def test_modbus_rules_and_an_app_service_work_with_their_generated_credent
 
 
 def _write_certs(secure_dir: Path) -> None:
-    """A CA and a certificate for NATS on 127.0.0.1/localhost, where part `tls` puts them (test-only keys)."""
-    now = datetime.datetime.now(datetime.UTC)
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("edgeplane test CA"))
-        .issuer_name(name("edgeplane test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("nats"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("nats"), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    (secure_dir / "certs").mkdir(parents=True, exist_ok=True)
-    (secure_dir / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (secure_dir / "certs" / "nats.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (secure_dir / "certs" / "nats.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    """The CA and NATS's certificate where part `tls` puts them (`edgeplane certs init`'s own code)."""
+    tls.ensure(secure_dir, [], hosts=[])
 
 
 @pytest.fixture(scope="module")
