@@ -13,6 +13,7 @@ from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.clients.gateway import Endpoints, GatewayClient
 from edgeplane_common.http import create_service_app, serve
+from edgeplane_common.tls import client_verify
 from edgeplane_console import __version__
 from edgeplane_console.application.live import LiveHub
 from edgeplane_console.application.state import ConsoleState
@@ -64,7 +65,8 @@ def create_app(
     if settings.security.enabled:
         from edgeplane_common.auth import JwksKeys, TokenVerifier  # secure mode only: PyJWT and cryptography
 
-        verifier = TokenVerifier(JwksKeys(settings.security.jwks_url or f"{settings.metadata_url}/api/v3/key"))
+        keys_url = settings.security.jwks_url or f"{settings.metadata_url}/api/v3/key"
+        verifier = TokenVerifier(JwksKeys(keys_url, verify=client_verify(settings.tls.ca_file)))
     app = create_service_app(
         settings,
         version=__version__,

@@ -157,6 +157,16 @@ def test_rest_needs_a_token_and_a_strong_enough_role(stack: NativeStack, admin: 
         assert client.put(command, json={WRITABLE: "7"}).status_code == 403
 
 
+def test_the_console_verifies_tokens_with_the_keys_it_fetches_over_https(stack: NativeStack, admin: str) -> None:
+    # Its own API checks tokens like every service; the keys come from core-metadata, trusted through the CA.
+    console = _url(stack, "console")
+    with _client(stack) as anonymous:
+        assert anonymous.get(f"{console}/api/v3/config").status_code == 401
+    with _client(stack, admin) as client:
+        response = client.get(f"{console}/api/v3/config")
+    assert response.status_code == 200, response.text
+
+
 def test_modbus_and_opcua_readings_reach_core_data(stack: NativeStack, admin: str) -> None:
     core_data = _url(stack, "core-data")
     with _client(stack, admin) as client:
