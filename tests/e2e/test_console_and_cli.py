@@ -9,7 +9,6 @@ pages are written to `$EDGEPLANE_ARTIFACTS/console/` (default `.artifacts/consol
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,17 +20,10 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.native import DEVICE, NativeStack, edgeplane_up, launcher_env
+from tests.support.browser import ROOT, WAIT_S, by_id, chromium, field, new_page, shot
+from tests.support.native import DEVICE, NativeStack, edgeplane_up, launcher_env, wait_for_device_up
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-ROOT = Path(__file__).parents[2]
-ARTIFACTS = Path(os.environ.get("EDGEPLANE_ARTIFACTS") or ROOT / ".artifacts") / "console"
 DEMO_PROFILE = ROOT / "device-services/modbus/device_modbus/res/profiles/edgeplane-demo-plc.profile.yaml"
-WAIT_S = 45.0
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +32,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
         stack.wait_ready()
         wait_for_device_up(stack)
         yield stack
-
-
-def wait_for_device_up(stack: NativeStack) -> None:
-    url = f"{stack.url('core-metadata')}/api/v3/device/name/{DEVICE}"
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        r = httpx.get(url, timeout=5, trust_env=False)
-        if r.status_code == 200 and r.json()["device"]["operatingState"] == "UP":
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"{DEVICE} is not UP\n{stack.log()}")
 
 
 # ------------------------------------------------------------------------------------------------ the CLI
@@ -187,36 +168,14 @@ def test_cli_rules(stack: NativeStack, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def browser(stack: NativeStack) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
 def page(browser: Any, stack: NativeStack) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=stack.url("console"))
-    context.set_default_timeout(WAIT_S * 1000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def by_id(page: Any, testid: str) -> Any:
-    return page.locator(f'[data-testid="{testid}"]')
-
-
-def field(page: Any, testid: str) -> Any:
-    """The text field of a ui.input (Quasar puts the attribute on the <input> itself)."""
-    return page.locator(f'input[data-testid="{testid}"], [data-testid="{testid}"] input').first
+    with new_page(browser, stack.url("console")) as page:
+        yield page
 
 
 def test_overview_shows_the_services_and_the_demo_devices_up(page: Any, stack: NativeStack) -> None:

@@ -6,9 +6,7 @@ Screenshots: `login.png`, `device-viewer.png`, `device-operator.png` under the c
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,8 +14,8 @@ import pytest
 
 from edgeplane_common.auth import TokenIssuer, load_or_create_signing_key
 from edgeplane_common.clients.gateway import DEFAULT_PORTS
-from tests.e2e.test_console_and_cli import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, WAIT_S, by_id, field
-from tests.support.native import DEVICE, NativeStack, edgeplane_up, free_offset
+from tests.support.browser import by_id, chromium, field, new_page, shot
+from tests.support.native import DEVICE, NativeStack, edgeplane_up, free_offset, wait_for_device_up
 
 ADMIN_PASSWORD = "console-admin-pw"
 USERS = {"vic": ("viewer", "vic-pw-1234"), "olga": ("operator", "olga-pw-1234")}
@@ -67,47 +65,23 @@ def login(stack: NativeStack, user: str, password: str) -> str:
     return str(r.json()["token"])
 
 
-def wait_for_device_up(stack: NativeStack, headers: dict[str, str]) -> None:
-    url = f"{stack.url('core-metadata')}/api/v3/device/name/{DEVICE}"
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        r = httpx.get(url, timeout=5, trust_env=False, headers=headers)
-        if r.status_code == 200 and r.json()["device"]["operatingState"] == "UP":
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"{DEVICE} is not UP\n{stack.log()}")
-
-
 @pytest.fixture(scope="module")
 def browser(stack: NativeStack) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
 def page(browser: Any, stack: NativeStack) -> Iterator[Any]:
     """A fresh browser context (no session cookie): every test starts logged out."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=stack.url("console"))
-    context.set_default_timeout(WAIT_S * 1000)
-    page = context.new_page()
-    yield page
-    context.close()
+    with new_page(browser, stack.url("console")) as page:
+        yield page
 
 
 def log_in(page: Any, user: str, password: str) -> None:
     field(page, "login-username").fill(user)
     field(page, "login-password").fill(password)
     by_id(page, "login-submit").click()
-
-
-def shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(Path(ARTIFACTS) / f"{name}.png"), full_page=True)
 
 
 def test_pages_ask_for_a_login_and_a_wrong_password_is_said_in_words(page: Any) -> None:

@@ -173,6 +173,18 @@ def check_pings(stack: NativeStack) -> None:
         assert response.json()["serviceName"] == service.name
 
 
+def wait_for_device_up(stack: NativeStack, headers: dict[str, str] | None = None, timeout: float = 45.0) -> None:
+    """The demo device is provisioned and UP (`headers`: a token, in secure mode)."""
+    url = f"{stack.url('core-metadata')}/api/v3/device/name/{DEVICE}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = httpx.get(url, timeout=5, trust_env=False, headers=headers or {})
+        if r.status_code == 200 and r.json()["device"]["operatingState"] == "UP":
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{DEVICE} is not UP\n{stack.log()}")
+
+
 def check_device_up(stack: NativeStack) -> None:
     url = f"{stack.url('core-metadata')}/api/v3/device/name/{DEVICE}"
     deadline = time.monotonic() + DATA_TIMEOUT_S
