@@ -75,15 +75,17 @@ class _EmbeddedServer:
     """Common lifecycle: port check, spawn with output to `<data_dir>/<name>.log`, wait, stop."""
 
     kind: ClassVar[str]
+    default_name: ClassVar[str]
+    """Log file and server name when none is given."""
 
     def __init__(
         self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
         *,
-        host: str,
-        port: int | None,
         data_dir: Path,
-        name: str,
-        binary: Path | None,
+        name: str | None = None,
+        binary: Path | None = None,
         config_file: Path | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
@@ -96,7 +98,7 @@ class _EmbeddedServer:
         self._auto_port = port is None
         self.port: int = port if port is not None else free_port(host)
         self.data_dir = Path(data_dir)
-        self.name = name
+        self.name = name or self.default_name
         self._binary = binary
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -221,27 +223,7 @@ class EmbeddedNats(_EmbeddedServer):
     """nats-server with JetStream, storing streams under `<data_dir>/jetstream`."""
 
     kind = "NATS"
-
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int | None = None,
-        *,
-        data_dir: Path,
-        name: str = "nats",
-        binary: Path | None = None,
-        config_file: Path | None = None,
-        extra_args: Sequence[str] = (),
-    ) -> None:
-        super().__init__(
-            host=host,
-            port=port,
-            data_dir=data_dir,
-            name=name,
-            binary=binary,
-            config_file=config_file,
-            extra_args=extra_args,
-        )
+    default_name = "nats"
 
     def _find_binary(self) -> Path:
         found = _next_to_python("nats-server") or shutil.which("nats-server")
@@ -275,27 +257,7 @@ class EmbeddedRedis(_EmbeddedServer):
     AOF persistence in `data_dir`."""
 
     kind = "Redis"
-
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int | None = None,
-        *,
-        data_dir: Path,
-        name: str = "redis",
-        binary: Path | None = None,
-        config_file: Path | None = None,
-        extra_args: Sequence[str] = (),
-    ) -> None:
-        super().__init__(
-            host=host,
-            port=port,
-            data_dir=data_dir,
-            name=name,
-            binary=binary,
-            config_file=config_file,
-            extra_args=extra_args,
-        )
+    default_name = "redis"
 
     def _find_binary(self) -> Path:
         try:
