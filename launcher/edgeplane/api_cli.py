@@ -435,7 +435,24 @@ def events_tail(
     timeout: Annotated[float, typer.Option("--timeout", help="Give up after this many seconds (0: never).")] = 0,
     nats_url: Annotated[
         str | None,
-        typer.Option("--nats-url", envvar="EDGEPLANE_NATS__URL", help="Default: port 4222 of the --url host."),
+        typer.Option(
+            "--nats-url",
+            envvar="EDGEPLANE_NATS__URL",
+            help="Default: port 4222 of the --url host (tls:// when a CA is known).",
+        ),
+    ] = None,
+    secure_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--secure-dir",
+            envvar="EDGEPLANE_SECURE_DIR",
+            help="Secure mode: the directory of `edgeplane secure init` (.data/secure natively, .secure for compose); "
+            "its NATS user `viewer` and its CA are used.",
+        ),
+    ] = None,
+    nats_user: Annotated[str | None, typer.Option("--nats-user", envvar="EDGEPLANE_NATS__USER")] = None,
+    nats_password: Annotated[
+        str | None, typer.Option("--nats-password", envvar="EDGEPLANE_NATS__PASSWORD", show_default=False)
     ] = None,
     url: Url = DEFAULT_URL,
     json: Json = False,
@@ -443,16 +460,35 @@ def events_tail(
     """Print each event as it is published on the bus (one line, or one JSON document per line)."""
     import nats
 
+    from edgeplane.secure import busauth
+    from edgeplane_common.bus.nats import connect_options
     from edgeplane_common.bus.topics import Topics
     from edgeplane_common.edgex.events import decode_event_payload
+    from edgeplane_common.settings import NatsSettings, TlsSettings
 
-    server = nats_url or f"nats://{urlsplit(url if '://' in url else 'http://' + url).hostname}:4222"
+    ca_file = os.environ.get(CA_FILE_ENV) or None
+    if secure_dir is not None:
+        try:
+            nats_user, nats_password = busauth.viewer_credentials(secure_dir)
+        except (OSError, KeyError):
+            err.print(f"error: {secure_dir} has no NATS viewer credentials (run `edgeplane secure init` again)")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        if (secure_dir / busauth.CA_CERT).is_file():
+            ca_file = str(secure_dir / busauth.CA_CERT)
+    host = urlsplit(url if "://" in url else "http://" + url).hostname
+    server = nats_url or f"{'tls' if ca_file else 'nats'}://{host}:4222"
+    settings = NatsSettings(url=server, user=nats_user, password=nats_password)
+    options = connect_options(settings, name="edgeplane-cli", tls=TlsSettings(ca_file=ca_file), service=busauth.VIEWER)
     subject = Topics.EVENTS_ALL if device is None else f"edgex.events.device.*.*.{_escape(device)}.*"
 
     async def main() -> int:
         try:
-            nc = await nats.connect(server, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False)
+            nc = await nats.connect(**options, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False)
         except Exception as error:  # nats-py raises several unrelated types for "cannot connect"
+            if "authorization" in str(error).lower():
+                hint = "" if secure_dir else " (secure mode: --secure-dir, or --nats-user and --nats-password)"
+                err.print(f"error: NATS at {server} refused the login: {error}{hint}")
+                return EXIT_FAILED
             err.print(f"error: NATS at {server} cannot be reached: {error or type(error).__name__}")
             return EXIT_UNAVAILABLE
         seen = 0

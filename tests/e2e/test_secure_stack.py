@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +34,7 @@ from tests.support.native import (
     NativeStack,
     edgeplane_up,
     holding_register,
+    launcher_env,
 )
 
 RULE = "demo-avg-temperature"  # publishes an alert every 10 s window (res/ of the rules engine)
@@ -225,6 +228,22 @@ async def test_nats_refuses_a_client_without_credentials(stack: NativeStack) -> 
         await nats.connect(
             stack.nats_url(), tls=tls, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False
         )
+
+
+def test_events_tail_needs_the_viewer_user(stack: NativeStack) -> None:
+    argv = [sys.executable, "-m", "edgeplane", "events", "tail", "--nats-url", stack.nats_url()]
+    argv += ["--device", DEVICE, "--count", "1", "--timeout", "60", "--json"]
+    env = launcher_env() | {"EDGEPLANE_TLS__CA_FILE": _ca(stack)}
+    refused = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=env, check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert "refused the login" in refused.stderr
+    assert "--secure-dir" in refused.stderr
+    argv += ["--secure-dir", str(_secure_dir(stack))]
+    tail = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=launcher_env(), check=False)
+    assert tail.returncode == 0, tail.stderr
+    event = json.loads(tail.stdout.splitlines()[0])
+    assert event["deviceName"] == DEVICE
+    assert event["readings"]
 
 
 def test_redis_refuses_the_default_user(stack: NativeStack) -> None:

@@ -40,7 +40,7 @@ from device_virtual.settings import DeviceVirtualSettings
 from edgeplane.secure import busauth, tls
 from edgeplane.services import SERVICES, by_name
 from edgeplane_common.bus import MessageEnvelope, Topics
-from edgeplane_common.bus.nats import NatsMessageBus, PermissionDenied
+from edgeplane_common.bus.nats import NatsMessageBus, PermissionDenied, connect_options
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
 from edgeplane_common.redis import create_redis
 from edgeplane_common.settings import NatsSettings, RedisSettings, TlsSettings
@@ -121,7 +121,8 @@ async def buses(env: dict[str, dict[str, str]], secure_nats: EmbeddedNats) -> As
 def test_generated_files_are_private_and_credentials_are_kept(secure_dir: Path, env: dict[str, dict[str, str]]) -> None:
     files = [secure_dir / busauth.NATS_CONF, secure_dir / busauth.REDIS_ACL]
     files += sorted((secure_dir / "credentials").glob("*.env"))
-    assert len(files) == 2 + len(env)
+    assert len(files) == 2 + len(env) + 1  # and the viewer's
+    assert busauth.viewer_credentials(secure_dir)[0] == busauth.VIEWER
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     for folder in ("credentials", "nats", "redis"):
@@ -170,6 +171,40 @@ async def test_device_service_cannot_publish_another_services_events(
     # Its own events are accepted (the stream exists: the device service may create it).
     await virtual.ensure_stream(Topics.EVENTS_STREAM, [Topics.EVENTS_ALL])
     await virtual.publish_durable(Topics.events("device-virtual", "p", "d", "s"), env)
+
+
+async def test_the_viewer_reads_events_and_may_do_nothing_else(
+    secure_dir: Path, secure_nats: EmbeddedNats, buses: dict[str, NatsMessageBus]
+) -> None:
+    user, password = busauth.viewer_credentials(secure_dir)
+    refusals: list[str] = []
+
+    async def on_error(error: Exception) -> None:
+        refusals.append(str(error))
+
+    settings = NatsSettings(url=secure_nats.url, user=user, password=SecretStr(password))
+    nc = await nats.connect(
+        **connect_options(settings, name="viewer-test", service=busauth.VIEWER),
+        error_cb=on_error,
+        allow_reconnect=False,
+        max_reconnect_attempts=0,
+    )
+    try:
+        events = await nc.subscribe(Topics.EVENTS_ALL)
+        await nc.flush()
+        subject = Topics.events("device-virtual", "p", "d", "s")
+        await buses["device-virtual"].publish(subject, MessageEnvelope(payload={"deviceName": "d"}))
+        assert (await events.next_msg(timeout=10)).subject == subject
+        # No events of its own, no device commands, no listening to them: each one refused by the server.
+        await nc.publish(Topics.events("device-virtual", "p", "d", "forged"), b"{}")
+        await nc.publish(Topics.command_request_all("device-virtual").replace(">", "d.get"), b"{}")
+        await nc.subscribe(Topics.command_request_all("device-virtual"))
+        await nc.flush()
+        await wait_until(lambda: len(refusals) >= 3)
+        assert sum("publish" in r.lower() for r in refusals) == 2, refusals
+        assert sum("subscription" in r.lower() for r in refusals) == 1, refusals
+    finally:
+        await nc.close()
 
 
 async def test_only_core_command_and_the_rules_engine_send_device_commands(buses: dict[str, NatsMessageBus]) -> None:

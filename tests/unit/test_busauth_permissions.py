@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from edgeplane.secure import busauth
 from edgeplane.services import SERVICES, by_name
 from edgeplane_common.bus.nats import connect_options, inbox_prefix
+from edgeplane_common.bus.topics import Topics
 from edgeplane_common.redis import connection_options
 from edgeplane_common.settings import NatsSettings, RedisSettings, TlsSettings
 
@@ -49,12 +50,19 @@ def test_nobody_but_its_owner_reads_a_services_replies() -> None:
 
 def test_the_console_publishes_nothing() -> None:
     assert busauth.nats_permissions(by_name("console")).publish == ()
-    conf = busauth.nats_config([(by_name("console"), "pw")], tls=None)
+    conf = busauth.nats_config([busauth.nats_user(by_name("console"), "pw")], tls=None)
     assert 'publish: { deny: [">"] }' in conf
 
 
+def test_the_viewer_reads_events_and_alerts_and_publishes_nothing() -> None:
+    perms = busauth.VIEWER_PERMISSIONS
+    assert perms.publish == ()
+    assert not perms.responds
+    assert set(perms.subscribe) == {Topics.EVENTS_ALL, "edgex.events.core.>", Topics.RULE_ALERTS_ALL}
+
+
 def test_nats_config_has_tls_only_with_a_certificate() -> None:
-    users = [(s, "pw") for s in BROKER_USERS]
+    users = [busauth.nats_user(s, "pw") for s in BROKER_USERS]
     assert "tls {" not in busauth.nats_config(users, tls=None)
     conf = busauth.nats_config(users, tls=(Path("/s/certs/nats.pem"), Path("/s/certs/nats.key")))
     assert 'cert_file: "/s/certs/nats.pem"' in conf
