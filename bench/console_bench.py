@@ -3,9 +3,12 @@ values per second, in Debian's Chromium (Playwright). Prints, per chart, the poi
 lag of the newest drawn point behind the clock, and the console's RSS before and during the load.
 
 Without arguments (as `make bench` runs it) it starts its own stack (`edgeplane up` on free ports, in a
-temporary folder) and stops it at the end; against a running one:
+temporary folder) and stops it at the end; `--secure` starts it in secure mode (`edgeplane up --secure`: TLS,
+NATS users, tokens), logs in as its first admin and publishes as device-modbus with that service's NATS user.
+Against a running one:
 
     python bench/console_bench.py --console http://127.0.0.1:4000 --nats nats://127.0.0.1:4222 [--pid PID]
+        [--username U --password P] [--nats-user U --nats-password P] [--ca-file CA]
 
 Events are published for the demo device (demo-plc) on its events subject, as device-modbus publishes them;
 nothing is asserted, figures are printed.
@@ -16,9 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
+import secrets
+import shlex
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -31,7 +38,7 @@ from pathlib import Path
 import nats
 import orjson
 import psutil
-from playwright.async_api import async_playwright
+from playwright.async_api import Page, async_playwright
 
 from edgeplane_common.bus.topics import Topics
 from edgeplane_common.embedded import free_port, port_in_use
@@ -55,20 +62,42 @@ def event(resource: str, value: float) -> bytes:
 
 
 def rss(pid: int | None) -> str:
+    """The console's RSS (with any children) in MiB and in MB (the target is stated in decimal MB)."""
     if not pid:
         return "-"
     p = psutil.Process(pid)
-    return f"{sum(x.memory_info().rss for x in [p, *p.children(recursive=True)]) / 2**20:.1f} MiB"
+    total = sum(x.memory_info().rss for x in [p, *p.children(recursive=True)])
+    return f"{total / 2**20:.1f} MiB = {total / 1e6:.1f} MB"
+
+
+def load() -> str:
+    return f"1-min load average {os.getloadavg()[0]:.2f}"
+
+
+async def log_in_if_asked(page: Page, args: argparse.Namespace) -> None:
+    """Secure mode: the console sends the page to its login first."""
+    if "/login" not in page.url:
+        return
+    if not args.username:
+        raise SystemExit("the console asks for a login: give --username and --password")
+    await page.fill('input[data-testid="login-username"], [data-testid="login-username"] input', args.username)
+    await page.fill('input[data-testid="login-password"], [data-testid="login-password"] input', args.password)
+    await page.click('[data-testid="login-submit"]')
 
 
 async def main(args: argparse.Namespace) -> None:
     charts = RESOURCES[: args.charts]
-    nc = await nats.connect(args.nats)
+    tls = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
+    nc = await nats.connect(args.nats, user=args.nats_user, password=args.nats_password, tls=tls)
+    print(f"console {args.console}; {load()}")
     print(f"console RSS idle: {rss(args.pid)}")
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
-        page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+        # The console's certificate is from the stack's own CA, which Chromium does not know.
+        context = await browser.new_context(viewport={"width": 1400, "height": 1000}, ignore_https_errors=True)
+        page = await context.new_page()
         await page.goto(f"{args.console}/devices/{DEVICE}?charts={','.join(charts)}")
+        await log_in_if_asked(page, args)
         await page.wait_for_selector(f'[data-testid="chart-{charts[0]}"]')
         subject = Topics.events(SERVICE, PROFILE, DEVICE, "Bench")
         sent = 0
@@ -92,7 +121,7 @@ async def main(args: argparse.Namespace) -> None:
         print(
             f"published {sent} values per chart in {elapsed:.1f} s ({sent / elapsed:.1f}/s each, {len(charts)} charts)"
         )
-        print(f"console RSS with the page open under load: {rss(args.pid)}")
+        print(f"console RSS with the page open under load: {rss(args.pid)}; {load()}")
         for resource, rows in samples.items():
             steady = rows[len(rows) // 3 :]
             if len(steady) < 2:
@@ -106,9 +135,15 @@ async def main(args: argparse.Namespace) -> None:
     await nc.close()
 
 
+def env_file(path: Path) -> dict[str, str]:
+    """A service's dotenv file as `edgeplane secure init` writes it (KEY='value' lines)."""
+    pairs = (shlex.split(line)[0].partition("=") for line in path.read_text().splitlines() if line.strip())
+    return {key: value for key, _, value in pairs}
+
+
 @contextmanager
-def own_stack() -> Iterator[argparse.Namespace]:
-    """`edgeplane up` on free ports; the console's URL, NATS URL and pid."""
+def own_stack(secure: bool) -> Iterator[argparse.Namespace]:
+    """`edgeplane up` (`--secure`) on free ports; the console's URL, pid and login, and NATS as device-modbus."""
     with tempfile.TemporaryDirectory(prefix="console-bench-") as tmp:
         offset = next(
             o for o in (random.randint(1000, 5000) for _ in range(200))
@@ -117,8 +152,12 @@ def own_stack() -> Iterator[argparse.Namespace]:
         data, out = Path(tmp) / "data", Path(tmp) / "up.out"
         argv = [sys.executable, "-m", "edgeplane", "up", "--data-dir", str(data), f"--port-offset={offset}",
                 "--nats-port", str(free_port()), "--redis-port", str(free_port())]  # fmt: skip
+        password = secrets.token_urlsafe(12)
+        env = {**os.environ, "EDGEPLANE_ADMIN_PASSWORD": password}
         with out.open("wb") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+            proc = subprocess.Popen(
+                [*argv, "--secure"] if secure else argv, stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env=env
+            )
         try:
             deadline = time.monotonic() + 120
             while not re.search(r"ready in", out.read_text()):
@@ -127,9 +166,15 @@ def own_stack() -> Iterator[argparse.Namespace]:
                 time.sleep(0.2)
             state = json.loads((data / "run.json").read_text())
             nats_url = next(s["url"] for s in state["servers"] if s["name"] == "nats")
-            pid = next(s["pid"] for s in state["services"] if s["name"] == "console")
+            console = next(s for s in state["services"] if s["name"] == "console")
+            found = argparse.Namespace(console=console["url"], nats=nats_url, pid=console["pid"])
+            if secure:
+                publisher = env_file(data / "secure" / "env" / f"{SERVICE}.env")
+                found.nats_user = publisher["DEVICE_MODBUS_NATS__USER"]
+                found.nats_password = publisher["DEVICE_MODBUS_NATS__PASSWORD"]
+                found.ca_file, found.username, found.password = state["caFile"], "admin", password
             time.sleep(5)  # the demo device comes UP and publishes
-            yield argparse.Namespace(console=f"http://127.0.0.1:{4000 + offset}", nats=nats_url, pid=pid)
+            yield found
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
@@ -143,9 +188,15 @@ if __name__ == "__main__":
     parser.add_argument("--charts", type=int, default=5)
     parser.add_argument("--rate", type=float, default=10.0, help="values per second per chart")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--secure", action="store_true", help="start the stack in secure mode (edgeplane up --secure)")
+    parser.add_argument("--username", help="a running secure console: who logs in")
+    parser.add_argument("--password")
+    parser.add_argument("--nats-user", help="a secure NATS: a user that may publish device-modbus's events")
+    parser.add_argument("--nats-password")
+    parser.add_argument("--ca-file", help="a secure NATS: the CA its certificate is signed by")
     args = parser.parse_args()
     if args.console:
         asyncio.run(main(args))
     else:
-        with own_stack() as stack:
+        with own_stack(args.secure) as stack:
             asyncio.run(main(argparse.Namespace(**{**vars(args), **vars(stack)})))
