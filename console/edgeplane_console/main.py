@@ -13,7 +13,6 @@ from edgeplane_common.bus import MessageBus
 from edgeplane_common.bus.nats import NatsMessageBus
 from edgeplane_common.clients.gateway import Endpoints, GatewayClient
 from edgeplane_common.http import create_service_app, serve
-from edgeplane_common.tls import client_verify
 from edgeplane_console import __version__
 from edgeplane_console.application.live import LiveHub
 from edgeplane_console.application.state import ConsoleState
@@ -61,12 +60,6 @@ def create_app(
     boot.step("live values", feed.start, stop=feed.stop)
     boot.task("status poller", state.run)
 
-    verifier = None
-    if settings.security.enabled:
-        from edgeplane_common.auth import JwksKeys, TokenVerifier  # secure mode only: PyJWT and cryptography
-
-        keys_url = settings.security.jwks_url or f"{settings.metadata_url}/api/v3/key"
-        verifier = TokenVerifier(JwksKeys(keys_url, verify=client_verify(settings.tls.ca_file)))
     app = create_service_app(
         settings,
         version=__version__,
@@ -74,12 +67,12 @@ def create_app(
         routers=[],
         bootstrap=boot,
         bus=bus,
-        verifier=verifier,
-        # The pages are behind the console's own login (ui/auth.py); its API keeps the token check.
+        # The pages are behind the console's own login (ui/auth.py); its API keeps the token check (the
+        # default verifier, with core-metadata's keys, loaded on the first request that carries a token).
         self_guarded=lambda path: not _api_path(path),
     )
     app.state.console = state
-    auth = ConsoleAuth(state, verifier=verifier)
+    auth = ConsoleAuth(state, enabled=settings.security.enabled)
     app.state.console_auth = auth
     auth.register()
     for pages in (overview, devices, profiles, registry, rules):

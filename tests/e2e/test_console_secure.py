@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import psutil
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgeplane_common.auth import TokenIssuer, load_or_create_signing_key
 from edgeplane_common.clients.gateway import DEFAULT_PORTS
@@ -141,3 +143,38 @@ def test_an_operator_writes_a_setpoint_but_edits_nothing_and_logs_out(page: Any,
     by_id(page, "login-reason").get_by_text("You are logged out.").wait_for()
     page.goto(f"/devices/{DEVICE}")
     page.wait_for_url("**/login?**")
+
+
+def _maps_cryptography(pid: int) -> bool:
+    """Whether the process has cryptography's native binding loaded (PyJWT's EdDSA needs it)."""
+    return any("cryptography" in m.path for m in psutil.Process(pid).memory_maps(grouped=True))
+
+
+def test_a_page_session_loads_no_token_library_until_the_console_api_gets_a_token(
+    page: Any, stack: NativeStack
+) -> None:
+    """The login reads the token's claims (it comes straight from core-metadata); the console's own API still
+    verifies every token, with the token classes loaded on the first one. Kept last in the module: no other
+    test here calls the console's API with a token."""
+    console = stack.pids()["console"]
+    page.goto("/login")
+    log_in(page, "olga", USERS["olga"][1])
+    by_id(page, "whoami").get_by_text("olga (operator)").wait_for()
+    page.goto(f"/devices/{DEVICE}")
+    by_id(page, "operating-state").get_by_text("state: UP").wait_for()
+    by_id(page, "read-SpeedSetpoint").click()  # a call for the user, with the user's token
+    by_id(page, "command-result").get_by_text("SpeedSetpoint =").wait_for()
+    assert not _maps_cryptography(console)
+
+    api = f"{stack.url('console')}/api/v3/config"
+    key = stack.data.parent / "token-signing.pem"  # the fixture's signing key
+    forged = TokenIssuer(Ed25519PrivateKey.generate()).issue("admin", "admin", ttl=60)
+    expired = TokenIssuer(load_or_create_signing_key(key)).issue("admin", "admin", ttl=-60)
+    for token, reason in ((forged, "unknown key"), (expired, "expired")):
+        r = httpx.get(api, headers={"Authorization": f"Bearer {token}"}, timeout=10, trust_env=False)
+        assert r.status_code == 401, r.text
+        assert reason in r.json()["message"]
+    valid = login(stack, "olga", USERS["olga"][1])
+    r = httpx.get(api, headers={"Authorization": f"Bearer {valid}"}, timeout=10, trust_env=False)
+    assert r.status_code == 200, r.text
+    assert _maps_cryptography(console)

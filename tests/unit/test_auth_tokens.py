@@ -17,14 +17,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgeplane_common.auth import (
     JwksKeys,
+    LazyVerifier,
     LocalKeys,
     RoutePolicy,
     TokenIssuer,
     TokenVerifier,
+    issued_principal,
     load_or_create_signing_key,
 )
 from edgeplane_common.auth.roles import requires
-from edgeplane_common.errors import ServiceUnavailable, Unauthorized
+from edgeplane_common.errors import CommunicationError, ServiceUnavailable, Unauthorized
 
 
 @pytest.fixture
@@ -211,6 +213,45 @@ async def test_keys_unreachable_before_the_first_fetch_is_unavailable_not_unauth
     keys = JwksKeys("http://md/api/v3/key", transport=httpx.MockTransport(handler))
     with pytest.raises(ServiceUnavailable):
         await keys.key("any")
+
+
+def test_the_claims_of_a_token_from_the_login_are_read_and_checked(issuer: TokenIssuer) -> None:
+    principal = issued_principal(issuer.issue("olga", "operator", ttl=60))
+    assert (principal.subject, principal.role, principal.kind) == ("olga", "operator", "user")
+    assert principal.expires > time.time()
+    header = _b64({"alg": "EdDSA", "typ": "JWT"})
+    now = int(time.time())
+    refused = {
+        "not a JWT": "not-a-jwt",
+        "cannot be read": f"{header}.%%%.sig",
+        "another issuer": f"{header}.{_b64({'iss': 'elsewhere', 'sub': 'a', 'role': 'admin', 'exp': now + 60})}.s",
+        "without its subject": f"{header}.{_b64({'iss': 'edgeplane', 'sub': 'a', 'exp': now + 60})}.s",
+        "expired": issuer.issue("olga", "operator", ttl=-60),
+    }
+    for reason, token in refused.items():
+        with pytest.raises(CommunicationError, match=reason):
+            issued_principal(token)
+
+
+async def test_a_lazy_verifier_builds_its_verifier_on_the_first_token_and_verifies_every_one(
+    issuer: TokenIssuer,
+) -> None:
+    built: list[TokenVerifier] = []
+
+    def build() -> TokenVerifier:
+        built.append(TokenVerifier(LocalKeys({issuer.kid: issuer.public_key})))
+        return built[-1]
+
+    lazy = LazyVerifier(build)
+    assert not lazy.loaded
+    assert built == []
+    with pytest.raises(Unauthorized):
+        await lazy.verify(TokenIssuer(Ed25519PrivateKey.generate()).issue("x", "admin", ttl=60))
+    assert lazy.loaded
+    with pytest.raises(Unauthorized, match="expired"):
+        await lazy.verify(issuer.issue("x", "admin", ttl=-60))
+    assert (await lazy.verify(issuer.issue("x", "viewer", ttl=60))).role == "viewer"
+    assert len(built) == 1
 
 
 def test_route_policy_defaults_and_declared_roles() -> None:

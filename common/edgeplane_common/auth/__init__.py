@@ -4,7 +4,8 @@ core-metadata issues tokens and publishes its public keys as a JWKS at `/api/v3/
 tokens locally with those keys (fetched once, refreshed on an unknown key id), never with a call per request.
 
 The token and key classes are imported on first use: they load PyJWT and cryptography (~9 MiB of RSS), which
-a service in open mode never needs; roles (what the middleware consults on every request) load at once.
+a service in open mode never needs; roles (what the middleware consults on every request) and claims (the
+principal, a verifier built on first use, the claims of a token just received from the issuer) load at once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from edgeplane_common.auth.claims import LazyVerifier, Principal, Verifier, issued_principal
 from edgeplane_common.auth.roles import Role, RoutePolicy
 
 if TYPE_CHECKING:
@@ -19,7 +21,6 @@ if TYPE_CHECKING:
     from edgeplane_common.auth.tokens import (
         ALGORITHM,
         MAX_TOKEN_BYTES,
-        Principal,
         TokenIssuer,
         TokenVerifier,
         load_or_create_signing_key,
@@ -31,7 +32,6 @@ _LAZY = {
     "LocalKeys": "keys",
     "ALGORITHM": "tokens",
     "MAX_TOKEN_BYTES": "tokens",
-    "Principal": "tokens",
     "TokenIssuer": "tokens",
     "TokenVerifier": "tokens",
     "load_or_create_signing_key": "tokens",
@@ -52,11 +52,14 @@ __all__ = [
     "MAX_TOKEN_BYTES",
     "JwksKeys",
     "KeySource",
+    "LazyVerifier",
     "LocalKeys",
     "Principal",
     "Role",
     "RoutePolicy",
     "TokenIssuer",
     "TokenVerifier",
+    "Verifier",
+    "issued_principal",
     "load_or_create_signing_key",
 ]

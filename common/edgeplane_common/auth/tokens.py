@@ -11,7 +11,6 @@ import hashlib
 import os
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +18,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edgeplane_common.auth.claims import ISSUER, Principal
 from edgeplane_common.auth.keys import KeySource
 from edgeplane_common.errors import Unauthorized
 
 ALGORITHM = "EdDSA"
-ISSUER = "edgeplane"
 MAX_TOKEN_BYTES = 4096
 """Longer Authorization headers are refused unparsed: ours are ~400 bytes."""
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who a verified token speaks for: a user (`kind="user"`) or a service (`kind="service"`)."""
-
-    subject: str
-    role: str
-    kind: str
-    expires: int
 
 
 def key_id(public: Ed25519PublicKey) -> str:

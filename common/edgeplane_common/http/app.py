@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from edgeplane_common import API_VERSION, EDGEX_VERSION
+from edgeplane_common.auth.claims import LazyVerifier, Verifier
 from edgeplane_common.auth.roles import RoutePolicy
 from edgeplane_common.bootstrap import Readiness, ServiceBootstrap
 from edgeplane_common.bus import MessageBus
@@ -107,7 +108,7 @@ def create_service_app(
     bootstrap: ServiceBootstrap | None = None,
     bus: MessageBus | None = None,
     collectors: Sequence[Collector] = (),
-    verifier: TokenVerifier | None = None,
+    verifier: Verifier | None = None,
     revoked: Revoked | None = None,
     self_guarded: Callable[[str], bool] | None = None,
 ) -> FastAPI:
@@ -155,9 +156,7 @@ def create_service_app(
     token = settings.http.auth_token.get_secret_value() if settings.http.auth_token else None
     policy = RoutePolicy()
     if settings.security.enabled and verifier is None:
-        from edgeplane_common.auth import keys, tokens  # secure mode only: PyJWT and cryptography
-
-        verifier = tokens.TokenVerifier(keys.JwksKeys(_jwks_url(settings), verify=client_verify(settings.tls.ca_file)))
+        verifier = _jwks_verifier(settings)
     app.add_middleware(
         ServiceMiddleware,
         token=token,
@@ -236,6 +235,19 @@ def create_service_app(
         app.include_router(router)
     _document_400_not_422(app)
     return app
+
+
+def _jwks_verifier(settings: ServiceSettings) -> LazyVerifier:
+    """Tokens checked with the keys core-metadata publishes. PyJWT and cryptography (~9 MiB) load with the first
+    request that carries a token: the console's API may never get one. The URL and the CA are checked now."""
+    url, verify = _jwks_url(settings), client_verify(settings.tls.ca_file)
+
+    def build() -> TokenVerifier:
+        from edgeplane_common.auth import keys, tokens
+
+        return tokens.TokenVerifier(keys.JwksKeys(url, verify=verify))
+
+    return LazyVerifier(build)
 
 
 def _jwks_url(settings: ServiceSettings) -> str:

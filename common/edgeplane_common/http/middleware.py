@@ -9,19 +9,17 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgeplane_common.auth.claims import Principal, Verifier
 from edgeplane_common.auth.roles import RoutePolicy
 from edgeplane_common.errors import EdgeError
 from edgeplane_common.http.responses import error_body
 from edgeplane_common.logging import correlation_id
-
-if TYPE_CHECKING:  # loaded in secure mode only (PyJWT, cryptography)
-    from edgeplane_common.auth import Principal, TokenVerifier
 
 CORRELATION_HEADER = b"x-correlation-id"
 CANONICAL_CORRELATION_HEADER = b"X-Correlation-Id"
@@ -31,7 +29,7 @@ SECURE_OPEN_PATHS = OPEN_PATHS | {"/api/v3/key", "/api/v3/auth/login"}
 """Also open in secure mode: the public keys tokens are verified with, and the login that issues them."""
 MAX_AUTHORIZATION = 8192
 """A longer Authorization header is refused before any parsing."""
-Revoked = Callable[["Principal"], Awaitable[str | None]]
+Revoked = Callable[[Principal], Awaitable[str | None]]
 """Why a verified token no longer counts (its user was removed...), or None; core-metadata, which holds the
 users, passes one."""
 _BODY_TYPES = (
@@ -97,7 +95,7 @@ class ServiceMiddleware:
         token: str | None,
         max_body: int,
         metrics: Metrics,
-        verifier: TokenVerifier | None = None,
+        verifier: Verifier | None = None,
         policy: RoutePolicy | None = None,
         revoked: Revoked | None = None,
         self_guarded: Callable[[str], bool] | None = None,
