@@ -8,6 +8,7 @@ advertises for itself (a device service's base address, core-command's command U
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 
@@ -51,28 +52,51 @@ def check_server_files(tls: TlsSettings) -> None:
     if not tls.cert_file or not tls.key_file:
         given, missing = ("TLS__CERT_FILE", "TLS__KEY_FILE") if tls.cert_file else ("TLS__KEY_FILE", "TLS__CERT_FILE")
         raise TlsConfigError(f"{given} is set but {missing} is not: HTTPS needs both")
-    # Imported here: a service without a certificate never loads cryptography (~RSS).
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
+    # The standard library's OpenSSL only: cryptography (~9 MiB RSS) would stay loaded in every HTTPS service
+    # for this one check, and the console would otherwise never need it.
     cert = _read(tls.cert_file, "certificate", "TLS__CERT_FILE")
+    if not _pem_certificates(cert):
+        raise TlsConfigError(f"TLS certificate {tls.cert_file} (TLS__CERT_FILE) is not a PEM certificate")
+    _read(tls.key_file, "private key", "TLS__KEY_FILE")
     try:
-        x509.load_pem_x509_certificates(cert)
-    except ValueError:
-        raise TlsConfigError(f"TLS certificate {tls.cert_file} (TLS__CERT_FILE) is not a PEM certificate") from None
-    key = _read(tls.key_file, "private key", "TLS__KEY_FILE")
-    try:
-        serialization.load_pem_private_key(key, password=None)
-    except (ValueError, TypeError):
+        # A key that asks for a password is refused here, never prompted for on the terminal.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tls.cert_file, tls.key_file, password=_no_password)
+    except ssl.SSLError as err:
+        if err.reason == "KEY_VALUES_MISMATCH":
+            raise TlsConfigError(
+                f"TLS private key {tls.key_file} does not belong to the certificate {tls.cert_file}: {err.reason}"
+            ) from None
         raise TlsConfigError(
             f"TLS private key {tls.key_file} (TLS__KEY_FILE) is not an unencrypted PEM private key"
         ) from None
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tls.cert_file, tls.key_file)
-    except ssl.SSLError as err:
+    except _Encrypted:
         raise TlsConfigError(
-            f"TLS private key {tls.key_file} does not belong to the certificate {tls.cert_file}: {err.reason or err}"
+            f"TLS private key {tls.key_file} (TLS__KEY_FILE) is not an unencrypted PEM private key"
         ) from None
+
+
+_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _pem_certificates(data: bytes) -> bool:
+    """Whether `data` holds PEM certificates and OpenSSL parses each one (as X.509, into a scratch store)."""
+    blocks = _CERTIFICATE.findall(data)
+    if not blocks:
+        return False
+    try:
+        der = b"".join(ssl.PEM_cert_to_DER_cert(block.decode("ascii")) for block in blocks)
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=der)
+    except (ValueError, ssl.SSLError):  # bad base64 (binascii.Error), non-ASCII, not X.509
+        return False
+    return True
+
+
+class _Encrypted(Exception):
+    """The private key asked for a password."""
+
+
+def _no_password() -> str:
+    raise _Encrypted
 
 
 def _read(path: str, what: str, setting: str) -> bytes:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from typer.testing import CliRunner
@@ -151,6 +152,21 @@ def test_check_server_files_names_the_file_at_fault(tmp_path: Path) -> None:
     for message, settings in cases.items():
         with pytest.raises(TlsConfigError, match=message):
             check_server_files(settings)
+    # A key that wants a password is refused without a prompt; a PEM block that is no X.509 certificate too.
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        serialization.load_pem_private_key(key.read_bytes(), password=None).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    with pytest.raises(TlsConfigError, match=f"{encrypted} .*is not an unencrypted PEM private key"):
+        check_server_files(TlsSettings(cert_file=str(cert), key_file=str(encrypted)))
+    garbled = tmp_path / "garbled.pem"
+    garbled.write_text("-----BEGIN CERTIFICATE-----\nAAAAAAAAAAAA\n-----END CERTIFICATE-----\n")
+    with pytest.raises(TlsConfigError, match=f"{garbled} .*is not a PEM certificate"):
+        check_server_files(TlsSettings(cert_file=str(garbled), key_file=str(key)))
     with pytest.raises(TlsConfigError, match="does not exist"):
         client_verify(str(tmp_path / "none.pem"))
     with pytest.raises(TlsConfigError, match="not a usable PEM"):
