@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import gc
 
@@ -12,6 +13,11 @@ def release_free_heap() -> bool:
     (a fresh venv, PYTHONDONTWRITEBYTECODE) compiles them, and glibc keeps the memory that compiling freed
     (about 37 MB for device-opcua, whose asyncua imports 3 MB of generated source)."""
     gc.collect()
+    return trim_heap()
+
+
+def trim_heap() -> bool:
+    """`malloc_trim(0)` alone (no garbage collection, so ~1 ms at most); False where there is no glibc."""
     try:
         trim = ctypes.CDLL(None).malloc_trim  # the symbols the process has loaded: libc's among them
     except (OSError, AttributeError):  # musl, macOS, Windows: no malloc_trim
@@ -20,6 +26,15 @@ def release_free_heap() -> bool:
     trim.restype = ctypes.c_int
     trim(0)
     return True
+
+
+async def trim_heap_every(seconds: float) -> None:
+    """`trim_heap()` every `seconds`, for a service whose work frees as much as it allocates, in blocks too small
+    for their own mappings, so glibc's heap keeps what it could give back (the console: each page and chart
+    update builds and drops JSON and element trees). Runs until cancelled."""
+    while True:
+        await asyncio.sleep(seconds)
+        trim_heap()
 
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
