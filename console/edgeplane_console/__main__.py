@@ -1,5 +1,6 @@
 """`python -m edgeplane_console`: the console's process."""
 
+import asyncio.sslproto
 import sys
 
 # Libraries this process never uses, marked absent before NiceGUI is imported: python-socketio's package
@@ -15,6 +16,11 @@ import sys
 UNUSED = ("redis", "valkey", "aiohttp", "requests", "rich", "pygments", "watchfiles")
 for _name in UNUSED:
     sys.modules.setdefault(_name, None)  # type: ignore[arg-type]
+
+# asyncio gives each TLS connection a 256 KiB read buffer, zero-filled at once; the console holds ~20 (the
+# browser's, one per service it polls, NATS): 64 KiB still takes four 16 KiB TLS records per read.
+if isinstance(getattr(asyncio.sslproto.SSLProtocol, "max_size", None), int):
+    asyncio.sslproto.SSLProtocol.max_size = 64 * 1024
 
 from edgeplane_console.main import run  # noqa: E402
 
