@@ -61,13 +61,21 @@ def event(resource: str, value: float) -> bytes:
                          "payload": doc})  # fmt: skip
 
 
-def rss(pid: int | None) -> str:
-    """The console's RSS (with any children) in MiB and in MB (the target is stated in decimal MB)."""
+def rss_bytes(pid: int | None) -> int:
     if not pid:
-        return "-"
+        return 0
     p = psutil.Process(pid)
-    total = sum(x.memory_info().rss for x in [p, *p.children(recursive=True)])
-    return f"{total / 2**20:.1f} MiB = {total / 1e6:.1f} MB"
+    return sum(x.memory_info().rss for x in [p, *p.children(recursive=True)])
+
+
+def size(total: int) -> str:
+    """In MiB and in MB (the target is stated in decimal MB)."""
+    return f"{total / 2**20:.1f} MiB = {total / 1e6:.1f} MB" if total else "-"
+
+
+def rss(pid: int | None) -> str:
+    """The console's RSS (with any children)."""
+    return size(rss_bytes(pid))
 
 
 def load() -> str:
@@ -103,6 +111,7 @@ async def main(args: argparse.Namespace) -> None:
         sent = 0
         start = time.monotonic()
         samples: dict[str, list[tuple[float, int, int]]] = {c: [] for c in charts}
+        rss_seen: list[int] = []
         next_sample = start + 1
         while time.monotonic() - start < args.seconds:
             for resource in charts:
@@ -110,6 +119,7 @@ async def main(args: argparse.Namespace) -> None:
             sent += 1
             if time.monotonic() >= next_sample:
                 next_sample += 1
+                rss_seen.append(rss_bytes(args.pid))
                 now_ms = int(time.time() * 1000)
                 for resource in charts:
                     el = page.locator(f'[data-testid="chart-{resource}"]')
@@ -122,6 +132,10 @@ async def main(args: argparse.Namespace) -> None:
             f"published {sent} values per chart in {elapsed:.1f} s ({sent / elapsed:.1f}/s each, {len(charts)} charts)"
         )
         print(f"console RSS with the page open under load: {rss(args.pid)}; {load()}")
+        steady_rss = sorted(rss_seen[len(rss_seen) // 3 :])
+        if steady_rss:
+            print(f"  sampled each second after the first third: median {size(steady_rss[len(steady_rss) // 2])}, "
+                  f"max {size(steady_rss[-1])}")  # fmt: skip
         for resource, rows in samples.items():
             steady = rows[len(rows) // 3 :]
             if len(steady) < 2:
