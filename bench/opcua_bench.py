@@ -89,6 +89,11 @@ def profile(n: int) -> dict[str, object]:
     }
 
 
+def size(n_bytes: float) -> str:
+    """Both units, since they differ by 5%: MiB (2**20 bytes, what ps and /proc count in) and MB (10**6)."""
+    return f"{n_bytes / 2**20:.1f} MiB ({n_bytes / 1e6:.1f} MB)"
+
+
 async def raw_subscription(url: str, n: int, tick: float, seconds: float) -> float:
     async with Client(url) as client:
         sub = await client.create_subscription(tick * 1000, handler=None, queue_maxsize=1_000_000)
@@ -162,7 +167,7 @@ async def service_run(
     window: float,
     python: str | None = None,
 ) -> tuple[float, float, float]:
-    """Readings/s published, and device-opcua's RSS and the part of it that is shared library pages (MB)."""
+    """Readings/s published, and device-opcua's RSS and the part of it that is shared library pages (bytes)."""
     nats_srv = EmbeddedNats(data_dir=tmp / f"nats-{subscriptions}").start()
     redis_srv = EmbeddedRedis(data_dir=tmp / f"redis-{subscriptions}").start()
     try:
@@ -202,7 +207,7 @@ async def service_run(
         wait_http(service, f"http://127.0.0.1:{ds_port}/api/v3/ping")
         rate = await published(nats_srv.url, warmup, window)
         mem = service.ps.memory_info()
-        return rate, mem.rss / 2**20, mem.shared / 2**20
+        return rate, mem.rss, mem.shared
     finally:
         procs.stop_all()
         nats_srv.stop()
@@ -274,9 +279,9 @@ async def main() -> int:
         print(f"(b) raw asyncua batched reads     {raw_read:10.0f} values/s")
         print(f"(d) device-opcua polled reads     {poll_rate:10.0f} readings/s published", end="")
         print(f"  ({poll_rate / raw_read:.0%} of (b); target >= 80%)")
-    print(f"RSS of device-opcua with {n} monitored items: {sub_rss:.0f} MB (target <= 90 MB)", end="")
-    print(f", of which {sub_shared:.0f} MB shared library pages", end="")
-    print(f"; polled run: {poll_rss:.0f} MB" if poll_rss is not None else "")
+    print(f"RSS of device-opcua with {n} monitored items: {size(sub_rss)} (target <= 90 MB)", end="")
+    print(f", of which {size(sub_shared)} shared library pages", end="")
+    print(f"; polled run: {size(poll_rss)}" if poll_rss is not None else "")
     print(f"(psutil {psutil.__version__})")
     return 0
 
