@@ -20,6 +20,7 @@ import httpx
 import psutil
 import yaml
 
+from edgeplane.supervisor import SERVICE_PYTHON_FLAGS
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,10 +50,12 @@ class Procs:
         preexec: Callable[[], None] | None = None,
         python: str | None = None,
     ) -> Proc:
+        """Start `python -m <service>` (args: ["-m", module, ...]) with the flags `edgeplane up` and the images
+        run services with (-OO), so what is measured is what runs."""
         log = self.tmp / f"{name}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(
-                [python or sys.executable, *args],
+                [python or sys.executable, *SERVICE_PYTHON_FLAGS, *args],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -14,8 +14,9 @@ variables that all change every tick), it measures:
 Targets (issue 11): (c) >= 80% of (a), (d) >= 80% of (b), RSS of device-opcua <= 90 MB with 1,000 monitored
 items. Timings are printed, never asserted.
 
-The processes load their modules from bytecode, as the images do (pip compiles it at install) and as any venv
-does after its first run: a cache is warmed first under the bench's temporary folder. `--no-bytecode` runs them
+The processes run as `edgeplane up` and the images run them (python -OO) and load their modules from bytecode, as
+the images do (compiled at build) and as any venv does after its first run: a cache is warmed first under the
+bench's temporary folder. `--no-bytecode` runs them
 as the environment says (with PYTHONDONTWRITEBYTECODE and no __pycache__, every start compiles asyncua's 3 MB of
 generated source, which costs time and, until the SDK hands the freed heap back, memory).
 
@@ -49,6 +50,7 @@ from _procs import Procs, wait_http, wait_tcp
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent
 
+from edgeplane.supervisor import SERVICE_PYTHON_FLAGS
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
 
 QUIET = {"EDGEPLANE_LOG_LEVEL": "WARNING", "EDGEPLANE_LOG_JSON": "true"}
@@ -231,9 +233,11 @@ async def main() -> int:
             os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the children inherit the environment
             os.environ["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
             modules = "import device_opcua.main, device_opcua.sim, core_metadata.main"
-            await asyncio.to_thread(subprocess.run, [sys.executable, "-c", modules], check=True)
+            flags = list(SERVICE_PYTHON_FLAGS)  # the services run with them: bytecode of that optimization level
+            await asyncio.to_thread(subprocess.run, [sys.executable, *flags, "-c", modules], check=True)
             if args.python:
-                await asyncio.to_thread(subprocess.run, [args.python, "-c", "import device_opcua.main"], check=True)
+                warm = [args.python, *flags, "-c", "import device_opcua.main"]
+                await asyncio.to_thread(subprocess.run, warm, check=True)
         (tmp / "sim.yaml").write_text(yaml.safe_dump(sim_config(n, args.tick)))
         sim_procs = Procs(tmp)
         port = free_port()

@@ -42,6 +42,9 @@ from edgeplane_common.tls import CA_FILE_ENV, client_verify
 STATE_FILE = "run.json"
 LOOPBACK = "127.0.0.1"
 ANY_HOST = "0.0.0.0"  # where services bind by default (HttpSettings.host)
+SERVICE_PYTHON_FLAGS = ("-OO",)
+"""Services run without docstrings and asserts, as in their image (PYTHONOPTIMIZE=2): a few MiB less code in
+memory each (docs/adr/0005-services-run-optimized.md). Never the `edgeplane` CLI, whose help is its docstrings."""
 
 
 # ---------------------------------------------------------------- ports
@@ -566,6 +569,7 @@ class Stack:
                 name=service.name,
                 argv=[
                     self.config.python,
+                    *SERVICE_PYTHON_FLAGS,
                     "-m",
                     service.module,
                     *(a.format(port=service.http_port(offset)) for a in service.args),
