@@ -65,10 +65,15 @@ def resolve(profile: DeviceProfile, name: str) -> ResolvedCommand:
     res = profile.resource(name)
     if res is None:
         raise NotFound(f"profile {profile.name!r} has no device command or device resource named {name!r}")
+    return resolve_resource(res)
+
+
+def resolve_resource(res: DeviceResource) -> ResolvedCommand:
+    """A device resource called by its name (what `resolve` gives for a name no device command has)."""
     props = res.properties
     rw = props.read_write
     return ResolvedCommand(
-        name, (res,), ({},), (props.default_value,), rw.readable, rw.writable, res.is_hidden, "device resource"
+        res.name, (res,), ({},), (props.default_value,), rw.readable, rw.writable, res.is_hidden, "device resource"
     )
 
 

@@ -311,11 +311,14 @@ class CommandExecutor:
         await self.health.succeeded(device)
         return self.event_json(device, command, source, values)
 
-    def event_json(self, device: Device, command: str, source: Source, values: list[CommandValue]) -> EventJson:
+    def event_json(
+        self, device: Device, command: str, source: Source, values: list[CommandValue], *, cache: bool = True
+    ) -> EventJson:
         """The event of raw `values` (one per resource of `source`, in its order) read from `device`: what
-        commands, autoevents and values pushed by the driver publish."""
+        commands, autoevents and values pushed by the driver publish. Without `cache`, what is worked out per
+        resource of `source` is not kept for its next event (a source built for one event)."""
         profile = device.profile_name or ""
-        specs = self._source_specs(source)
+        specs = self._source_specs(source) if cache else _SourceSpecs(source)
         if len(values) != len(specs.specs):
             raise ServerError(
                 f"the driver returned {len(values)} values for the {len(specs.specs)} resources of {command!r}"
