@@ -18,7 +18,7 @@ from edgeplane_console import __version__
 from edgeplane_console.application.live import LiveHub
 from edgeplane_console.application.state import ConsoleState
 from edgeplane_console.messaging.events import LiveFeed
-from edgeplane_console.settings import SHOWN_SERVICES, ConsoleSettings
+from edgeplane_console.settings import ConsoleSettings
 from edgeplane_console.ui import devices, overview, profiles, registry, rules
 from edgeplane_console.ui.auth import ConsoleAuth
 
@@ -56,7 +56,7 @@ def create_app(
         boot.close("gateway client", client.close)
     state = ConsoleState(
         client=client,
-        services={name: url for name, url in urls.items() if name in SHOWN_SERVICES},
+        services=settings.shown_service_urls(),
         app_service_urls=settings.app_service_url_list(),
         hub=LiveHub(keep=settings.chart_points),
         refresh_interval=settings.refresh_interval,

@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from edgeplane_common.clients.gateway import APP_SERVICE_PORTS, DEFAULT_PORTS
 from edgeplane_common.settings import HttpSettings, ServiceSettings
 from edgeplane_common.tls import own_scheme
-
-SHOWN_SERVICES = ("core-metadata", "core-data", "core-command", "device-modbus", "device-opcua", "rules-engine")
-"""The services whose health the overview shows by default (app services are found by probing)."""
 
 
 class ConsoleHttpSettings(HttpSettings):
@@ -34,6 +31,11 @@ class ConsoleSettings(ServiceSettings):
         description='Base URL per service, overriding host and port, e.g. {"core-data": "http://core-data:59880"} '
         "(JSON). Services not named use `gateway_host` and their port (EDGEPLANE_<NAME>_PORT, as the launcher "
         "sets it, else EdgeX's default).",
+    )
+    shown_services: list[str] | None = Field(
+        None,
+        description="The services whose health, version and port the overview shows (JSON list), e.g. without "
+        "the ones a gateway does not run; default: every one the console knows (app services are found by probing).",
     )
     app_service_urls: list[str] | None = Field(
         None,
@@ -69,6 +71,19 @@ class ConsoleSettings(ServiceSettings):
         urls = {name: f"{base}:{self._port(name)}" for name in DEFAULT_PORTS if name != "console"}
         urls.update(self.service_urls)
         return urls
+
+    def shown_service_urls(self) -> dict[str, str]:
+        """Base URL of each service the overview shows."""
+        urls = self.service_url_map()
+        return urls if self.shown_services is None else {name: urls[name] for name in self.shown_services}
+
+    @model_validator(mode="after")
+    def _known_shown_services(self) -> ConsoleSettings:
+        known = self.service_url_map()
+        unknown = [name for name in self.shown_services or () if name not in known]
+        if unknown:
+            raise ValueError(f"shown_services: unknown services {unknown} (known: {sorted(known)})")
+        return self
 
     def app_service_url_list(self) -> list[str]:
         if self.app_service_urls is not None:

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+import core_metadata
 from tests.support.browser import ROOT, WAIT_S, by_id, chromium, field, new_page, shot
 from tests.support.native import DEVICE, NativeStack, edgeplane_up, launcher_env, wait_for_device_up
 
@@ -181,8 +182,11 @@ def page(browser: Any, stack: NativeStack) -> Iterator[Any]:
 def test_overview_shows_the_services_and_the_demo_devices_up(page: Any, stack: NativeStack) -> None:
     page.goto("/")
     services = by_id(page, "services")
-    for name in ("core-metadata", "core-data", "core-command", "device-modbus", "device-opcua", "rules-engine"):
-        services.locator("tr", has_text=name).get_by_text("up", exact=True).wait_for()
+    names = ("core-metadata", "core-data", "core-command", "device-modbus", "device-opcua", "device-virtual")
+    for name in (*names, "rules-engine", "app-http-export"):
+        row = services.locator("tr", has_text=name)
+        row.get_by_text("up", exact=True).wait_for()
+        row.get_by_text(core_metadata.__version__, exact=True).wait_for()  # every service says its version
     # Every demo device (the PLC, and the OPC UA line where device-opcua runs) comes UP; none stays DOWN.
     expected = len(
         httpx.get(f"{stack.url('core-metadata')}/api/v3/device/all", timeout=5, trust_env=False).json()["devices"]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from edgeplane_common.bus import MessageEnvelope, Topics
 from edgeplane_common.bus.memory import InMemoryBus
 from edgeplane_common.errors import NotFound, ServiceUnavailable
@@ -198,7 +201,7 @@ class FakeGateway:
 
     async def get_at(self, base_url: str, path: str, *, timeout: float | None = None) -> dict[str, Any]:
         if base_url.endswith(":59700"):
-            return {"serviceName": "app-influx"}
+            return {"serviceVersion": "0.2.0"} if path == "/version" else {"serviceName": "app-influx"}
         raise NotFound("nothing")
 
     async def metrics_text(self, base_url: str, *, timeout: float | None = None) -> str:
@@ -217,7 +220,7 @@ async def test_snapshot_shows_a_down_service_as_down_and_the_rest() -> None:
     assert by_name["core-metadata"].up
     assert by_name["core-metadata"].version == "0.1.0"
     assert snap.devices_by_state() == (1, 1)
-    assert [e.name for e in snap.exports] == ["app-influx"]
+    assert [(e.name, e.version) for e in snap.exports] == [("app-influx", "0.2.0")]
     problems = {(p.kind, p.subject) for p in snap.problems()}
     assert problems == {("service", "core-data"), ("device", "b"), ("rule", "r2"), ("export", "app-influx")}
 
@@ -245,6 +248,17 @@ def test_settings_follow_the_launcher_ports(monkeypatch: Any) -> None:
     apps = settings.app_service_url_list()
     assert apps[0] == "http://127.0.0.1:60700"
     assert len(apps) == 10
+
+
+def test_the_overview_shows_every_service_unless_told_which(monkeypatch: Any) -> None:
+    monkeypatch.delenv("CONSOLE_SHOWN_SERVICES", raising=False)
+    shown = ConsoleSettings().shown_service_urls()
+    assert {"core-metadata", "core-data", "core-command", "device-modbus", "device-opcua", "device-virtual",
+            "rules-engine"} == set(shown)  # fmt: skip
+    settings = ConsoleSettings(shown_services=["core-metadata", "device-modbus"])
+    assert list(settings.shown_service_urls()) == ["core-metadata", "device-modbus"]
+    with pytest.raises(ValidationError, match=r"shown_services: unknown services \['device-bacnet'\]"):
+        ConsoleSettings(shown_services=["core-data", "device-bacnet"])
 
 
 def test_a_rule_that_fired_again_after_its_last_error_is_no_longer_a_problem() -> None:

@@ -34,6 +34,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "core-command": 59882,
     "device-modbus": 59901,
     "device-opcua": 59997,
+    "device-virtual": 59900,
     "rules-engine": 59720,
     "console": 4000,
 }

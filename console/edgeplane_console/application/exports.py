@@ -28,6 +28,8 @@ class ExportStatus:
     buffered_bytes: float | None = None
     """Their size, when the instance says it (None: it does not)."""
     error: str = ""
+    version: str = ""
+    """The instance's own release (`serviceVersion` of its /api/v3/version), when it says it."""
 
 
 def summarize_metrics(name: str, url: str, text: str) -> ExportStatus:

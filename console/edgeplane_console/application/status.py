@@ -145,11 +145,16 @@ async def export_status(gateway: Gateway, url: str, timeout: float) -> ExportSta
     except EdgeError:
         return None
     name = str(ping.get("serviceName") or url)
+    version = ""
+    with contextlib.suppress(EdgeError):
+        version = str((await gateway.get_at(url, "/version", timeout=timeout)).get("serviceVersion") or "")
     try:
         text = await gateway.metrics_text(url, timeout=timeout * 4)
     except EdgeError as err:
-        return ExportStatus(name, url, error=f"metrics not available: {err.message}")
-    return summarize_metrics(name, url, text)
+        return ExportStatus(name, url, error=f"metrics not available: {err.message}", version=version)
+    status = summarize_metrics(name, url, text)
+    status.version = version
+    return status
 
 
 async def collect(

@@ -61,7 +61,7 @@ def register(state: ConsoleState, auth: ConsoleAuth) -> None:
                 }
                 for s in snap.services
             ] + [
-                {"service": e.name, "status": "down" if e.error else "up", "version": "-",
+                {"service": e.name, "status": "down" if e.error else "up", "version": e.version or "-",
                  "port": e.url.rsplit(":", 1)[-1], "message": e.error}
                 for e in snap.exports
             ]  # fmt: skip
