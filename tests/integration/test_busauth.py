@@ -40,7 +40,7 @@ from device_virtual.settings import DeviceVirtualSettings
 from edgeplane.secure import busauth, tls
 from edgeplane.services import SERVICES, by_name
 from edgeplane_common.bus import MessageEnvelope, Topics
-from edgeplane_common.bus.nats import NatsMessageBus, PermissionDenied, connect_options
+from edgeplane_common.bus.nats import NatsMessageBus, PermissionDenied, connect_options, round_trip
 from edgeplane_common.embedded import EmbeddedNats, EmbeddedRedis, free_port
 from edgeplane_common.redis import create_redis
 from edgeplane_common.settings import NatsSettings, RedisSettings, TlsSettings
@@ -49,6 +49,7 @@ from rules_engine.settings import RulesEngineSettings
 from tests.support.core_data import core_data_settings, running
 from tests.support.export_targets import running_app
 from tests.support.metadata import metadata_settings
+from tests.support.modbus import modbus_device
 from tests.support.stack import serve, wait_until
 
 MODBUS_PROFILE = MODBUS_RES / "profiles" / "edgeplane-demo-plc.profile.yaml"
@@ -191,7 +192,7 @@ async def test_the_viewer_reads_events_and_may_do_nothing_else(
     )
     try:
         events = await nc.subscribe(Topics.EVENTS_ALL)
-        await nc.flush()
+        await round_trip(nc)  # the server has the subscription before anything is published
         subject = Topics.events("device-virtual", "p", "d", "s")
         await buses["device-virtual"].publish(subject, MessageEnvelope(payload={"deviceName": "d"}))
         assert (await events.next_msg(timeout=10)).subject == subject
@@ -199,7 +200,7 @@ async def test_the_viewer_reads_events_and_may_do_nothing_else(
         await nc.publish(Topics.events("device-virtual", "p", "d", "forged"), b"{}")
         await nc.publish(Topics.command_request_all("device-virtual").replace(">", "d.get"), b"{}")
         await nc.subscribe(Topics.command_request_all("device-virtual"))
-        await nc.flush()
+        await round_trip(nc)
         await wait_until(lambda: len(refusals) >= 3)
         assert sum("publish" in r.lower() for r in refusals) == 2, refusals
         assert sum("subscription" in r.lower() for r in refusals) == 1, refusals
@@ -457,17 +458,9 @@ async def test_modbus_rules_and_an_app_service_work_with_their_generated_credent
             }
         )
         await es.enter_async_context(serve(create_modbus_app(ds), ds_port))
-        protocol = {"Address": "127.0.0.1", "Port": str(sim.port), "UnitID": "1", "Timeout": "1", "IdleTimeout": "0"}
-        device = {
-            "name": "plc1",
-            "serviceName": "device-modbus",
-            "profileName": "Edgeplane-Demo-PLC",
-            "adminState": "UNLOCKED",
-            "operatingState": "UP",
-            "protocols": {"modbus-tcp": protocol},
-            "autoEvents": [{"interval": "100ms", "sourceName": "TankTemperature"}],
-        }
-        added = await metadata.post("/device", json=[{"apiVersion": "v3", "device": device}])
+        autoevents = [{"interval": "100ms", "sourceName": "TankTemperature"}]
+        device = modbus_device("plc1", "Edgeplane-Demo-PLC", sim.port, autoEvents=autoevents)
+        added = await metadata.post("/device", json=[device])
         assert added.json()[0]["statusCode"] == 201, added.text
 
         rules_port = free_port()
