@@ -20,20 +20,10 @@ import pytest
 
 from edgeplane.services import SERVICES, by_name
 from edgeplane.supervisor import pid_alive, read_state, tcp_reachable
-from edgeplane_common.embedded import free_port, port_in_use
-from tests.support.native import NativeStack, edgeplane_up
+from edgeplane_common.embedded import free_port
+from tests.support.native import NativeStack, edgeplane_up, free_offset
 
 FIRST = SERVICES[0]
-
-
-def _free_offset() -> int:
-    """A --port-offset that puts every service on a port that is free right now."""
-    for _ in range(100):
-        offset = free_port() - FIRST.port
-        ports = [s.port + offset for s in SERVICES]
-        if all(0 < p < 65536 and not port_in_use("0.0.0.0", p) for p in ports):
-            return offset
-    raise AssertionError("no free set of service ports found")
 
 
 def _edgeplane(*args: str) -> list[str]:
@@ -57,7 +47,7 @@ def listener() -> Iterator[int]:
 
 def test_up_serves_ping_then_sigterm_stops_everything(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    offset = _free_offset()
+    offset = free_offset()
     output = tmp_path / "up.out"
     with output.open("wb") as out:
         proc = subprocess.Popen(
@@ -144,7 +134,7 @@ def test_busy_nats_port_is_reported_by_name(tmp_path: Path, listener: int) -> No
     result = subprocess.run(
         _edgeplane(
             "up", "--data-dir", str(tmp_path / "data"), "--nats-port", str(listener),
-            "--redis-port", str(free_port()), f"--port-offset={_free_offset()}",
+            "--redis-port", str(free_port()), f"--port-offset={free_offset()}",
         ),
         capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=60,
     )  # fmt: skip

@@ -46,13 +46,28 @@ def needs(name: str) -> None:
         pytest.skip(f"{name} is not in the launcher's SERVICES (launcher/edgeplane/services.py) yet")
 
 
+def _ephemeral_ports() -> range:
+    """The ports the kernel gives outgoing connections: any client socket on the machine may take one."""
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
 def free_offset() -> int:
-    """A --port-offset that puts every service (the simulator included) on a port free right now."""
-    for _ in range(200):
-        offset = random.randint(1000, 5000)
-        ports = [s.port + offset for s in SERVICES]
-        if all(1024 < p < 65536 and not port_in_use("0.0.0.0", p) for p in ports):
-            return offset
+    """A --port-offset that puts every service (the simulators included) on a port free right now and, where
+    possible, outside the ephemeral range: there an outgoing connection of any process could take a port
+    between this check and the service's bind (seen as `address already in use` at start)."""
+    ephemeral = _ephemeral_ports()
+    candidates = [random.randint(1000, 5500) for _ in range(200)]
+    for outside in (True, False):
+        for offset in candidates:
+            ports = [s.port + offset for s in SERVICES]
+            if all(
+                1024 < p < 65536 and not (outside and p in ephemeral) and not port_in_use("0.0.0.0", p) for p in ports
+            ):
+                return offset
     raise AssertionError("no free set of service ports found")
 
 
