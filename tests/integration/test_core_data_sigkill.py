@@ -33,7 +33,11 @@ from tests.support.core_data import event, reading
 from tests.support.stack import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-EVENTS = 3000
+KILL_AFTER = 600
+"""Events stored before the first kill."""
+TAIL = 1000
+"""Events published after the kill has landed (before it: as many as it takes, at most MAX_EVENTS)."""
+MAX_EVENTS = 12_000
 READINGS = 3
 DEVICES = 5
 
@@ -90,7 +94,7 @@ def core_data_env(nats_url: str, redis_url: str) -> dict[str, str]:
         "CORE_DATA_INGEST__DURABLE": f"core-data-sigkill-{tag}",
         "CORE_DATA_INGEST__TOPIC": f"edgex.events.device.sigkill-{tag}.>",
         "CORE_DATA_RETENTION__ENABLED": "false",
-        "CORE_DATA_MAX_RESULT_COUNT": str(EVENTS),
+        "CORE_DATA_MAX_RESULT_COUNT": str(MAX_EVENTS),
         "CORE_DATA_LOG_JSON": "false",
         "TEST_TAG": tag,
     }
@@ -138,15 +142,22 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(
         await bus.publish_durable(topic, MessageEnvelope(payload=ev))
         published.append(ev["id"])
 
+    killed = asyncio.Event()
+
     async def publish() -> None:
         # 50 publishes in flight at a time: faster than core-data stores, so it always holds messages it
-        # has not acknowledged yet; spread over a few seconds.
-        for start in range(0, EVENTS, 50):
-            await asyncio.gather(*(publish_one(i) for i in range(start, start + 50)))
+        # has not acknowledged yet. Going on until the kill has landed (a restart between two kill attempts
+        # takes seconds), so that it always lands mid-stream; then TAIL more.
+        i, end = 0, MAX_EVENTS
+        while i < end:
+            if end == MAX_EVENTS and killed.is_set():
+                end = i + TAIL
+            await asyncio.gather(*(publish_one(j) for j in range(i, i + 50)))
+            i += 50
             await asyncio.sleep(0.02)
 
     publisher = asyncio.create_task(publish())
-    await wait_until(lambda: _stored(r, EVENTS // 5), timeout=60)
+    await wait_until(lambda: _stored(r, KILL_AFTER), timeout=60)
 
     async def busy() -> bool:
         return bool((await js.consumer_info(Topics.EVENTS_STREAM, durable)).num_ack_pending)
@@ -164,35 +175,37 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(
         await process.ready()
     else:
         pytest.fail("core-data never held an unacknowledged delivery when killed (5 attempts)")
+    killed.set()
     stored_at_kill = int(await r.zcard(EV_ALL))
-    assert not publisher.done(), "the kill must happen while events are still being published"
-    assert stored_at_kill < EVENTS
+    assert not publisher.done(), f"no kill landed while {MAX_EVENTS} events were published"
 
     t_kill = time.monotonic()
     process.start()
     await process.ready()
     print(f"restarted in {time.monotonic() - t_kill:.1f}s")
     await publisher
-    await wait_until(lambda: _stored(r, EVENTS), timeout=90, interval=0.2)
+    events = len(published)
+    assert stored_at_kill < events
+    await wait_until(lambda: _stored(r, events), timeout=90, interval=0.2)
     print(f"all stored {time.monotonic() - t_kill:.1f}s after the kill")
     await asyncio.sleep(3)  # redeliveries still in flight after the count is reached must not add anything
 
     # every published event exactly once, with every reading, through the REST API too
-    assert int(await r.hlen(EV)) == EVENTS
-    assert int(await r.zcard(EV_ALL)) == EVENTS
-    assert int(await r.zcard(RD_ALL)) == EVENTS * READINGS
+    assert int(await r.hlen(EV)) == events
+    assert int(await r.zcard(EV_ALL)) == events
+    assert int(await r.zcard(RD_ALL)) == events * READINGS
     base = f"http://127.0.0.1:{process.port}/api/v3"
     async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-        assert (await c.get("/event/count")).json()["count"] == EVENTS
-        assert (await c.get("/reading/count")).json()["count"] == EVENTS * READINGS
+        assert (await c.get("/event/count")).json()["count"] == events
+        assert (await c.get("/reading/count")).json()["count"] == events * READINGS
         stored_ids: list[str] = []
         for d in range(DEVICES):
             page = (await c.get(f"/event/device/name/dev-{d}", params={"limit": -1})).json()
-            assert page["totalCount"] == EVENTS // DEVICES
+            assert page["totalCount"] == events // DEVICES
             stored_ids += [e["id"] for e in page["events"]]
             assert all(len(e["readings"]) == READINGS for e in page["events"])
-            assert (await c.get(f"/reading/count/device/name/dev-{d}")).json()["count"] == EVENTS // DEVICES * READINGS
-    assert len(stored_ids) == len(set(stored_ids)) == EVENTS
+            assert (await c.get(f"/reading/count/device/name/dev-{d}")).json()["count"] == events // DEVICES * READINGS
+    assert len(stored_ids) == len(set(stored_ids)) == events
     assert set(stored_ids) == set(published)
 
     # and the stream owes core-data nothing
@@ -200,7 +213,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
     # deliveries beyond one per event: what the killed process held unacknowledged came again, and was
     # not stored twice (the point of this test)
-    redelivered = info.delivered.consumer_seq - EVENTS
+    redelivered = info.delivered.consumer_seq - events
     print(f"stored at kill {stored_at_kill}, redelivered {redelivered}")
     assert redelivered > 0
     process.stop()
