@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import core_metadata
-from tests.support.browser import ROOT, WAIT_S, by_id, chromium, field, new_page, shot
+from tests.support.browser import ROOT, WAIT_S, by_id, field, shot
 from tests.support.native import DEVICE, NativeStack, edgeplane_up, launcher_env, wait_for_device_up
 
 DEMO_PROFILE = ROOT / "device-services/modbus/device_modbus/res/profiles/edgeplane-demo-plc.profile.yaml"
@@ -165,18 +165,6 @@ def test_cli_rules(stack: NativeStack, tmp_path: Path) -> None:
 
 
 # -------------------------------------------------------------------------------------------- the browser
-
-
-@pytest.fixture(scope="module")
-def browser(stack: NativeStack) -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser: Any, stack: NativeStack) -> Iterator[Any]:
-    with new_page(browser, stack.url("console")) as page:
-        yield page
 
 
 def test_overview_shows_the_services_and_the_demo_devices_up(page: Any, stack: NativeStack) -> None:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgeplane_common.auth import TokenIssuer, load_or_create_signing_key
 from edgeplane_common.clients.gateway import DEFAULT_PORTS
-from tests.support.browser import by_id, chromium, field, new_page, shot
+from tests.support.browser import by_id, field, shot
 from tests.support.native import DEVICE, NativeStack, edgeplane_up, free_offset, wait_for_device_up
 
 ADMIN_PASSWORD = "console-admin-pw"
@@ -65,19 +65,6 @@ def login(stack: NativeStack, user: str, password: str) -> str:
     )
     assert r.status_code == 200, r.text
     return str(r.json()["token"])
-
-
-@pytest.fixture(scope="module")
-def browser(stack: NativeStack) -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser: Any, stack: NativeStack) -> Iterator[Any]:
-    """A fresh browser context (no session cookie): every test starts logged out."""
-    with new_page(browser, stack.url("console")) as page:
-        yield page
 
 
 def log_in(page: Any, user: str, password: str) -> None:
