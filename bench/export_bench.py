@@ -1,4 +1,4 @@
-# ruff: noqa: ASYNC110, ASYNC210, ASYNC220  (a benchmark driver: blocking status polls between timed parts are fine)
+# ruff: noqa: ASYNC110, ASYNC210  (a benchmark driver: blocking status polls between timed parts are fine)
 """App-service export benchmark (issue 13): `python bench/export_bench.py` or `make bench`.
 
 In one run, against one VictoriaMetrics (the InfluxDB v2 write API; Debian's `victoria-metrics`) started here:
@@ -23,19 +23,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
-import os
 import random
 import shutil
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+from _procs import Procs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -208,6 +210,32 @@ async def bench_deadband(n: int = 100_000) -> None:
     )
 
 
+@contextlib.asynccontextmanager
+async def app_service(
+    tmp: Path, instance: str, env: dict[str, str], ready: tuple[str, ...] = ("running",)
+) -> AsyncIterator[tuple[psutil.Process, str]]:
+    """`python -m app_services --instance INSTANCE` as `edgeplane up` runs it (_procs: -OO), on a free port;
+    yields its process and status URL once its state is one of `ready` (and a second more), then stops it."""
+    port = free_port()
+    prefix = instance.upper().replace("-", "_")
+    env = {f"{prefix}_HTTP__PORT": str(port), f"{prefix}_LOG_JSON": "false", **env}
+    procs = Procs(tmp)
+    proc = procs.spawn(instance, ["-m", "app_services", "--instance", instance], env)
+    status_url = f"http://127.0.0.1:{port}/api/v3/status"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(status_url, timeout=1).json()["state"] in ready:
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        yield proc.ps, status_url
+    finally:
+        procs.stop_all()
+
+
 async def bench_outage(tmp: Path, nats_url: str, seconds: int, rate: int = 1000) -> None:
     vm = Victoria(tmp / "vm-outage")
     pipeline = tmp / "outage.yaml"
@@ -217,76 +245,52 @@ async def bench_outage(tmp: Path, nats_url: str, seconds: int, rate: int = 1000)
         "Writable:\n  Pipeline:\n    ExecutionOrder: InfluxDBExport\n"
         "  StoreAndForward: {MaxBytes: 512MiB, RetryInterval: 500ms, MaxRetryInterval: 5s}\n"
     )
-    port = free_port()
-    import subprocess
-
     env = {
-        **os.environ,
-        "APP_BENCH_OUTAGE_HTTP__PORT": str(port),
         "APP_BENCH_OUTAGE_PIPELINE_FILE": str(pipeline),
         "APP_BENCH_OUTAGE_NATS__URL": nats_url,
-        "APP_BENCH_OUTAGE_LOG_JSON": "false",
         "INFLUXDB_V2_URL": vm.url,
     }
-    log = (tmp / "app.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app_services", "--instance", "app-bench-outage"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    status_url = f"http://127.0.0.1:{port}/api/v3/status"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(status_url, timeout=1).json()["state"] in ("running", "failing"):
+        async with app_service(tmp, "app-bench-outage", env, ready=("running", "failing")) as (ps, status_url):
+            bus = NatsMessageBus(NatsSettings(url=nats_url, request_timeout=FEEDER_ACK_TIMEOUT_S), name="bench")
+            await bus.connect()
+            rss: list[float] = []
+            origin = (time.time_ns() // 1_000_000 - 1000 * seconds) * 1_000_000
+            total = seconds * rate
+            t0 = time.perf_counter()
+            futures = []
+            for i, ev in enumerate(events(total, "benchOutage", origin)):
+                topic = Topics.events(dsvc, "benchOutage", ev["deviceName"], "Flow")
+                futures.append(await bus.publish_durable_pipelined(topic, MessageEnvelope(payload=ev)))
+                if i % rate == rate - 1:
+                    await asyncio.gather(*futures)
+                    futures.clear()
+                    rss.append(ps.memory_info().rss / 2**20)
+                    await asyncio.sleep(max(0.0, (i + 1) / rate - (time.perf_counter() - t0)))
+            await asyncio.gather(*futures)
+            for _ in range(600):
+                if httpx.get(status_url, timeout=5).json()["buffered"] >= total:
                     break
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(1)
-        bus = NatsMessageBus(NatsSettings(url=nats_url, request_timeout=FEEDER_ACK_TIMEOUT_S), name="bench")
-        await bus.connect()
-        ps = psutil.Process(proc.pid)
-        rss: list[float] = []
-        origin = (time.time_ns() // 1_000_000 - 1000 * seconds) * 1_000_000
-        total = seconds * rate
-        t0 = time.perf_counter()
-        futures = []
-        for i, ev in enumerate(events(total, "benchOutage", origin)):
-            topic = Topics.events(dsvc, "benchOutage", ev["deviceName"], "Flow")
-            futures.append(await bus.publish_durable_pipelined(topic, MessageEnvelope(payload=ev)))
-            if i % rate == rate - 1:
-                await asyncio.gather(*futures)
-                futures.clear()
-                rss.append(ps.memory_info().rss / 2**20)
-                await asyncio.sleep(max(0.0, (i + 1) / rate - (time.perf_counter() - t0)))
-        await asyncio.gather(*futures)
-        for _ in range(600):
-            if httpx.get(status_url, timeout=5).json()["buffered"] >= total:
-                break
-            await asyncio.sleep(0.1)
-        rss.append(ps.memory_info().rss / 2**20)
-        s = httpx.get(status_url, timeout=5).json()
-        print(
-            f"(d) outage {seconds}s at {rate:,} readings/s: {s['buffered']:,} buffered "
-            f"({s['bufferBytes'] / 2**20:.1f} MiB "
-            f"in the JetStream buffer), RSS start {rss[0]:.0f} MB, max {max(rss):.0f} MB, end {rss[-1]:.0f} MB"
-        )
-        vm.start()
-        t1 = time.perf_counter()
-        while httpx.get(status_url, timeout=5).json()["exported"] < total:
-            await asyncio.sleep(0.2)
-        drain = time.perf_counter() - t1
-        got = await vm.count("benchOutage_Flow", total)
-        print(
-            f"    target back: drained in {drain:.1f}s ({total / drain:,.0f} points/s); "
-            f"{got:,}/{total:,} points in the target; RSS {ps.memory_info().rss / 2**20:.0f} MB"
-        )
-        await bus.close()
+                await asyncio.sleep(0.1)
+            rss.append(ps.memory_info().rss / 2**20)
+            s = httpx.get(status_url, timeout=5).json()
+            print(
+                f"(d) outage {seconds}s at {rate:,} readings/s: {s['buffered']:,} buffered "
+                f"({s['bufferBytes'] / 2**20:.1f} MiB "
+                f"in the JetStream buffer), RSS start {rss[0]:.0f} MB, max {max(rss):.0f} MB, end {rss[-1]:.0f} MB"
+            )
+            vm.start()
+            t1 = time.perf_counter()
+            while httpx.get(status_url, timeout=5).json()["exported"] < total:
+                await asyncio.sleep(0.2)
+            drain = time.perf_counter() - t1
+            got = await vm.count("benchOutage_Flow", total)
+            print(
+                f"    target back: drained in {drain:.1f}s ({total / drain:,.0f} points/s); "
+                f"{got:,}/{total:,} points in the target; RSS {ps.memory_info().rss / 2**20:.0f} MB"
+            )
+            await bus.close()
     finally:
-        proc.terminate()
-        proc.wait(15)
         vm.stop()
 
 
@@ -338,73 +342,49 @@ async def bench_burst(
     """With `down`, each burst lands while the target is away and is exported once it is back: the forwarder
     then finds its whole batch size waiting (the largest groups it makes)."""
     n = max(1, points // readings)
-    import subprocess
-
     vm = Victoria(tmp / "vm-burst")
     vm.start()
-    port = free_port()
-    env = {
-        **os.environ,
-        "APP_INFLUX_EXPORT_HTTP__PORT": str(port),
-        "APP_INFLUX_EXPORT_NATS__URL": nats_url,
-        "APP_INFLUX_EXPORT_LOG_JSON": "false",
-        "APP_INFLUX_EXPORT_URL": vm.url,
-    }
+    env = {"APP_INFLUX_EXPORT_NATS__URL": nats_url, "APP_INFLUX_EXPORT_URL": vm.url}
     if pipeline:
         env["APP_INFLUX_EXPORT_PIPELINE_FILE"] = pipeline
-    log = (tmp / "burst.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app_services", "--instance", "app-influx-export"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    status_url = f"http://127.0.0.1:{port}/api/v3/status"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(status_url, timeout=1).json()["state"] == "running":
-                    break
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(1)
-        bus = NatsMessageBus(NatsSettings(url=nats_url, request_timeout=FEEDER_ACK_TIMEOUT_S), name="bench-burst")
-        await bus.connect()
-        idle = rss_anon(proc.pid)
-        peaks = []
-        origin = (time.time_ns() // 1_000_000 - 1000 * n * bursts) * 1_000_000
-        for b in range(bursts):
-            with RssSampler(proc.pid) as sampler:
-                if down:
-                    vm.stop()
-                futures = []
-                for ev in events(n, "benchBurst", origin + b * n * 1_000_000, readings):
-                    topic = Topics.events("burst", "benchBurst", ev["deviceName"], "Flow")
-                    futures.append(await bus.publish_durable_pipelined(topic, MessageEnvelope(payload=ev)))
-                await asyncio.gather(*futures)
-                if down:
-                    while httpx.get(status_url, timeout=5).json()["buffered"] < n * (b + 1):
+        async with app_service(tmp, "app-influx-export", env) as (ps, status_url):
+            bus = NatsMessageBus(NatsSettings(url=nats_url, request_timeout=FEEDER_ACK_TIMEOUT_S), name="bench-burst")
+            await bus.connect()
+            idle = rss_anon(ps.pid)
+            peaks = []
+            origin = (time.time_ns() // 1_000_000 - 1000 * n * bursts) * 1_000_000
+            for b in range(bursts):
+                with RssSampler(ps.pid) as sampler:
+                    if down:
+                        vm.stop()
+                    futures = []
+                    for ev in events(n, "benchBurst", origin + b * n * 1_000_000, readings):
+                        topic = Topics.events("burst", "benchBurst", ev["deviceName"], "Flow")
+                        futures.append(await bus.publish_durable_pipelined(topic, MessageEnvelope(payload=ev)))
+                    await asyncio.gather(*futures)
+                    if down:
+                        while httpx.get(status_url, timeout=5).json()["buffered"] < n * (b + 1):
+                            await asyncio.sleep(0.05)
+                        vm.start()
+                    while httpx.get(status_url, timeout=5).json()["exported"] < n * (b + 1):
                         await asyncio.sleep(0.05)
-                    vm.start()
-                while httpx.get(status_url, timeout=5).json()["exported"] < n * (b + 1):
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(1)
-            peaks.append((sampler.peak, sampler.peak_anon))
-        after = rss_anon(proc.pid)
-        got = await vm.count("benchBurst_Flow", n * bursts)
-        print(
-            f"(e) burst of {n * readings:,} points ({n:,} events of {readings} reading{'s' if readings > 1 else ''}) "
-            f"into app-influx-export ({pipeline or 'shipped pipeline'}, "
-            f"{'target down, then up' if down else 'target up'}), x{bursts}: "
-            f"RSS idle {idle[0]:.0f} MB, peak {' / '.join(f'{p:.0f}' for p, _ in peaks)} MB, after {after[0]:.0f} MB "
-            f"(anonymous: idle {idle[1]:.0f}, peak {' / '.join(f'{a:.0f}' for _, a in peaks)}, after {after[1]:.0f}); "
-            f"{got:,}/{n * bursts:,} Flow points in the target"
-        )
-        await bus.close()
+                    await asyncio.sleep(1)
+                peaks.append((sampler.peak, sampler.peak_anon))
+            after = rss_anon(ps.pid)
+            got = await vm.count("benchBurst_Flow", n * bursts)
+            plural = "s" if readings > 1 else ""
+            peak, peak_anon = (" / ".join(f"{p[i]:.0f}" for p in peaks) for i in (0, 1))
+            print(
+                f"(e) burst of {n * readings:,} points ({n:,} events of {readings} reading{plural}) "
+                f"into app-influx-export ({pipeline or 'shipped pipeline'}, "
+                f"{'target down, then up' if down else 'target up'}), x{bursts}: "
+                f"RSS idle {idle[0]:.0f} MB, peak {peak} MB, after {after[0]:.0f} MB "
+                f"(anonymous: idle {idle[1]:.0f}, peak {peak_anon}, after {after[1]:.0f}); "
+                f"{got:,}/{n * bursts:,} Flow points in the target"
+            )
+            await bus.close()
     finally:
-        proc.terminate()
-        proc.wait(15)
         vm.stop()
 
 
